@@ -1,0 +1,109 @@
+/**
+ * Access to the PyTorch reference's golden tensors (`../shared/parity/seed1`
+ * by default, or `LP_PARITY_DIR`). Without the directory, parity suites are
+ * skipped with a printed reason; with CI=true a missing directory fails.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { describe, it } from 'vitest';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { syntheticStateDict, type ParamSpec } from '../../src/weights/synthetic.js';
+import { type HostTensor, type StateDict, toFloat32 } from '../../src/weights/types.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const PARITY_DIR = resolve(process.env.LP_PARITY_DIR ?? join(ROOT, '..', 'shared', 'parity', 'seed1'));
+export const MEDIA_DIR = resolve(process.env.LP_MEDIA_DIR ?? join(ROOT, '..', 'shared', 'media'));
+export const HAVE_PARITY = existsSync(join(PARITY_DIR, 'weights_manifest.json'));
+
+interface Manifest {
+  seed: number;
+  modules: Record<string, Record<string, { shape: number[]; lo: number; hi: number; explicit?: boolean }>>;
+}
+
+let manifestCache: Manifest | undefined;
+export function manifest(): Manifest {
+  manifestCache ??= JSON.parse(readFileSync(join(PARITY_DIR, 'weights_manifest.json'), 'utf8')) as Manifest;
+  return manifestCache;
+}
+
+/** The seed the fixtures were made with. */
+export function paritySeed(): number {
+  return manifest().seed;
+}
+
+/** Parameter specs of a module as the manifest lists them. */
+export function manifestSpecs(module: string): ParamSpec[] {
+  const m = manifest().modules[module];
+  if (!m) throw new Error(`weights_manifest.json has no module '${module}'`);
+  return Object.entries(m).map(([key, v]) => ({ key, shape: v.shape }));
+}
+
+/** The fixture's weights for a module: the rule, plus the explicit tensors. */
+export function fixtureStateDict(module: string): StateDict {
+  const explicit = new Map<string, HostTensor>();
+  const path = join(PARITY_DIR, 'explicit_weights.safetensors');
+  if (existsSync(path))
+    for (const [k, t] of readSafetensors(path).tensors) if (k.startsWith(`${module}/`)) explicit.set(k.slice(module.length + 1), t);
+  return syntheticStateDict(module, manifestSpecs(module), paritySeed(), explicit);
+}
+
+const cache = new Map<string, Map<string, HostTensor>>();
+/** Tensors of a fixture file, e.g. fixture('camera'). */
+export function fixture(name: string): Map<string, HostTensor> {
+  let f = cache.get(name);
+  if (!f) {
+    f = readSafetensors(join(PARITY_DIR, `${name}.safetensors`)).tensors;
+    cache.set(name, f);
+  }
+  return f;
+}
+
+export function fixtureMetadata(name: string): Record<string, string> {
+  return readSafetensors(join(PARITY_DIR, `${name}.safetensors`)).metadata;
+}
+
+/** A fixture tensor as a tfjs tensor, optionally permuted (e.g. NCHW → NHWC). */
+export function fixtureTensor(name: string, key: string, perm?: number[]): tf.Tensor {
+  const t = fixture(name).get(key);
+  if (!t) throw new Error(`${name}.safetensors has no tensor '${key}'`);
+  return tf.tidy(() => {
+    const x = t.dtype === 'U8' ? tf.tensor(Int32Array.from(t.data as Uint8Array), t.shape, 'int32') : tf.tensor(toFloat32(t), t.shape, 'float32');
+    return perm ? tf.transpose(x, perm) : x;
+  });
+}
+
+/** Max |a - b| over two tensors of the same shape. */
+export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`shape mismatch: ${JSON.stringify(a.shape)} vs ${JSON.stringify(b.shape)}`);
+  return tf.tidy(() => tf.max(tf.abs(tf.sub(tf.cast(a, 'float32'), tf.cast(b, 'float32')))).dataSync()[0]);
+}
+
+/** NCHW → NHWC and NCDHW → NDHWC permutations, and back. */
+export const TO_NHWC = [0, 2, 3, 1];
+export const TO_NCHW = [0, 3, 1, 2];
+export const TO_NDHWC = [0, 2, 3, 4, 1];
+export const TO_NCDHW = [0, 4, 1, 2, 3];
+
+/**
+ * describe() for suites that need the parity fixtures: skipped with a printed
+ * reason when the directory is missing, failing instead under CI=true.
+ */
+export function describeParity(name: string, fn: () => void): void {
+  if (HAVE_PARITY) {
+    describe(name, fn);
+    return;
+  }
+  const reason = `parity fixtures not found at ${PARITY_DIR} (set LP_PARITY_DIR)`;
+  if (process.env.CI === 'true') {
+    describe(name, () => {
+      it('has its fixture directory', () => {
+        throw new Error(`${reason}; CI=true requires them`);
+      });
+    });
+  } else {
+    console.warn(`skipping '${name}': ${reason}`);
+    describe.skip(name, fn);
+  }
+}
