@@ -89,7 +89,7 @@ export class Conv3d implements Disposable {
   constructor(p: ParamReader, prefix: string, opts: { padding?: number | [number, number, number]; bias?: boolean } = {}) {
     const w = p.tensor(`${prefix}.weight`);
     if (w.rank !== 5) throw new Error(`${prefix}.weight: expected a 5-D Conv3d weight, got shape ${JSON.stringify(w.shape)}`);
-    this.kd = w.shape[2];
+    this.kd = w.shape[2] as number;
     this.filter = torchConv3dFilter(w);
     w.dispose();
     if (opts.bias ?? true) this.bias = p.tensor(`${prefix}.bias`) as tf.Tensor1D;
