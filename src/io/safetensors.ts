@@ -22,7 +22,8 @@ export class SafetensorsError extends Error {
 
 function view(dtype: DType, bytes: Uint8Array, n: number): HostData {
   // Copy into an aligned buffer: offsets in the file need not be aligned.
-  const buf = bytes.slice().buffer;
+  // (new Uint8Array copies; Node's Buffer.slice() would return a view.)
+  const buf = new Uint8Array(bytes).buffer;
   switch (dtype) {
     case 'F64':
       return new Float64Array(buf, 0, n);

@@ -1,0 +1,317 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { type DownloadProgress, SHA256SUMS, downloadWeights, readSha256Sums, verifyWeights } from '../src/weights/download.js';
+import { MODULES, type ModuleName, SIGNATURE_KEYS, officialPath } from '../src/weights/layout.js';
+import { WeightsError, convertWeights, findModuleFile, loadModuleWeights, loadWeights } from '../src/weights/load.js';
+import { type HostTensor, type StateDict, numel } from '../src/weights/types.js';
+import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
+
+const FIXTURE_MODULES = ['appearance_feature_extractor', 'stitching_retargeting_module'] as const;
+const ckpt = (m: string): string => join(PARITY_DIR, 'checkpoints', `${m}.pth`);
+
+function sameBits(a: HostTensor | undefined, b: HostTensor): boolean {
+  if (!a || a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return false;
+  return Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
+}
+
+function expectRule(sd: StateDict, module: string, prefix = ''): void {
+  const want = fixtureStateDict(module);
+  const bad = [...want].filter(([k, t]) => !sameBits(sd.get(prefix + k), t)).map(([k]) => k);
+  expect(bad, `${module}: tensors differing from the rule`).toEqual([]);
+}
+
+/** A stand-in safetensors file with just a module's signature keys (zeros). */
+function writeStub(dir: string, module: ModuleName): void {
+  const t = new Map<string, HostTensor>();
+  for (const [k, shape] of Object.entries(SIGNATURE_KEYS[module])) t.set(k, { dtype: 'F32', shape, data: new Float32Array(numel(shape)) });
+  writeSafetensors(join(dir, `${module}.safetensors`), t);
+}
+
+function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('did not throw');
+}
+
+let root: string;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'lp-weights-'));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('finding module files', () => {
+  it('prefers safetensors, then flat .pth, then the official nested layout; animal set folders', () => {
+    const d = join(root, 'find');
+    mkdirSync(join(d, 'liveportrait_animals', 'base_models_v1.1'), { recursive: true });
+    mkdirSync(join(d, 'liveportrait', 'base_models'), { recursive: true });
+    writeFileSync(join(d, 'liveportrait', 'base_models', 'warping_module.pth'), '');
+    writeFileSync(join(d, 'liveportrait_animals', 'base_models_v1.1', 'warping_module.pth'), '');
+    expect(findModuleFile(d, 'warping_module')).toEqual({ path: join(d, 'liveportrait/base_models/warping_module.pth'), format: 'pth' });
+    expect(findModuleFile(d, 'warping_module', { set: 'animal' })).toEqual({ path: join(d, 'liveportrait_animals/base_models_v1.1/warping_module.pth'), format: 'pth' });
+    writeFileSync(join(d, 'warping_module.pth'), '');
+    expect(findModuleFile(d, 'warping_module')?.path).toBe(join(d, 'warping_module.pth'));
+    writeFileSync(join(d, 'warping_module.safetensors'), '');
+    expect(findModuleFile(d, 'warping_module')).toEqual({ path: join(d, 'warping_module.safetensors'), format: 'safetensors' });
+    expect(findModuleFile(d, 'spade_generator')).toBeUndefined();
+  });
+
+  it('official paths of both sets', () => {
+    expect(officialPath('motion_extractor')).toBe('liveportrait/base_models/motion_extractor.pth');
+    expect(officialPath('motion_extractor', 'animal')).toBe('liveportrait_animals/base_models_v1.1/motion_extractor.pth');
+    expect(officialPath('stitching_retargeting_module', 'animal')).toBe('liveportrait/retargeting_models/stitching_retargeting_module.pth');
+  });
+
+  it('a missing module names itself, the directory and how to get it', () => {
+    const d = join(root, 'empty');
+    mkdirSync(d);
+    const e = errorOf(() => loadModuleWeights(d, 'spade_generator'));
+    expect(e).toBeInstanceOf(WeightsError);
+    expect(e.message).toMatch(/^spade_generator weights not found in .*empty: looked for spade_generator\.safetensors, spade_generator\.pth, liveportrait\/base_models\/spade_generator\.pth/);
+    expect(e.message).toContain('liveportrait weights download');
+    expect(e.message).toContain(join(d, 'liveportrait/base_models/spade_generator.pth'));
+    expect(e.message).toContain('weights/README.md');
+    expect(errorOf(() => loadWeights(d)).message).toMatch(/^5 modules missing \(appearance_feature_extractor, motion_extractor/);
+  });
+
+  it('a corrupt file is named', () => {
+    const d = join(root, 'corrupt');
+    mkdirSync(d);
+    writeFileSync(join(d, 'warping_module.safetensors'), 'garbage!garbage!');
+    const e = errorOf(() => loadModuleWeights(d, 'warping_module'));
+    expect(e.message).toMatch(/^corrupt weights file: .*warping_module\.safetensors: truncated: header says/);
+    writeFileSync(join(d, 'motion_extractor.pth'), 'garbage');
+    expect(errorOf(() => loadModuleWeights(d, 'motion_extractor')).message).toMatch(/^corrupt weights file: .*motion_extractor\.pth: not a PyTorch checkpoint: not a zip/);
+  });
+});
+
+describeParity('loading and converting the reference checkpoints', () => {
+  it('loads a mixed directory (official nested .pth + flat safetensors), stitching split in three', () => {
+    const d = join(root, 'mixed');
+    for (const m of FIXTURE_MODULES) {
+      mkdirSync(dirname(join(d, officialPath(m))), { recursive: true });
+      copyFileSync(ckpt(m), join(d, officialPath(m)));
+    }
+    for (const m of ['motion_extractor', 'warping_module', 'spade_generator'] as const) writeStub(d, m);
+    const w = loadWeights(d);
+    expect(Object.keys(w).sort()).toEqual([...MODULES].sort());
+    expectRule(w.appearance_feature_extractor, 'appearance_feature_extractor');
+    expect(Object.keys(w.stitching_retargeting_module)).toEqual(['stitching', 'lip', 'eye']);
+    expectRule(w.stitching_retargeting_module.stitching, 'stitching_retargeting_module/retarget_shoulder');
+    expectRule(w.stitching_retargeting_module.lip, 'stitching_retargeting_module/retarget_mouth');
+    expectRule(w.stitching_retargeting_module.eye, 'stitching_retargeting_module/retarget_eye');
+    expect(w.stitching_retargeting_module.eye.has('mlp.10.weight')).toBe(true);
+    expect(w.motion_extractor.has('detector.fc_kp.weight')).toBe(true);
+  });
+
+  it('refuses a checkpoint of another module', () => {
+    const d = join(root, 'wrong');
+    mkdirSync(d);
+    copyFileSync(ckpt('appearance_feature_extractor'), join(d, 'motion_extractor.pth'));
+    expect(errorOf(() => loadModuleWeights(d, 'motion_extractor')).message).toMatch(/motion_extractor\.pth: not a motion_extractor checkpoint \(no 'detector\.downsample_layers\.0\.0\.weight'\)/);
+  });
+
+  it('converts to safetensors with official keys, bit for bit', () => {
+    const src = join(root, 'mixed');
+    const out = join(root, 'converted');
+    const events: string[] = [];
+    const res = convertWeights(src, out, { modules: FIXTURE_MODULES, onProgress: (p) => events.push(`${p.phase}:${p.module}`) });
+    expect(res.map((r) => r.module)).toEqual([...FIXTURE_MODULES]);
+    expect(events).toEqual(['start:appearance_feature_extractor', 'done:appearance_feature_extractor', 'start:stitching_retargeting_module', 'done:stitching_retargeting_module']);
+    expect(readdirSync(out).sort()).toEqual(['appearance_feature_extractor.safetensors', 'stitching_retargeting_module.safetensors']);
+    const a = readSafetensors(join(out, 'appearance_feature_extractor.safetensors'));
+    expectRule(a.tensors, 'appearance_feature_extractor');
+    expect(a.metadata.source).toBe('liveportrait/base_models/appearance_feature_extractor.pth');
+    const s = readSafetensors(join(out, 'stitching_retargeting_module.safetensors')).tensors;
+    expect([...s.keys()][0]).toBe('retarget_shoulder.mlp.0.weight');
+    expectRule(s, 'stitching_retargeting_module/retarget_shoulder', 'retarget_shoulder.');
+    expectRule(s, 'stitching_retargeting_module/retarget_mouth', 'retarget_mouth.');
+    expectRule(s, 'stitching_retargeting_module/retarget_eye', 'retarget_eye.');
+    // The converted stitching file loads through the same split.
+    for (const m of ['motion_extractor', 'warping_module', 'spade_generator'] as const) writeStub(out, m);
+    expectRule(loadWeights(out).stitching_retargeting_module.lip, 'stitching_retargeting_module/retarget_mouth');
+  });
+
+  it('conversion fails before writing when an input is missing', () => {
+    const out = join(root, 'convert-missing');
+    const e = errorOf(() => convertWeights(join(root, 'mixed'), out));
+    expect(e.message).toMatch(/^motion_extractor weights not found in .*mixed: looked for motion_extractor\.pth, liveportrait\/base_models\/motion_extractor\.pth/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('the convert script exits non-zero with a clear message', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/convert/convert.ts', join(root, 'mixed'), join(root, 'cli-out')], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^convert: motion_extractor weights not found/);
+  });
+});
+
+// ---- Download from a local stand-in for huggingface.co.
+
+interface Served {
+  bytes: Buffer;
+  sha256: string;
+}
+
+describeParity('downloading from a local server', () => {
+  let server: Server;
+  let baseUrl: string;
+  const files = new Map<string, Served>();
+  const log: { path: string; range?: string }[] = [];
+  /** Per path: cut the next N responses after this many bytes. */
+  const cuts = new Map<string, { after: number; times: number }>();
+  let wrongSha = false;
+
+  beforeAll(async () => {
+    for (const m of FIXTURE_MODULES) {
+      const bytes = readFileSync(ckpt(m));
+      files.set(officialPath(m), { bytes, sha256: createHash('sha256').update(bytes).digest('hex') });
+    }
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const url = decodeURIComponent(req.url ?? '');
+      log.push({ path: url, range: req.headers.range });
+      const tree = url.match(/^\/api\/models\/KwaiVGI\/LivePortrait\/tree\/main\/(.+)$/);
+      if (tree) {
+        const list = [...files].filter(([p]) => dirname(p) === tree[1]).map(([p, f]) => ({ type: 'file', path: p, size: f.bytes.length, oid: 'gitsha1', lfs: { oid: wrongSha ? '0'.repeat(64) : f.sha256, size: f.bytes.length, pointerSize: 134 } }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(list));
+        return;
+      }
+      const file = url.match(/^\/KwaiVGI\/LivePortrait\/resolve\/main\/(.+)$/);
+      const f = file && files.get(file[1]);
+      if (!f) {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      let start = 0;
+      const m = req.headers.range?.match(/^bytes=(\d+)-$/);
+      if (m) start = Number(m[1]);
+      if (start >= f.bytes.length) {
+        res.writeHead(416).end();
+        return;
+      }
+      const body = f.bytes.subarray(start);
+      res.writeHead(m ? 206 : 200, { 'content-length': body.length, ...(m ? { 'content-range': `bytes ${start}-${f.bytes.length - 1}/${f.bytes.length}` } : {}) });
+      const cut = cuts.get(file![1]);
+      if (cut && cut.times > 0) {
+        cut.times--;
+        res.write(body.subarray(0, cut.after), () => res.destroy());
+        return;
+      }
+      res.end(body);
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const addr = server.address() as { port: number };
+    baseUrl = `http://127.0.0.1:${addr.port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((ok) => server.close(ok));
+  });
+
+  const aPath = officialPath('appearance_feature_extractor');
+
+  it('downloads, resumes after a cut, verifies sha256, records it, converts, reports progress', async () => {
+    const out = join(root, 'dl');
+    cuts.set(aPath, { after: 1_000_000, times: 1 });
+    log.length = 0;
+    const events: DownloadProgress[] = [];
+    const res = await downloadWeights(out, { baseUrl, modules: FIXTURE_MODULES, onProgress: (p) => events.push({ ...p }) });
+    // One cut, then a ranged request from where the part file stopped.
+    const gets = log.filter((l) => l.path.endsWith(aPath));
+    expect(gets.length).toBe(2);
+    expect(gets[0].range).toBeUndefined();
+    expect(gets[1].range).toBe('bytes=1000000-');
+    expect(readFileSync(join(out, aPath)).equals(files.get(aPath)!.bytes)).toBe(true);
+    expect(existsSync(join(out, `${aPath}.part`))).toBe(false);
+    expect(res.files.map((f) => f.downloaded)).toEqual([true, true]);
+    const sums = readSha256Sums(out);
+    expect(sums[aPath]).toBe(files.get(aPath)!.sha256);
+    expect(Object.keys(sums).sort()).toEqual(['appearance_feature_extractor.safetensors', aPath, officialPath('stitching_retargeting_module'), 'stitching_retargeting_module.safetensors'].sort());
+    // Progress: monotone within a download, complete at the end.
+    const dl = events.filter((e) => e.file === aPath && e.phase === 'downloading');
+    expect(dl.at(-1)!.received).toBe(files.get(aPath)!.bytes.length);
+    expect(dl.some((e) => e.received === 1_000_000)).toBe(true);
+    expect(dl.every((e) => e.total === files.get(aPath)!.bytes.length)).toBe(true);
+    expect(events.filter((e) => e.phase === 'verified').map((e) => e.module)).toEqual([...FIXTURE_MODULES]);
+    expect(events.filter((e) => e.phase === 'converted').map((e) => e.module)).toEqual([...FIXTURE_MODULES]);
+    expectRule(readSafetensors(join(out, 'appearance_feature_extractor.safetensors')).tensors, 'appearance_feature_extractor');
+
+    // A second run downloads nothing.
+    log.length = 0;
+    const again: DownloadProgress[] = [];
+    await downloadWeights(out, { baseUrl, modules: FIXTURE_MODULES, onProgress: (p) => again.push(p) });
+    expect(log.filter((l) => l.path.includes('/resolve/'))).toEqual([]);
+    expect(again.filter((e) => e.phase === 'skipped').length).toBe(2);
+
+    const v = await verifyWeights(out, { modules: FIXTURE_MODULES });
+    expect(v.ok).toBe(true);
+    expect(v.modules.map((m) => m.sha256)).toEqual(['ok', 'ok']);
+  });
+
+  it('keeps the part file when cut without retries, and resumes on the next call', async () => {
+    const out = join(root, 'dl-cut');
+    cuts.set(aPath, { after: 500_000, times: 1 });
+    const e = await downloadWeights(out, { baseUrl, modules: ['appearance_feature_extractor'], retries: 0, convert: false }).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(WeightsError);
+    expect((e as Error).message).toMatch(/was cut .*500000 bytes kept in .*appearance_feature_extractor\.pth\.part, run the download again to resume/);
+    log.length = 0;
+    await downloadWeights(out, { baseUrl, modules: ['appearance_feature_extractor'], retries: 0, convert: false });
+    expect(log.filter((l) => l.path.includes('/resolve/')).map((l) => l.range)).toEqual(['bytes=500000-']);
+    expect(readFileSync(join(out, aPath)).equals(files.get(aPath)!.bytes)).toBe(true);
+  });
+
+  it('detects a sha256 mismatch and deletes the bad download', async () => {
+    const out = join(root, 'dl-sha');
+    wrongSha = true;
+    try {
+      const e = await downloadWeights(out, { baseUrl, modules: ['stitching_retargeting_module'] }).catch((x: Error) => x);
+      expect((e as Error).message).toMatch(/stitching_retargeting_module\.pth: sha256 mismatch \(expected 0{64}, got [0-9a-f]{64}\)/);
+      expect(existsSync(join(out, `${officialPath('stitching_retargeting_module')}.part`))).toBe(false);
+      expect(existsSync(join(out, officialPath('stitching_retargeting_module')))).toBe(false);
+    } finally {
+      wrongSha = false;
+    }
+  });
+
+  it('verifyWeights reports a changed file, a missing module and a wrong one', async () => {
+    const out = join(root, 'dl');
+    const st = join(out, 'stitching_retargeting_module.safetensors');
+    const bytes = readFileSync(st);
+    bytes[bytes.length - 1] ^= 1;
+    writeFileSync(st, bytes);
+    const v = await verifyWeights(out);
+    expect(v.ok).toBe(false);
+    const by = Object.fromEntries(v.modules.map((m) => [m.module, m]));
+    expect(by.appearance_feature_extractor.ok).toBe(true);
+    expect(by.stitching_retargeting_module.sha256).toBe('mismatch');
+    expect(by.stitching_retargeting_module.problems[0]).toMatch(/sha256 differs from sha256sums\.json/);
+    expect(by.motion_extractor.problems[0]).toMatch(/^not found \(motion_extractor\.safetensors or liveportrait\/base_models\/motion_extractor\.pth\)/);
+    const spec = await verifyWeights(out, { modules: ['appearance_feature_extractor'], specs: { appearance_feature_extractor: [{ key: 'first.conv.weight', shape: [64, 3, 3, 3] }, { key: 'no.such.key', shape: [1] }] } });
+    expect(spec.modules[0].problems).toEqual(["missing key 'no.such.key'"]);
+    expect(SHA256SUMS).toBe('sha256sums.json');
+  });
+
+  it('offline: says which files to put where and how to convert', async () => {
+    const closed = createServer();
+    await new Promise<void>((ok) => closed.listen(0, '127.0.0.1', ok));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((ok) => closed.close(ok));
+    const out = join(root, 'dl-offline');
+    const e = await downloadWeights(out, { baseUrl: `http://127.0.0.1:${port}` }).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(WeightsError);
+    const msg = (e as Error).message;
+    expect(msg).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:\d+ \(fetch failed: ECONNREFUSED\)/);
+    for (const m of MODULES) expect(msg).toContain(join(out, officialPath(m)));
+    expect(msg).toContain(`/KwaiVGI/LivePortrait/resolve/main/liveportrait/base_models/spade_generator.pth → ${join(out, 'liveportrait/base_models/spade_generator.pth')}`);
+    expect(msg).toContain(`npx tsx scripts/convert/convert.ts ${out} ${out}`);
+    expect(msg).not.toContain('\n');
+  });
+});
