@@ -69,10 +69,19 @@ async function tryWasm(threads?: number): Promise<boolean> {
 
 async function tryWebGpu(): Promise<boolean> {
   try {
-    // Optional: needs `@tensorflow/tfjs-backend-webgpu` and a navigator.gpu
-    // (for example the `webgpu` package's Dawn binding) in this process.
-    // The package name is kept in a variable so that TypeScript does not
-    // require it at build time.
+    // Optional: needs `@tensorflow/tfjs-backend-webgpu` and a navigator.gpu.
+    // In Node that comes from Dawn's binding, the `webgpu` package, which
+    // ships dawn.node for linux-x64 and needs a Vulkan driver. The package
+    // names are kept in variables so TypeScript does not require them.
+    const g = globalThis as { navigator?: { gpu?: unknown } };
+    if (!g.navigator?.gpu) {
+      const dawnPkg = 'webgpu';
+      const dawn = (await import(dawnPkg)) as { create(flags: string[]): unknown; globals: object };
+      Object.assign(globalThis, dawn.globals);
+      const gpu = dawn.create([]);
+      if (g.navigator) Object.assign(g.navigator, { gpu });
+      else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    }
     const pkg = '@tensorflow/tfjs-backend-webgpu';
     await import(pkg);
     return await tf.setBackend('webgpu');

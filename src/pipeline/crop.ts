@@ -1,0 +1,367 @@
+/**
+ * The reference's face crop (src/utils/crop.py) on FaceMesh landmarks, and the
+ * 2D affine helpers and bilinear warp it needs, on typed arrays (backend
+ * independent, exact, fast enough for 512² crops). Matrices are 2x3
+ * row-major: [a, b, c, d, e, f] maps (x, y) to (a x + b y + c, d x + e y + f),
+ * pixel centres at integers as in OpenCV.
+ */
+
+/** 2x3 affine matrix, row-major. */
+export type Affine = [number, number, number, number, number, number];
+export type Point2 = [number, number];
+
+/** An RGB (or n-channel) image, row-major, interleaved channels. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** width * height * 3 bytes, RGB. */
+  data: Uint8Array;
+}
+
+export function applyAffine(M: Affine, p: Point2): Point2 {
+  return [M[0] * p[0] + M[1] * p[1] + M[2], M[3] * p[0] + M[4] * p[1] + M[5]];
+}
+
+export function transformPoints(pts: Point2[], M: Affine): Point2[] {
+  return pts.map((p) => applyAffine(M, p));
+}
+
+export function invertAffine(M: Affine): Affine {
+  const [a, b, c, d, e, f] = M;
+  const det = a * e - b * d;
+  if (Math.abs(det) < 1e-12) throw new Error('invertAffine: singular matrix');
+  const ia = e / det;
+  const ib = -b / det;
+  const id = -d / det;
+  const ie = a / det;
+  return [ia, ib, -(ia * c + ib * f), id, ie, -(id * c + ie * f)];
+}
+
+/** A ∘ B: first B, then A. */
+export function composeAffine(A: Affine, B: Affine): Affine {
+  return [
+    A[0] * B[0] + A[1] * B[3],
+    A[0] * B[1] + A[1] * B[4],
+    A[0] * B[2] + A[1] * B[5] + A[2],
+    A[3] * B[0] + A[4] * B[3],
+    A[3] * B[1] + A[4] * B[4],
+    A[3] * B[2] + A[4] * B[5] + A[5],
+  ];
+}
+
+/** 3x3 homogeneous form (the reference keeps M_o2c / M_c2o as 3x3). */
+export function toMat3(M: Affine): number[][] {
+  return [
+    [M[0], M[1], M[2]],
+    [M[3], M[4], M[5]],
+    [0, 0, 1],
+  ];
+}
+
+/** Accepts a 2x3 or 3x3 nested array or a flat Affine. */
+export function fromMat(M: number[][] | Affine): Affine {
+  if (typeof M[0] === 'number') return [...(M as Affine)] as Affine;
+  const m = M as number[][];
+  return [m[0][0], m[0][1], m[0][2], m[1][0], m[1][1], m[1][2]];
+}
+
+export interface WarpRegion {
+  x0: number;
+  y0: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Bilinear warp of an interleaved image: output pixel (x, y) samples the
+ * source at `dst2src`·(x, y); samples outside the source count as 0 (OpenCV's
+ * BORDER_CONSTANT). `region` restricts the output to a window of the
+ * (outW × outH) destination, whose coordinates it keeps. Returns floats
+ * (unrounded) of region.width × region.height × channels.
+ */
+export function warpAffineFloat(
+  src: ArrayLike<number>,
+  srcW: number,
+  srcH: number,
+  channels: number,
+  dst2src: Affine,
+  region: WarpRegion,
+): Float32Array {
+  const { x0, y0, width, height } = region;
+  const out = new Float32Array(width * height * channels);
+  const [a, b, c, d, e, f] = dst2src;
+  for (let j = 0; j < height; j++) {
+    const y = y0 + j;
+    for (let i = 0; i < width; i++) {
+      const x = x0 + i;
+      const sx = a * x + b * y + c;
+      const sy = d * x + e * y + f;
+      const xf = Math.floor(sx);
+      const yf = Math.floor(sy);
+      if (xf < -1 || yf < -1 || xf >= srcW || yf >= srcH) continue;
+      const wx = sx - xf;
+      const wy = sy - yf;
+      const o = (j * width + i) * channels;
+      const in00 = xf >= 0 && yf >= 0;
+      const in10 = xf + 1 < srcW && yf >= 0;
+      const in01 = xf >= 0 && yf + 1 < srcH;
+      const in11 = xf + 1 < srcW && yf + 1 < srcH;
+      const w00 = (1 - wx) * (1 - wy);
+      const w10 = wx * (1 - wy);
+      const w01 = (1 - wx) * wy;
+      const w11 = wx * wy;
+      const p00 = (yf * srcW + xf) * channels;
+      const p10 = p00 + channels;
+      const p01 = p00 + srcW * channels;
+      const p11 = p01 + channels;
+      for (let k = 0; k < channels; k++) {
+        let v = 0;
+        if (in00) v += w00 * src[p00 + k];
+        if (in10) v += w10 * src[p10 + k];
+        if (in01) v += w01 * src[p01 + k];
+        if (in11) v += w11 * src[p11 + k];
+        out[o + k] = v;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * OpenCV-style `warpAffine(img, M_src2dst, (outW, outH))` of an RGB image,
+ * bilinear, black border, rounded to uint8.
+ */
+export function warpImage(img: RgbImage, src2dst: Affine, outW: number, outH: number): RgbImage {
+  const f = warpAffineFloat(img.data, img.width, img.height, 3, invertAffine(src2dst), {
+    x0: 0,
+    y0: 0,
+    width: outW,
+    height: outH,
+  });
+  return { width: outW, height: outH, data: roundToUint8(f) };
+}
+
+export function roundToUint8(f: Float32Array): Uint8Array {
+  const out = new Uint8Array(f.length);
+  for (let i = 0; i < f.length; i++) out[i] = Math.min(255, Math.max(0, Math.round(f[i])));
+  return out;
+}
+
+/** Exact 2x downscale by 2x2 means (cv2 INTER_AREA, and INTER_LINEAR, at factor 2). */
+export function halfSize(img: RgbImage): RgbImage {
+  const w = img.width >> 1;
+  const h = img.height >> 1;
+  const out = new Uint8Array(w * h * 3);
+  const sw = img.width * 3;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const p = 2 * y * sw + 2 * x * 3;
+      for (let k = 0; k < 3; k++) {
+        const s = img.data[p + k] + img.data[p + 3 + k] + img.data[p + sw + k] + img.data[p + sw + 3 + k];
+        out[(y * w + x) * 3 + k] = Math.round(s / 4);
+      }
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+// ------------------------------------------------------------ the crop
+
+/*
+ * Landmark mapping (reference → FaceMesh 468).
+ *
+ * The reference computes the crop from InsightFace's 106 points (source) or
+ * its own 203 points (driving video): (1) two points fix the roll, the eye
+ * centre (mean of the two eye centres, each the mean of 4 points around the
+ * eye) and the lip centre (mean of the two mouth corners); (2) the square's
+ * side is the larger extent of all points in that rotated frame, i.e. jaw
+ * contour (ear to ear, down to the chin) by eyebrows to chin. FaceMesh's
+ * points reach up to the forehead, so the extent uses only the equivalent
+ * subset: the lower face silhouette from ear to ear, both eyebrows, the eyes,
+ * nose and lips.
+ */
+
+/** Eye in image-left position (subject's right): outer corner, inner corner, upper lid, lower lid. */
+export const FM_EYE_L = [33, 133, 159, 145] as const;
+/** Eye in image-right position (subject's left): inner corner, outer corner, upper lid, lower lid. */
+export const FM_EYE_R = [362, 263, 386, 374] as const;
+/** Mouth corners. */
+export const FM_MOUTH_CORNERS = [61, 291] as const;
+/** Silhouette from the image-left ear round the chin to the image-right ear. */
+export const FM_JAW = [
+  127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356,
+] as const;
+export const FM_BROWS = [
+  70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282, 283, 276,
+] as const;
+/** Points standing in for the reference's 106 (extent and centre of the crop). */
+export const FM_CROP_POINTS: readonly number[] = [
+  ...FM_JAW,
+  ...FM_BROWS,
+  ...FM_EYE_L,
+  ...FM_EYE_R,
+  1, // nose tip
+  ...FM_MOUTH_CORNERS,
+  13,
+  14,
+];
+
+export interface CropOptions {
+  /** Output side (default 512). */
+  dsize?: number;
+  /** Square side / face extent (default 2.3; the driving video uses 2.2). */
+  scale?: number;
+  /** Shift along the face's x axis, × side (default 0). */
+  vxRatio?: number;
+  /** Shift along the face's y axis, × side; negative moves the crop up (default -0.125; driving -0.1). */
+  vyRatio?: number;
+  /** Rotate so the eye→lip axis is vertical (default true). */
+  doRot?: boolean;
+}
+
+/** The reference's CropConfig for source images and videos. */
+export const SOURCE_CROP: Required<CropOptions> = { dsize: 512, scale: 2.3, vxRatio: 0, vyRatio: -0.125, doRot: true };
+/** The reference's crop_driving_video settings (axis-aligned, one box for the whole video). */
+export const DRIVING_CROP: Required<CropOptions> = { dsize: 512, scale: 2.2, vxRatio: 0, vyRatio: -0.1, doRot: false };
+
+const mean = (pts: Point2[]): Point2 => {
+  let x = 0;
+  let y = 0;
+  for (const p of pts) {
+    x += p[0];
+    y += p[1];
+  }
+  return [x / pts.length, y / pts.length];
+};
+
+/** The reference's parse_pt2 (use_lip): [eye centre, lip centre] from FaceMesh points. */
+export function parsePt2(lmk: Point2[]): [Point2, Point2] {
+  const eyeL = mean(FM_EYE_L.map((i) => lmk[i]));
+  const eyeR = mean(FM_EYE_R.map((i) => lmk[i]));
+  const eye: Point2 = [(eyeL[0] + eyeR[0]) / 2, (eyeL[1] + eyeR[1]) / 2];
+  const lip = mean(FM_MOUTH_CORNERS.map((i) => lmk[i]));
+  return [eye, lip];
+}
+
+export interface FaceRect {
+  /** Crop centre, image pixels. */
+  center: Point2;
+  /** Square side (scaled). */
+  size: number;
+  /** Roll in radians: the crop's x axis is (cos, sin). */
+  angle: number;
+  /** Unit axes of the face frame. */
+  ux: Point2;
+  uy: Point2;
+}
+
+/** The reference's parse_rect_from_landmark on FaceMesh points (square, scaled, shifted). */
+export function parseRectFromLandmarks(lmk: Point2[], opts: CropOptions = {}): FaceRect {
+  const scale = opts.scale ?? SOURCE_CROP.scale;
+  const vx = opts.vxRatio ?? SOURCE_CROP.vxRatio;
+  const vy = opts.vyRatio ?? SOURCE_CROP.vyRatio;
+  const [eye, lip] = parsePt2(lmk);
+  let uy: Point2 = [lip[0] - eye[0], lip[1] - eye[1]];
+  const l = Math.hypot(uy[0], uy[1]);
+  uy = l <= 1e-3 ? [0, 1] : [uy[0] / l, uy[1] / l];
+  const ux: Point2 = [uy[1], -uy[0]];
+  let angle = Math.acos(Math.max(-1, Math.min(1, ux[0])));
+  if (ux[1] < 0) angle = -angle;
+  const pts = FM_CROP_POINTS.map((i) => lmk[i]);
+  const c0 = mean(pts);
+  let minU = Infinity;
+  let maxU = -Infinity;
+  let minV = Infinity;
+  let maxV = -Infinity;
+  for (const p of pts) {
+    const dx = p[0] - c0[0];
+    const dy = p[1] - c0[1];
+    const u = dx * ux[0] + dy * ux[1];
+    const v = dx * uy[0] + dy * uy[1];
+    minU = Math.min(minU, u);
+    maxU = Math.max(maxU, u);
+    minV = Math.min(minV, v);
+    maxV = Math.max(maxV, v);
+  }
+  const cu = (minU + maxU) / 2;
+  const cv = (minV + maxV) / 2;
+  const size = Math.max(maxU - minU, maxV - minV) * scale;
+  const center: Point2 = [
+    c0[0] + ux[0] * cu + uy[0] * cv + ux[0] * vx * size + uy[0] * vy * size,
+    c0[1] + ux[1] * cu + uy[1] * cv + ux[1] * vx * size + uy[1] * vy * size,
+  ];
+  return { center, size, angle, ux, uy };
+}
+
+/** Original → crop similarity for a rect (rotated if doRot, like _estimate_similar_transform_from_pts). */
+export function cropTransform(rect: FaceRect, dsize: number, doRot: boolean): { M_o2c: Affine; M_c2o: Affine } {
+  const s = dsize / rect.size;
+  const t = dsize / 2;
+  const [cx, cy] = rect.center;
+  const c = doRot ? Math.cos(rect.angle) : 1;
+  const sn = doRot ? Math.sin(rect.angle) : 0;
+  const M_o2c: Affine = [s * c, s * sn, t - s * (c * cx + sn * cy), -s * sn, s * c, t - s * (-sn * cx + c * cy)];
+  return { M_o2c, M_c2o: invertAffine(M_o2c) };
+}
+
+export interface CropResult {
+  /** dsize² crop (512). */
+  imgCrop: RgbImage;
+  /** 256² version for the networks (2×2 means, the reference's INTER_AREA). */
+  imgCrop256: RgbImage;
+  /** Original → crop. */
+  M_o2c: Affine;
+  /** Crop → original (paste-back). */
+  M_c2o: Affine;
+  /** Landmarks in crop pixels (dsize). */
+  lmkCrop: Point2[];
+  /** Landmarks in 256² crop pixels. */
+  lmkCrop256: Point2[];
+}
+
+function finishCrop(img: RgbImage, lmk: Point2[] | undefined, M_o2c: Affine, M_c2o: Affine, dsize: number): CropResult {
+  const imgCrop = warpImage(img, M_o2c, dsize, dsize);
+  const lmkCrop = lmk ? transformPoints(lmk, M_o2c) : [];
+  const k = 256 / dsize;
+  return {
+    imgCrop,
+    imgCrop256: dsize === 512 ? halfSize(imgCrop) : warpImage(imgCrop, [k, 0, 0.5 * k - 0.5, 0, k, 0.5 * k - 0.5], 256, 256),
+    M_o2c,
+    M_c2o,
+    lmkCrop,
+    lmkCrop256: lmkCrop.map((p) => [p[0] * k, p[1] * k] as Point2),
+  };
+}
+
+/** The reference's crop_image: rotation-aligned square crop from landmarks (source images and videos). */
+export function cropImage(img: RgbImage, lmk: Point2[], opts: CropOptions = {}): CropResult {
+  const o = { ...SOURCE_CROP, ...opts };
+  const rect = parseRectFromLandmarks(lmk, o);
+  const { M_o2c, M_c2o } = cropTransform(rect, o.dsize, o.doRot);
+  return finishCrop(img, lmk, M_o2c, M_c2o, o.dsize);
+}
+
+/** Axis-aligned box [left, top, right, bottom] of a face rect (the reference's parse_bbox_from_landmark 'bbox'). */
+export function bboxFromLandmarks(lmk: Point2[], opts: CropOptions = {}): [number, number, number, number] {
+  const r = parseRectFromLandmarks(lmk, { ...DRIVING_CROP, ...opts });
+  const h = r.size / 2;
+  return [r.center[0] - h, r.center[1] - h, r.center[0] + h, r.center[1] + h];
+}
+
+/** Mean of boxes (the reference smooths the driving crop with one averaged box for the whole video). */
+export function averageBbox(boxes: number[][]): [number, number, number, number] {
+  if (boxes.length === 0) throw new Error('averageBbox: no boxes');
+  const m = [0, 0, 0, 0];
+  for (const b of boxes) for (let i = 0; i < 4; i++) m[i] += b[i] / boxes.length;
+  return m as [number, number, number, number];
+}
+
+/** The reference's crop_image_by_bbox without rotation: square box → dsize² crop. */
+export function cropImageByBbox(img: RgbImage, bbox: number[], lmk?: Point2[], dsize = 512): CropResult {
+  const [l, t, r, b] = bbox;
+  const s = dsize / (r - l);
+  const cx = (l + r) / 2;
+  const cy = (t + b) / 2;
+  const M_o2c: Affine = [s, 0, dsize / 2 - s * cx, 0, s, dsize / 2 - s * cy];
+  return finishCrop(img, lmk, M_o2c, invertAffine(M_o2c), dsize);
+}

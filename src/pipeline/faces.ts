@@ -1,0 +1,507 @@
+/**
+ * Face detection and dense landmarks for real photos and video frames.
+ *
+ * Models: MediaPipe BlazeFace (back/full-range, 256² input, 896 anchors) and
+ * FaceMesh (192² input, 468 points), tfjs graph models shipped inside the npm
+ * package `@vladmandic/human` (node_modules/@vladmandic/human/models), loaded
+ * from memory (no download, no tfjs-node) and run on the active backend.
+ *
+ * The reference (LivePortrait) detects with InsightFace RetinaFace, crops from
+ * InsightFace's 106 points and measures eye/lip ratios on its own 203-point
+ * model; here FaceMesh's 468 points stand in for both (see crop.ts and
+ * ratios.ts for the index mapping).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  type Affine,
+  type CropOptions,
+  type CropResult,
+  type Point2,
+  type RgbImage,
+  DRIVING_CROP,
+  SOURCE_CROP,
+  applyAffine,
+  averageBbox,
+  bboxFromLandmarks,
+  cropImage,
+  cropImageByBbox,
+  warpAffineFloat,
+} from './crop.js';
+
+export interface Face {
+  /** Axis-aligned box of the landmarks [x0, y0, x1, y1], image pixels. */
+  box: [number, number, number, number];
+  /** Detector score (0..1). */
+  score: number;
+  /** FaceMesh confidence (0..1) of the final landmark pass. */
+  meshScore: number;
+  /** 468 FaceMesh points [x, y], image pixel coordinates (pixel centres at integers). */
+  landmarks: Point2[];
+}
+
+export interface DetectOptions {
+  /** BlazeFace score threshold (default 0.5). */
+  minScore?: number;
+  /** FaceMesh confidence below which a detection is dropped (default 0.5). */
+  minMeshScore?: number;
+  /** NMS IoU threshold (default 0.3). */
+  iou?: number;
+  /** Most faces kept, largest first (default: all). */
+  maxFaces?: number;
+}
+
+/** A rotated square region: centre, side, and unit axes (ux: right, uy: down). */
+export interface Roi {
+  center: Point2;
+  size: number;
+  ux: Point2;
+}
+
+const DET_SIZE = 256;
+const MESH_SIZE = 192;
+/** MediaPipe's ROI enlargement around a face for the landmark model. */
+const ROI_SCALE = 1.5;
+
+interface FaceModels {
+  detector: tf.GraphModel;
+  mesh: tf.GraphModel;
+}
+let models: Promise<FaceModels> | undefined;
+
+/** Folder of the graph models inside @vladmandic/human. */
+export function humanModelsDir(): string {
+  const require = createRequire(import.meta.url);
+  // resolves to <pkg>/dist/human.node.js; the models sit in <pkg>/models
+  return join(dirname(require.resolve('@vladmandic/human')), '..', 'models');
+}
+
+interface ModelJson {
+  modelTopology: object;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  format?: string;
+  generatedBy?: string;
+  convertedBy?: string;
+  userDefinedMetadata?: Record<string, unknown>;
+}
+
+/** Load a tfjs graph model from model.json + .bin files on disk. */
+export async function loadGraphModelFromFile(jsonPath: string): Promise<tf.GraphModel> {
+  const json = JSON.parse(await readFile(jsonPath, 'utf8')) as ModelJson;
+  const dir = dirname(jsonPath);
+  const bins = await Promise.all(json.weightsManifest.flatMap((g) => g.paths).map((p) => readFile(join(dir, p))));
+  const buf = Buffer.concat(bins);
+  const weightData = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+  const handler = tf.io.fromMemory({
+    modelTopology: json.modelTopology,
+    weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
+    weightData,
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy ?? undefined,
+    userDefinedMetadata: json.userDefinedMetadata as Record<string, object> | undefined,
+  });
+  return tf.loadGraphModel(handler);
+}
+
+/** Load (once) and return the detector and mesh models. */
+export function loadFaceModels(): Promise<FaceModels> {
+  if (!models) {
+    const dir = humanModelsDir();
+    models = Promise.all([
+      loadGraphModelFromFile(join(dir, 'blazeface.json')),
+      loadGraphModelFromFile(join(dir, 'facemesh.json')),
+    ]).then(([detector, mesh]) => ({ detector, mesh }));
+    models.catch(() => (models = undefined));
+  }
+  return models;
+}
+
+/** Free the models (a later call loads them again). */
+export async function disposeFaceModels(): Promise<void> {
+  if (!models) return;
+  const m = await models;
+  models = undefined;
+  m.detector.dispose();
+  m.mesh.dispose();
+}
+
+// ---------------------------------------------------------------- detector
+
+/** BlazeFace anchors for a 256² input: stride 16 with 2 anchors, stride 32 with 6. */
+function blazeAnchors(): Point2[] {
+  const anchors: Point2[] = [];
+  for (const [stride, n] of [
+    [16, 2],
+    [32, 6],
+  ]) {
+    const cells = Math.ceil(DET_SIZE / stride);
+    for (let gy = 0; gy < cells; gy++)
+      for (let gx = 0; gx < cells; gx++)
+        for (let k = 0; k < n; k++) anchors.push([stride * (gx + 0.5), stride * (gy + 0.5)]);
+  }
+  return anchors;
+}
+const ANCHORS = blazeAnchors();
+
+interface Detection {
+  box: [number, number, number, number];
+  score: number;
+  /** 6 points: eye, eye, nose, mouth, ear, ear (image pixels). */
+  keypoints: Point2[];
+}
+
+/** Box-filter an RGB image down by an integer factor (anti-aliasing before the detector). */
+function shrink(img: RgbImage, k: number): RgbImage {
+  if (k <= 1) return img;
+  const w = Math.floor(img.width / k);
+  const h = Math.floor(img.height / k);
+  const out = new Uint8Array(w * h * 3);
+  const n = k * k;
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let dy = 0; dy < k; dy++) {
+          const row = ((y * k + dy) * img.width + x * k) * 3 + c;
+          for (let dx = 0; dx < k; dx++) s += img.data[row + dx * 3];
+        }
+        out[(y * w + x) * 3 + c] = Math.round(s / n);
+      }
+  return { width: w, height: h, data: out };
+}
+
+function iou(a: number[], b: number[]): number {
+  const ix = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const iy = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = ix * iy;
+  const ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return ua > 0 ? inter / ua : 0;
+}
+
+/** Run BlazeFace on the whole image (letterboxed to a square, top-left). */
+async function runDetector(model: tf.GraphModel, img: RgbImage, minScore: number, iouThr: number): Promise<Detection[]> {
+  // anti-alias large images, then letterbox into 256²
+  const k = Math.max(1, Math.floor(Math.max(img.width, img.height) / (2 * DET_SIZE)));
+  const small = shrink(img, k);
+  const side = Math.max(small.width, small.height);
+  const s = side / DET_SIZE; // input pixel → small-image pixel
+  const dst2src: Affine = [s, 0, 0.5 * s - 0.5, 0, s, 0.5 * s - 0.5];
+  const pixels = warpAffineFloat(small.data, small.width, small.height, 3, dst2src, {
+    x0: 0,
+    y0: 0,
+    width: DET_SIZE,
+    height: DET_SIZE,
+  });
+  for (let i = 0; i < pixels.length; i++) pixels[i] = pixels[i] / 127.5 - 1;
+  const [scores, regs] = tf.tidy(() => {
+    const input = tf.tensor4d(pixels, [1, DET_SIZE, DET_SIZE, 3]);
+    const outs = model.execute(input) as tf.Tensor[];
+    // [1,512,1], [1,384,1], [1,512,16], [1,384,16] in any order: 512 rows first
+    const bySize = [...outs].sort((a, b) => a.size - b.size);
+    const sc = tf.concat([bySize[1], bySize[0]], 1).reshape([-1]);
+    const rg = tf.concat([bySize[3], bySize[2]], 1).reshape([-1, 16]);
+    return [tf.sigmoid(sc), rg];
+  });
+  const sc = await scores.data();
+  const rg = await regs.data();
+  tf.dispose([scores, regs]);
+  const toImage = (v: number) => (v * s + 0.5 * s - 0.5) * k + (k - 1) / 2; // input px → image px (approx.)
+  const cand: Detection[] = [];
+  for (let i = 0; i < ANCHORS.length; i++) {
+    if (sc[i] < minScore) continue;
+    const [ax, ay] = ANCHORS[i];
+    const r = rg.subarray(i * 16, i * 16 + 16);
+    const cx = ax + r[0];
+    const cy = ay + r[1];
+    const box: [number, number, number, number] = [
+      toImage(cx - r[2] / 2),
+      toImage(cy - r[3] / 2),
+      toImage(cx + r[2] / 2),
+      toImage(cy + r[3] / 2),
+    ];
+    const keypoints: Point2[] = [];
+    for (let j = 0; j < 6; j++) keypoints.push([toImage(ax + r[4 + 2 * j]), toImage(ay + r[5 + 2 * j])]);
+    cand.push({ box, score: sc[i], keypoints });
+  }
+  cand.sort((a, b) => b.score - a.score);
+  const kept: Detection[] = [];
+  for (const c of cand) if (kept.every((d) => iou(d.box, c.box) < iouThr)) kept.push(c);
+  return kept;
+}
+
+// ---------------------------------------------------------------- mesh
+
+function normalize(v: Point2): Point2 {
+  const l = Math.hypot(v[0], v[1]);
+  return l > 1e-6 ? [v[0] / l, v[1] / l] : [1, 0];
+}
+
+/** ROI around a detection: upright axis from eye centre to mouth, side 1.5 × box. */
+export function roiFromDetection(det: { box: number[]; keypoints: Point2[] }): Roi {
+  const [e0, e1, , mouth] = det.keypoints;
+  const eyes: Point2 = [(e0[0] + e1[0]) / 2, (e0[1] + e1[1]) / 2];
+  const uy = normalize([mouth[0] - eyes[0], mouth[1] - eyes[1]]);
+  const [x0, y0, x1, y1] = det.box;
+  return {
+    center: [(x0 + x1) / 2, (y0 + y1) / 2],
+    size: Math.max(x1 - x0, y1 - y0) * ROI_SCALE,
+    ux: [uy[1], -uy[0]],
+  };
+}
+
+/** FaceMesh eye corners (image-left eye outer corner 33, image-right eye outer corner 263). */
+const EYE_LINE: [number, number] = [33, 263];
+
+/** ROI from a mesh (for refinement and video tracking): eye-line roll, landmark extent × 1.5. */
+export function roiFromLandmarks(pts: Point2[]): Roi {
+  const a = pts[EYE_LINE[0]];
+  const b = pts[EYE_LINE[1]];
+  const ux = normalize([b[0] - a[0], b[1] - a[1]]);
+  const uy: Point2 = [-ux[1], ux[0]];
+  let minU = Infinity;
+  let maxU = -Infinity;
+  let minV = Infinity;
+  let maxV = -Infinity;
+  for (const p of pts) {
+    const u = p[0] * ux[0] + p[1] * ux[1];
+    const v = p[0] * uy[0] + p[1] * uy[1];
+    minU = Math.min(minU, u);
+    maxU = Math.max(maxU, u);
+    minV = Math.min(minV, v);
+    maxV = Math.max(maxV, v);
+  }
+  const cu = (minU + maxU) / 2;
+  const cv = (minV + maxV) / 2;
+  return {
+    center: [cu * ux[0] + cv * uy[0], cu * ux[1] + cv * uy[1]],
+    size: Math.max(maxU - minU, maxV - minV) * ROI_SCALE,
+    ux,
+  };
+}
+
+/** Map from ROI input pixels (n × n) to image pixels. */
+function roiToImage(roi: Roi, n: number): Affine {
+  const k = roi.size / n;
+  const [ux0, ux1] = roi.ux;
+  const uy0 = -ux1;
+  const uy1 = ux0;
+  // continuous coords: p = c + R (q - n/2) k, pixel index = continuous - 0.5
+  const h = n / 2 - 0.5;
+  return [
+    ux0 * k,
+    uy0 * k,
+    roi.center[0] - (ux0 * h + uy0 * h) * k,
+    ux1 * k,
+    uy1 * k,
+    roi.center[1] - (ux1 * h + uy1 * h) * k,
+  ];
+}
+
+/** Run FaceMesh on one ROI: 468 points in image pixels and the face confidence. */
+export async function landmarksFromRoi(img: RgbImage, roi: Roi): Promise<{ landmarks: Point2[]; score: number }> {
+  const { mesh } = await loadFaceModels();
+  const M = roiToImage(roi, MESH_SIZE);
+  const pixels = warpAffineFloat(img.data, img.width, img.height, 3, M, {
+    x0: 0,
+    y0: 0,
+    width: MESH_SIZE,
+    height: MESH_SIZE,
+  });
+  for (let i = 0; i < pixels.length; i++) pixels[i] /= 255;
+  const outs = tf.tidy(() => {
+    const input = tf.tensor4d(pixels, [1, MESH_SIZE, MESH_SIZE, 3]);
+    return mesh.execute(input) as tf.Tensor[];
+  });
+  const meshT = outs.find((t) => t.shape[t.shape.length - 1] === 1404);
+  const confT = outs.find((t) => t.shape[t.shape.length - 1] === 1);
+  if (!meshT || !confT) {
+    tf.dispose(outs);
+    throw new Error('FaceMesh model: unexpected outputs');
+  }
+  const raw = await meshT.data();
+  let score = (await confT.data())[0];
+  tf.dispose(outs);
+  if (score < 0 || score > 1) score = 1 / (1 + Math.exp(-score));
+  const landmarks: Point2[] = [];
+  // outputs are continuous coords in the 192² input: to pixel index, -0.5
+  for (let i = 0; i < 468; i++) landmarks.push(applyAffine(M, [raw[3 * i] - 0.5, raw[3 * i + 1] - 0.5]));
+  return { landmarks, score };
+}
+
+function landmarkBox(pts: Point2[]): [number, number, number, number] {
+  let x0 = Infinity;
+  let y0 = Infinity;
+  let x1 = -Infinity;
+  let y1 = -Infinity;
+  for (const [x, y] of pts) {
+    x0 = Math.min(x0, x);
+    y0 = Math.min(y0, y);
+    x1 = Math.max(x1, x);
+    y1 = Math.max(y1, y);
+  }
+  return [x0, y0, x1, y1];
+}
+
+const boxArea = (b: number[]) => (b[2] - b[0]) * (b[3] - b[1]);
+
+/**
+ * Detect all faces: BlazeFace boxes, then FaceMesh twice per face (ROI from
+ * the detection, then refined from the first mesh). Largest face first (the
+ * reference's 'large-small' order).
+ */
+export async function detectFaces(img: RgbImage, opts: DetectOptions = {}): Promise<Face[]> {
+  const { detector } = await loadFaceModels();
+  const dets = await runDetector(detector, img, opts.minScore ?? 0.5, opts.iou ?? 0.3);
+  const faces: Face[] = [];
+  for (const det of dets) {
+    let r = await landmarksFromRoi(img, roiFromDetection(det));
+    if (r.score < (opts.minMeshScore ?? 0.5)) continue;
+    r = await landmarksFromRoi(img, roiFromLandmarks(r.landmarks));
+    if (r.score < (opts.minMeshScore ?? 0.5)) continue;
+    faces.push({ box: landmarkBox(r.landmarks), score: det.score, meshScore: r.score, landmarks: r.landmarks });
+  }
+  // a mesh refinement can land two detections on one face: drop duplicates
+  faces.sort((a, b) => boxArea(b.box) - boxArea(a.box));
+  const unique: Face[] = [];
+  for (const f of faces) if (unique.every((u) => iou(u.box, f.box) < 0.5)) unique.push(f);
+  return opts.maxFaces ? unique.slice(0, opts.maxFaces) : unique;
+}
+
+/**
+ * Landmarks in a video frame tracked from the previous frame's landmarks (the
+ * reference runs its landmark model from the last landmarks the same way);
+ * falls back to detection when the track is lost. Returns undefined when no
+ * face is found.
+ */
+export async function trackFace(
+  img: RgbImage,
+  previous: Point2[] | undefined,
+  opts: DetectOptions = {},
+): Promise<Face | undefined> {
+  if (previous) {
+    const r = await landmarksFromRoi(img, roiFromLandmarks(previous));
+    if (r.score >= (opts.minMeshScore ?? 0.5)) {
+      return { box: landmarkBox(r.landmarks), score: r.score, meshScore: r.score, landmarks: r.landmarks };
+    }
+  }
+  const faces = await detectFaces(img, { ...opts, maxFaces: 1 });
+  return faces[0];
+}
+
+// ---------------------------------------------------------------- crops
+
+export interface SourceCropOptions extends CropOptions, DetectOptions {
+  /** Name used in errors ('no face found in <name>'). */
+  name?: string;
+  /** Which face, in largest-first order (default 0). */
+  faceIndex?: number;
+}
+
+/** A source crop: the crop, its matrices, and the face's landmarks in the original. */
+export interface SourceCrop extends CropResult {
+  face: Face;
+  /** The 468 landmarks in original image pixels (the reference's source 'lmk_crop'). */
+  lmk: Point2[];
+}
+
+function noFace(name?: string): Error {
+  return new Error(`no face found in ${name ?? 'the image'}`);
+}
+
+/** Crop every face of an image (group photos), largest first. Throws when there is none. */
+export async function cropSourceImageAll(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop[]> {
+  const faces = await detectFaces(img, opts);
+  if (faces.length === 0) throw noFace(opts.name);
+  return faces.map((face) => ({ ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks }));
+}
+
+/** The reference's crop_source_image: face `faceIndex` (default the largest), scale 2.3, vy −0.125, rotation aligned. */
+export async function cropSourceImage(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop> {
+  const faces = await detectFaces(img, opts);
+  if (faces.length === 0) throw noFace(opts.name);
+  const i = opts.faceIndex ?? 0;
+  if (i < 0 || i >= faces.length)
+    throw new Error(`face index ${i} out of range: ${faces.length} face(s) found in ${opts.name ?? 'the image'}`);
+  const face = faces[i];
+  return { ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks };
+}
+
+type Frames = Iterable<RgbImage> | AsyncIterable<RgbImage>;
+
+/**
+ * Landmarks of one face through a video: detection on the first frame (or
+ * whenever the track is lost), then tracking from the previous landmarks.
+ * Frames without a face get undefined.
+ */
+export async function trackVideo(frames: Frames, opts: DetectOptions = {}): Promise<(Point2[] | undefined)[]> {
+  const out: (Point2[] | undefined)[] = [];
+  let prev: Point2[] | undefined;
+  for await (const frame of frames) {
+    const face = await trackFace(frame, prev, opts);
+    prev = face?.landmarks;
+    out.push(prev);
+  }
+  return out;
+}
+
+export interface DrivingCrop {
+  /** Per frame (frames without a face are skipped, like the reference). */
+  crops: CropResult[];
+  /** Indices of the frames kept. */
+  frameIndices: number[];
+  /** The one box [l, t, r, b] used for all frames. */
+  bbox: [number, number, number, number];
+}
+
+/**
+ * The reference's crop_driving_video: track the face, take each frame's
+ * axis-aligned box (scale 2.2, vy −0.1), average the boxes over the video
+ * (the reference's smoothing) and crop every frame with that one box.
+ * For long videos, call trackVideo / drivingBbox / cropImageByBbox yourself
+ * to avoid holding all frames.
+ */
+export async function cropDrivingVideo(
+  frames: RgbImage[],
+  opts: CropOptions & DetectOptions & { name?: string } = {},
+): Promise<DrivingCrop> {
+  const lmks = await trackVideo(frames, opts);
+  const frameIndices = lmks.flatMap((l, i) => (l ? [i] : []));
+  if (frameIndices.length === 0) throw noFace(opts.name ?? 'the driving video');
+  const bbox = drivingBbox(frameIndices.map((i) => lmks[i] as Point2[]), opts);
+  const crops = frameIndices.map((i) => cropImageByBbox(frames[i], bbox, lmks[i], opts.dsize ?? DRIVING_CROP.dsize));
+  return { crops, frameIndices, bbox };
+}
+
+/** The averaged driving box from per-frame landmarks. */
+export function drivingBbox(lmks: Point2[][], opts: CropOptions = {}): [number, number, number, number] {
+  return averageBbox(lmks.map((l) => bboxFromLandmarks(l, { ...DRIVING_CROP, ...opts })));
+}
+
+/**
+ * The reference's crop_source_video: per-frame rotation-aligned crops
+ * (scale 2.3, vy −0.125) from tracked landmarks, no smoothing; frames
+ * without a face are skipped.
+ */
+export async function cropSourceVideo(
+  frames: Frames,
+  opts: CropOptions & DetectOptions & { name?: string } = {},
+): Promise<{ crops: (CropResult & { lmk: Point2[] })[]; frameIndices: number[] }> {
+  const crops: (CropResult & { lmk: Point2[] })[] = [];
+  const frameIndices: number[] = [];
+  let prev: Point2[] | undefined;
+  let i = 0;
+  for await (const frame of frames) {
+    const face = await trackFace(frame, prev, opts);
+    prev = face?.landmarks;
+    if (face) {
+      crops.push({ ...cropImage(frame, face.landmarks, { ...SOURCE_CROP, ...opts }), lmk: face.landmarks });
+      frameIndices.push(i);
+    }
+    i++;
+  }
+  if (crops.length === 0) throw noFace(opts.name ?? 'the source video');
+  return { crops, frameIndices };
+}
