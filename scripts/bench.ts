@@ -1,0 +1,265 @@
+/**
+ * Benchmark of the five networks on the active tfjs backend, with synthetic
+ * weights (no download needed).
+ *
+ *   npm run bench -- [--backend wasm|cpu|tensorflow|webgpu] [--runs N] [--warmup N]
+ *                    [--only F,M,W,G,S] [--batch N] [--seed N] [--json]
+ *
+ * Per network: ms per call (mean, min over --runs timed calls after the
+ * warm-up), GMAC per call and GMAC/s, the peak of tf.memory().numBytes
+ * during a call (tf.profile's peakBytes, from the first warm-up call) and
+ * the process's peak RSS so far (networks run small to large, so the figure
+ * after a network is dominated by the largest one yet).
+ *
+ * GMAC per call: W and G use the counts measured on the PyTorch reference
+ * (171 and 446 GMAC at batch 1). F, M and S are counted here from the shapes
+ * of the convolution and matrix-product kernels the port runs in its first
+ * warm-up call (MACs = output size × reduction length); grid sampling,
+ * normalisation and element-wise work are not counted.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend.js';
+import { ParamReader } from '../src/weights/params.js';
+import { type ParamSpec, syntheticStateDict } from '../src/weights/synthetic.js';
+import type { HostTensor } from '../src/weights/types.js';
+
+type NetId = 'F' | 'M' | 'W' | 'G' | 'S';
+const ORDER: NetId[] = ['S', 'M', 'F', 'W', 'G'];
+
+/** GMAC per call measured on the reference (batch 1). */
+const REFERENCE_GMAC: Partial<Record<NetId, number>> = { W: 171, G: 446 };
+
+interface Bench {
+  id: NetId;
+  name: string;
+  /** One call; returns every output tensor. */
+  call(): tf.Tensor[];
+  dispose(): void;
+}
+
+interface Result {
+  id: NetId;
+  name: string;
+  msMean: number;
+  msMin: number;
+  runs: number;
+  gmac?: number;
+  gmacSource?: 'reference' | 'counted';
+  gmacPerS?: number;
+  /** Convolution and matrix-product MACs counted in the port's own kernels (cross-check of the reference counts). */
+  gmacCounted: number;
+  tfPeakBytes: number;
+  rssPeakBytes: number;
+}
+
+interface Args {
+  backend?: string;
+  runs: number;
+  warmup: number;
+  only: NetId[];
+  batch: number;
+  seed: number;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { runs: 3, warmup: 1, only: ORDER, batch: 1, seed: 1, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const int = (min: number): number => {
+      const v = Number(value());
+      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer ≥ ${min}`);
+      return v;
+    };
+    if (flag === '--backend') args.backend = value();
+    else if (flag === '--runs') args.runs = int(1);
+    else if (flag === '--warmup') args.warmup = int(1);
+    else if (flag === '--batch') args.batch = int(1);
+    else if (flag === '--seed') args.seed = int(0);
+    else if (flag === '--json') args.json = true;
+    else if (flag === '--only') {
+      const ids = value().toUpperCase().split(',').map((s) => s.trim());
+      for (const id of ids) if (!ORDER.includes(id as NetId)) throw new Error(`--only: unknown network '${id}' (use F, M, W, G, S)`);
+      args.only = ORDER.filter((id) => ids.includes(id));
+    } else if (flag === '--help' || flag === '-h') {
+      console.log('npm run bench -- [--backend NAME] [--runs N] [--warmup N] [--only F,M,W,G,S] [--batch N] [--seed N] [--json]');
+      process.exit(0);
+    } else throw new Error(`unknown option '${argv[i]}'`);
+  }
+  return args;
+}
+
+function reader(module: string, specs: readonly ParamSpec[], seed: number, extras?: ReadonlyMap<string, HostTensor>): ParamReader {
+  return new ParamReader(syntheticStateDict(module, specs, seed, extras), module, `synthetic seed ${seed}`);
+}
+
+/** Deterministic inputs. */
+const image = (n: number) => tf.randomUniform([n, 256, 256, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+const keypoints = (n: number, seed: number) => tf.randomUniform([n, 21, 3], -0.5, 0.5, 'float32', seed) as tf.Tensor3D;
+
+/** Builds network `id` with synthetic weights, or says why it cannot. */
+async function build(id: NetId, seed: number, n: number): Promise<Bench> {
+  if (id === 'F') {
+    const m = await import('../src/models/appearance_feature_extractor.js');
+    const net = new m.AppearanceFeatureExtractor(reader('appearance_feature_extractor', m.appearanceFeatureExtractorSpecs(), seed));
+    const x = image(n);
+    return { id, name: 'appearance feature extractor', call: () => [net.apply(x)], dispose: () => (net.dispose(), x.dispose()) };
+  }
+  if (id === 'M') {
+    const m = await import('../src/models/motion_extractor.js');
+    const net = new m.MotionExtractor(reader('motion_extractor', m.motionExtractorSpecs(), seed));
+    const x = image(n);
+    return { id, name: 'motion extractor', call: () => Object.values(net.apply(x)), dispose: () => (net.dispose(), x.dispose()) };
+  }
+  if (id === 'W') {
+    const m = await import('../src/models/warping_module.js');
+    const net = new m.WarpingModule(reader('warping_module', m.warpingModuleSpecs(), seed));
+    const f = tf.randomNormal([n, 16, 64, 64, 32], 0, 1, 'float32', 2) as tf.Tensor5D;
+    const kpS = keypoints(n, 3);
+    const kpD = keypoints(n, 4);
+    return {
+      id,
+      name: 'warping module',
+      call: () => {
+        const o = net.apply(f, kpS, kpD);
+        return [o.out, o.occlusionMap, o.deformation];
+      },
+      dispose: () => (net.dispose(), tf.dispose([f, kpS, kpD])),
+    };
+  }
+  if (id === 'G') {
+    const m = await import('../src/models/spade_generator.js');
+    const net = new m.SpadeGenerator(reader('spade_generator', m.spadeGeneratorSpecs(), seed, m.spadeGeneratorSyntheticExtras(seed)));
+    const x = tf.randomNormal([n, 64, 64, 256], 0, 1, 'float32', 5) as tf.Tensor4D;
+    return { id, name: 'SPADE generator', call: () => [net.apply(x)], dispose: () => (net.dispose(), x.dispose()) };
+  }
+  // S: one frame's worth of the three MLPs (stitching, eye and lip retargeting).
+  const m = await import('../src/models/stitching_retargeting_module.js');
+  const specs = m.stitchingRetargetingSpecs();
+  const readerOf = (part: keyof typeof specs) => reader(`stitching_retargeting_module/${m.STITCHING_CHECKPOINT_NAMES[part]}`, specs[part], seed);
+  const net = new m.StitchingRetargetingModule({ stitching: readerOf('stitching'), lip: readerOf('lip'), eye: readerOf('eye') });
+  const kpS = keypoints(n, 6);
+  const kpD = keypoints(n, 7);
+  const eye = tf.randomUniform([n, 3], 0, 0.5, 'float32', 8) as tf.Tensor2D;
+  const lip = tf.randomUniform([n, 2], 0, 0.5, 'float32', 9) as tf.Tensor2D;
+  return {
+    id,
+    name: 'stitching + eye/lip retargeting',
+    call: () => [net.stitching(kpS, kpD), net.retargetEye(kpS, eye), net.retargetLip(kpS, lip)],
+    dispose: () => (net.dispose(), tf.dispose([kpS, kpD, eye, lip])),
+  };
+}
+
+const numel = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** MACs of one profiled kernel from its shapes (convolutions and matrix products only). */
+export function kernelMacs(k: { name: string; inputShapes: (number[] | null)[]; outputShapes: number[][] }): number {
+  const out = k.outputShapes[0];
+  const [x, w] = k.inputShapes;
+  if (!out || !x || !w) return 0;
+  switch (k.name) {
+    case 'Conv2D':
+    case 'FusedConv2D':
+      return numel(out) * w[0] * w[1] * w[2]; // filter [kh, kw, in, out]
+    case 'DepthwiseConv2dNative':
+    case 'FusedDepthwiseConv2D':
+      return numel(out) * w[0] * w[1];
+    case 'BatchMatMul':
+    case '_FusedMatMul': {
+      const m = out[out.length - 2];
+      const [r, c] = x.slice(-2);
+      const inner = r === m ? c : r; // a is [.., m, k] or, transposed, [.., k, m]
+      return numel(out) * inner;
+    }
+    default:
+      return 0;
+  }
+}
+
+async function sync(outputs: tf.Tensor[]): Promise<void> {
+  await Promise.all(outputs.map((t) => t.data()));
+  tf.dispose(outputs);
+}
+
+async function measure(b: Bench, args: Args): Promise<Result> {
+  // First warm-up call under the profiler: peak bytes and kernel shapes.
+  const profile = await tf.profile(() => {
+    tf.dispose(b.call()); // only the kernels' shapes and the byte counts are kept
+  });
+  const counted = profile.kernels.reduce((s, k) => s + kernelMacs(k as unknown as Parameters<typeof kernelMacs>[0]), 0) / 1e9;
+  for (let i = 1; i < args.warmup; i++) await sync(b.call());
+  const times: number[] = [];
+  for (let i = 0; i < args.runs; i++) {
+    const t0 = performance.now();
+    await sync(b.call());
+    times.push(performance.now() - t0);
+  }
+  const msMean = times.reduce((a, c) => a + c, 0) / times.length;
+  const ref = REFERENCE_GMAC[b.id];
+  const gmac = ref !== undefined ? ref * args.batch : counted > 0 ? counted : undefined;
+  return {
+    id: b.id,
+    name: b.name,
+    msMean,
+    msMin: Math.min(...times),
+    runs: args.runs,
+    gmac,
+    gmacSource: ref !== undefined ? 'reference' : gmac !== undefined ? 'counted' : undefined,
+    gmacPerS: gmac !== undefined ? gmac / (msMean / 1000) : undefined,
+    gmacCounted: counted,
+    tfPeakBytes: profile.peakBytes,
+    rssPeakBytes: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+/** 3 significant digits below 100, whole numbers above. */
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(3));
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const info = await initBackend({ backend: args.backend, log: !args.json });
+  const results: Result[] = [];
+  const skipped: { id: NetId; reason: string }[] = [];
+  for (const id of args.only) {
+    let b: Bench | undefined;
+    try {
+      b = await build(id, args.seed, args.batch);
+    } catch (e) {
+      skipped.push({ id, reason: e instanceof Error ? e.message : String(e) });
+      if (!args.json) console.error(`${id}: skipped (${skipped[skipped.length - 1].reason})`);
+      continue;
+    }
+    try {
+      const r = await measure(b, args);
+      results.push(r);
+      if (!args.json) {
+        const g = r.gmac !== undefined ? `${fmt(r.gmac)} GMAC (${r.gmacSource === 'reference' ? `reference; counted ${fmt(r.gmacCounted)}` : 'counted'}), ${fmt(r.gmacPerS!)} GMAC/s` : 'GMAC n/a';
+        console.log(
+          `${id} ${r.name.padEnd(32)} ${r.msMean.toFixed(1).padStart(9)} ms/call (min ${r.msMin.toFixed(1)}, ${r.runs} runs)  ${g}  ` +
+            `tf peak ${mib(r.tfPeakBytes)}, RSS peak ${mib(r.rssPeakBytes)}`,
+        );
+      }
+    } finally {
+      b.dispose();
+    }
+  }
+  if (args.json)
+    console.log(
+      JSON.stringify(
+        { backend: info.name, provider: info.provider, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, tfNumTensorsAtEnd: tf.memory().numTensors },
+        null,
+        2,
+      ),
+    );
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

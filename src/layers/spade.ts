@@ -1,0 +1,162 @@
+/**
+ * SPADE building blocks (Park et al. 2019) as LivePortrait's generator uses
+ * them, channel-last: parameter-free instance norm, SPADE (norm modulated by
+ * a segmentation/feature map), and the SPADE residual block with spectrally
+ * normalised convolutions.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ParamReader } from '../weights/params.js';
+import type { ParamSpec } from '../weights/synthetic.js';
+import { Conv2d, type Disposable } from './core.js';
+import { spectralConv2d } from './spectral_norm.js';
+
+/** Source index of F.interpolate(mode='nearest') for output index dst: floor(dst · in/out), clamped. */
+export function nearestIndex(dst: number, inSize: number, outSize: number): number {
+  const scale = Math.fround(inSize / outSize); // PyTorch computes the scale in float32
+  return Math.min(Math.floor(Math.fround(dst * scale)), inSize - 1);
+}
+
+/** F.interpolate(x, size=[oh, ow], mode='nearest') on NHWC. */
+export function resizeNearest(x: tf.Tensor4D, size: [number, number]): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const [oh, ow] = size;
+  if (oh === h && ow === w) return x.clone();
+  return tf.tidy(() => {
+    // Whole-number upscaling: repeat every pixel (fy × fx), no gather needed.
+    if (oh % h === 0 && ow % w === 0) {
+      const fy = oh / h;
+      const fx = ow / w;
+      const t = tf.tile(x.reshape([n, h, 1, w, 1, c]), [1, 1, fy, 1, fx, 1]);
+      return t.reshape([n, oh, ow, c]) as tf.Tensor4D;
+    }
+    const rows = Int32Array.from({ length: oh }, (_, i) => nearestIndex(i, h, oh));
+    const cols = Int32Array.from({ length: ow }, (_, j) => nearestIndex(j, w, ow));
+    return tf.gather(tf.gather(x, rows, 1), cols, 2) as tf.Tensor4D;
+  });
+}
+
+/** nn.InstanceNorm2d(affine=False, track_running_stats=False) on NHWC: per-image, per-channel (biased variance). */
+export class InstanceNorm2d {
+  constructor(readonly eps = 1e-5) {}
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, [1, 2], true);
+      return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
+    });
+  }
+}
+
+/** Hidden width of SPADE's shared MLP. */
+export const SPADE_HIDDEN = 128;
+
+/**
+ * SPADE(norm_nc, label_nc): instance_norm(x) · (1 + gamma(seg)) + beta(seg),
+ * seg resized (nearest) to x's resolution, gamma/beta = conv3x3(relu(conv3x3(seg))).
+ */
+export class SPADE implements Disposable {
+  readonly norm = new InstanceNorm2d();
+  readonly mlpShared: Conv2d;
+  readonly mlpGamma: Conv2d;
+  readonly mlpBeta: Conv2d;
+
+  constructor(p: ParamReader, prefix: string) {
+    this.mlpShared = new Conv2d(p, `${prefix}.mlp_shared.0`, { padding: 1 });
+    this.mlpGamma = new Conv2d(p, `${prefix}.mlp_gamma`, { padding: 1 });
+    this.mlpBeta = new Conv2d(p, `${prefix}.mlp_beta`, { padding: 1 });
+  }
+
+  /** Parameters of SPADE(normNc, labelNc) at `prefix`, in checkpoint order. */
+  static specs(prefix: string, normNc: number, labelNc: number): ParamSpec[] {
+    const h = SPADE_HIDDEN;
+    return [
+      { key: `${prefix}.mlp_shared.0.weight`, shape: [h, labelNc, 3, 3] },
+      { key: `${prefix}.mlp_shared.0.bias`, shape: [h] },
+      { key: `${prefix}.mlp_gamma.weight`, shape: [normNc, h, 3, 3] },
+      { key: `${prefix}.mlp_gamma.bias`, shape: [normNc] },
+      { key: `${prefix}.mlp_beta.weight`, shape: [normNc, h, 3, 3] },
+      { key: `${prefix}.mlp_beta.bias`, shape: [normNc] },
+    ];
+  }
+
+  apply(x: tf.Tensor4D, segmap: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const normalized = this.norm.apply(x);
+      const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
+      const actv = tf.relu(this.mlpShared.apply(seg));
+      const gamma = this.mlpGamma.apply(actv);
+      const beta = this.mlpBeta.apply(actv);
+      return tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta);
+    });
+  }
+
+  dispose(): void {
+    this.mlpShared.dispose();
+    this.mlpGamma.dispose();
+    this.mlpBeta.dispose();
+  }
+}
+
+/** Keys of a spectrally normalised conv in checkpoint order (parameters, then the u/v buffers). */
+function spectralConvSpecs(prefix: string, shape: number[], bias: boolean): ParamSpec[] {
+  const [out, ...rest] = shape;
+  return [
+    ...(bias ? [{ key: `${prefix}.bias`, shape: [out] }] : []),
+    { key: `${prefix}.weight_orig`, shape },
+    { key: `${prefix}.weight_u`, shape: [out] },
+    { key: `${prefix}.weight_v`, shape: [rest.reduce((a, b) => a * b, 1)] },
+  ];
+}
+
+/**
+ * SPADEResnetBlock(fin, fout) with norm 'spadespectralinstance':
+ * out = shortcut(x) + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x, seg))), seg))),
+ * shortcut = conv_s(norm_s(x, seg)) (1×1, no bias) when fin ≠ fout, else x.
+ * LeakyReLU slope 0.2; convolutions spectrally normalised.
+ */
+export class SPADEResnetBlock implements Disposable {
+  readonly learnedShortcut: boolean;
+  readonly conv0: Conv2d;
+  readonly conv1: Conv2d;
+  readonly convS?: Conv2d;
+  readonly norm0: SPADE;
+  readonly norm1: SPADE;
+  readonly normS?: SPADE;
+
+  constructor(p: ParamReader, prefix: string, fin: number, fout: number) {
+    this.learnedShortcut = fin !== fout;
+    this.conv0 = spectralConv2d(p, `${prefix}.conv_0`, { padding: 1 });
+    this.conv1 = spectralConv2d(p, `${prefix}.conv_1`, { padding: 1 });
+    if (this.learnedShortcut) this.convS = spectralConv2d(p, `${prefix}.conv_s`, { bias: false });
+    this.norm0 = new SPADE(p, `${prefix}.norm_0`);
+    this.norm1 = new SPADE(p, `${prefix}.norm_1`);
+    if (this.learnedShortcut) this.normS = new SPADE(p, `${prefix}.norm_s`);
+  }
+
+  /** Parameters of SPADEResnetBlock(fin, fout, label_nc) at `prefix`, in checkpoint order. */
+  static specs(prefix: string, fin: number, fout: number, labelNc: number): ParamSpec[] {
+    const fmiddle = Math.min(fin, fout);
+    const learned = fin !== fout;
+    return [
+      ...spectralConvSpecs(`${prefix}.conv_0`, [fmiddle, fin, 3, 3], true),
+      ...spectralConvSpecs(`${prefix}.conv_1`, [fout, fmiddle, 3, 3], true),
+      ...(learned ? spectralConvSpecs(`${prefix}.conv_s`, [fout, fin, 1, 1], false) : []),
+      ...SPADE.specs(`${prefix}.norm_0`, fin, labelNc),
+      ...SPADE.specs(`${prefix}.norm_1`, fmiddle, labelNc),
+      ...(learned ? SPADE.specs(`${prefix}.norm_s`, fin, labelNc) : []),
+    ];
+  }
+
+  apply(x: tf.Tensor4D, seg: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const xS = this.convS && this.normS ? this.convS.apply(this.normS.apply(x, seg)) : x;
+      const h = this.conv0.apply(tf.leakyRelu(this.norm0.apply(x, seg), 0.2));
+      const dx = this.conv1.apply(tf.leakyRelu(this.norm1.apply(h, seg), 0.2));
+      return tf.add(xS, dx);
+    });
+  }
+
+  dispose(): void {
+    for (const m of [this.conv0, this.conv1, this.convS, this.norm0, this.norm1, this.normS]) m?.dispose();
+  }
+}

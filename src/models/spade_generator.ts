@@ -1,0 +1,156 @@
+/**
+ * G, the SPADE decoder: warped feature [N, 64, 64, 256] → image
+ * [N, 512, 512, 3] in 0..1. Configuration of models.yaml
+ * (spade_generator_params: upscale 2, block_expansion 64, max_features 512,
+ * num_down_blocks 2): input channels 256, fc → 512, six SPADE resblocks at
+ * 64², upsample ×2 → up_0 (512 → 256) at 128², upsample ×2 → up_1 (256 → 64)
+ * at 256², then LeakyReLU 0.2, conv 64 → 12, PixelShuffle(2), sigmoid.
+ * Every SPADE is conditioned on the generator's input feature itself.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Conv2d } from '../layers/core.js';
+import { pixelShuffle } from '../layers/pixel_shuffle.js';
+import { SPADEResnetBlock, resizeNearest } from '../layers/spade.js';
+import type { ParamReader } from '../weights/params.js';
+import { type ParamSpec, uniforms } from '../weights/synthetic.js';
+import { type HostTensor, f32 } from '../weights/types.js';
+import type { SpadeGeneratorNet } from './types.js';
+
+export const SPADE_GENERATOR = 'spade_generator';
+
+/** Channel widths derived from models.yaml the way the reference does. */
+const BLOCK_EXPANSION = 64;
+const MAX_FEATURES = 512;
+const NUM_DOWN_BLOCKS = 2;
+const OUT_CHANNELS = 64; // SPADEDecoder's default
+const UPSCALE = 2;
+/** Channels of the input feature (= label channels of every SPADE): 256. */
+export const G_INPUT_CHANNELS = Math.min(MAX_FEATURES, BLOCK_EXPANSION * 2 ** NUM_DOWN_BLOCKS);
+const MIDDLE_BLOCKS = 6;
+
+interface BlockDef {
+  name: string;
+  fin: number;
+  fout: number;
+  /** nn.Upsample(scale_factor=2), nearest, before the block. */
+  upsample: boolean;
+}
+
+function blockDefs(): BlockDef[] {
+  const c = G_INPUT_CHANNELS;
+  return [
+    ...Array.from({ length: MIDDLE_BLOCKS }, (_, i) => ({ name: `G_middle_${i}`, fin: 2 * c, fout: 2 * c, upsample: false })),
+    { name: 'up_0', fin: 2 * c, fout: c, upsample: true },
+    { name: 'up_1', fin: c, fout: OUT_CHANNELS, upsample: true },
+  ];
+}
+
+/** G's parameters: official keys and PyTorch shapes, in checkpoint order. */
+export function spadeGeneratorSpecs(): ParamSpec[] {
+  const c = G_INPUT_CHANNELS;
+  return [
+    { key: 'fc.weight', shape: [2 * c, c, 3, 3] },
+    { key: 'fc.bias', shape: [2 * c] },
+    ...blockDefs().flatMap((b) => SPADEResnetBlock.specs(b.name, b.fin, b.fout, c)),
+    { key: 'conv_img.0.weight', shape: [3 * UPSCALE * UPSCALE, OUT_CHANNELS, 3, 3] },
+    { key: 'conv_img.0.bias', shape: [3 * UPSCALE * UPSCALE] },
+  ];
+}
+
+/**
+ * Deterministic spectral-norm vectors (weight_u, weight_v) for synthetic
+ * weights, which the weight rule does not cover: uniforms of the rule mapped
+ * to [-1, 1) and L2-normalised (as PyTorch initialises them: unit vectors).
+ */
+export function spadeGeneratorSyntheticExtras(seed: number): Map<string, HostTensor> {
+  const extras = new Map<string, HostTensor>();
+  for (const { key, shape } of spadeGeneratorSpecs()) {
+    if (!key.endsWith('.weight_u') && !key.endsWith('.weight_v')) continue;
+    const u = uniforms(`${SPADE_GENERATOR}/${key}`, seed, shape[0]);
+    let norm = 0;
+    for (let i = 0; i < u.length; i++) {
+      u[i] = 2 * u[i] - 1;
+      norm += u[i] * u[i];
+    }
+    norm = Math.max(Math.sqrt(norm), 1e-12);
+    extras.set(key, f32([...shape], Float32Array.from(u, (x) => x / norm)));
+  }
+  return extras;
+}
+
+/** Intermediate tensors for debugging (NHWC). */
+export interface SpadeGeneratorTaps {
+  output: tf.Tensor4D;
+  /** After fc: [N, 64, 64, 512]. */
+  fcOut: tf.Tensor4D;
+  /** After G_middle_0: [N, 64, 64, 512]. */
+  gMiddle0Out: tf.Tensor4D;
+}
+
+export class SpadeGenerator implements SpadeGeneratorNet {
+  readonly fc: Conv2d;
+  readonly blocks: SPADEResnetBlock[];
+  readonly upsampleBefore: boolean[];
+  readonly convImg: Conv2d;
+
+  constructor(p: ParamReader) {
+    this.fc = new Conv2d(p, 'fc', { padding: 1 });
+    const defs = blockDefs();
+    this.blocks = defs.map((b) => new SPADEResnetBlock(p, b.name, b.fin, b.fout));
+    this.upsampleBefore = defs.map((b) => b.upsample);
+    this.convImg = new Conv2d(p, 'conv_img.0', { padding: 1 });
+  }
+
+  apply(feature: tf.Tensor4D): tf.Tensor4D {
+    const { output, fcOut, gMiddle0Out } = this.run(feature, false);
+    fcOut?.dispose();
+    gMiddle0Out?.dispose();
+    return output;
+  }
+
+  applyWithTaps(feature: tf.Tensor4D): SpadeGeneratorTaps {
+    const { output, fcOut, gMiddle0Out } = this.run(feature, true);
+    return { output, fcOut: fcOut as tf.Tensor4D, gMiddle0Out: gMiddle0Out as tf.Tensor4D };
+  }
+
+  private run(feature: tf.Tensor4D, taps: boolean): { output: tf.Tensor4D; fcOut?: tf.Tensor4D; gMiddle0Out?: tf.Tensor4D } {
+    const [, h, , c] = feature.shape;
+    if (c !== G_INPUT_CHANNELS) throw new Error(`SpadeGenerator: expected ${G_INPUT_CHANNELS} input channels (NHWC), got shape ${JSON.stringify(feature.shape)}`);
+    // The segmentation map of every SPADE is the input feature, resized
+    // (nearest) to each block's resolution once, here.
+    const segs = new Map<number, tf.Tensor4D>([[h, feature]]);
+    const segAt = (x: tf.Tensor4D): tf.Tensor4D => {
+      let s = segs.get(x.shape[1]);
+      if (!s) {
+        s = resizeNearest(feature, [x.shape[1], x.shape[2]]);
+        segs.set(x.shape[1], s);
+      }
+      return s;
+    };
+    let fcOut: tf.Tensor4D | undefined;
+    let gMiddle0Out: tf.Tensor4D | undefined;
+    let x = this.fc.apply(feature);
+    if (taps) fcOut = x.clone();
+    // Replace x by f(x), freeing the old x.
+    const step = (f: (t: tf.Tensor4D) => tf.Tensor4D): void => {
+      const next = f(x);
+      x.dispose();
+      x = next;
+    };
+    this.blocks.forEach((block, i) => {
+      if (this.upsampleBefore[i]) step((t) => resizeNearest(t, [2 * t.shape[1], 2 * t.shape[2]]));
+      step((t) => block.apply(t, segAt(t)));
+      if (taps && i === 0) gMiddle0Out = x.clone();
+    });
+    for (const [res, s] of segs) if (res !== h) s.dispose();
+    const output = tf.tidy(() => tf.sigmoid(pixelShuffle(this.convImg.apply(tf.leakyRelu(x, 0.2)), UPSCALE)));
+    x.dispose();
+    return { output, fcOut, gMiddle0Out };
+  }
+
+  dispose(): void {
+    this.fc.dispose();
+    for (const b of this.blocks) b.dispose();
+    this.convImg.dispose();
+  }
+}

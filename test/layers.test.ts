@@ -1,0 +1,130 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { pixelShuffle } from '../src/layers/pixel_shuffle.js';
+import { InstanceNorm2d, nearestIndex, resizeNearest } from '../src/layers/spade.js';
+import { resolveSpectralWeight, spectralConv2d, spectralSigma } from '../src/layers/spectral_norm.js';
+import { ParamReader } from '../src/weights/params.js';
+import { f32 } from '../src/weights/types.js';
+
+/** A small deterministic pseudo-random array in [-1, 1). */
+function values(n: number, seed = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+describe('pixelShuffle', () => {
+  it('moves channel c·r² + i·r + j to pixel (h·r + i, w·r + j), channel c', () => {
+    const [n, h, w, c, r] = [2, 3, 4, 3, 2];
+    const data = values(n * h * w * c * r * r);
+    const x = tf.tensor4d(data, [n, h, w, c * r * r]);
+    const y = pixelShuffle(x, r);
+    expect(y.shape).toEqual([n, h * r, w * r, c]);
+    const got = y.dataSync();
+    for (let b = 0; b < n; b++)
+      for (let yy = 0; yy < h * r; yy++)
+        for (let xx = 0; xx < w * r; xx++)
+          for (let ch = 0; ch < c; ch++) {
+            const [hh, i, ww, j] = [Math.floor(yy / r), yy % r, Math.floor(xx / r), xx % r];
+            const src = ((b * h + hh) * w + ww) * c * r * r + ch * r * r + i * r + j;
+            expect(got[((b * h * r + yy) * w * r + xx) * c + ch]).toBe(data[src]);
+          }
+    tf.dispose([x, y]);
+  });
+});
+
+describe('InstanceNorm2d (affine=False)', () => {
+  it('normalises each image and channel with the biased variance and eps 1e-5', () => {
+    const [n, h, w, c] = [2, 5, 3, 4];
+    const data = values(n * h * w * c, 7).map((v, i) => v * (1 + (i % c)) + (i % c)); // channel-dependent scale and offset
+    const x = tf.tensor4d(data, [n, h, w, c]);
+    const y = new InstanceNorm2d().apply(x);
+    const got = y.dataSync();
+    let maxErr = 0;
+    for (let b = 0; b < n; b++)
+      for (let ch = 0; ch < c; ch++) {
+        const idx = Array.from({ length: h * w }, (_, p) => (b * h * w + p) * c + ch);
+        const mean = idx.reduce((s, i) => s + data[i], 0) / idx.length;
+        const variance = idx.reduce((s, i) => s + (data[i] - mean) ** 2, 0) / idx.length;
+        for (const i of idx) maxErr = Math.max(maxErr, Math.abs(got[i] - (data[i] - mean) / Math.sqrt(variance + 1e-5)));
+      }
+    expect(maxErr).toBeLessThan(1e-5);
+    tf.dispose([x, y]);
+  });
+});
+
+describe('resizeNearest (F.interpolate nearest)', () => {
+  const check = (h: number, w: number, oh: number, ow: number) => {
+    const c = 2;
+    const data = values(h * w * c, 3);
+    const x = tf.tensor4d(data, [1, h, w, c]);
+    const y = resizeNearest(x, [oh, ow]);
+    expect(y.shape).toEqual([1, oh, ow, c]);
+    const got = y.dataSync();
+    for (let i = 0; i < oh; i++)
+      for (let j = 0; j < ow; j++)
+        for (let ch = 0; ch < c; ch++) {
+          // PyTorch: src = floor(dst * in / out)
+          const si = Math.floor((i * h) / oh);
+          const sj = Math.floor((j * w) / ow);
+          expect(got[(i * ow + j) * c + ch]).toBe(data[(si * w + sj) * c + ch]);
+        }
+    tf.dispose([x, y]);
+  };
+  it('repeats pixels for whole-number factors', () => check(4, 3, 8, 9));
+  it('picks floor(dst · in / out) for other sizes', () => {
+    check(5, 7, 3, 4); // down
+    check(3, 4, 7, 10); // up, not whole
+  });
+  it('index rule', () => {
+    expect([0, 1, 2, 3, 4, 5, 6].map((d) => nearestIndex(d, 3, 7))).toEqual([0, 0, 0, 1, 1, 2, 2]);
+  });
+});
+
+describe('spectral norm resolution', () => {
+  it('sigma = u · (W v) and weight = weight_orig / sigma', () => {
+    const [o, i, k] = [3, 2, 2];
+    const w = values(o * i * k * k, 11);
+    const u = values(o, 12);
+    const v = values(i * k * k, 13);
+    let sigma = 0;
+    for (let r = 0; r < o; r++) for (let q = 0; q < v.length; q++) sigma += u[r] * w[r * v.length + q] * v[q];
+    expect(spectralSigma(w, u, v)).toBeCloseTo(sigma, 6);
+    const sd = new Map([
+      ['c.weight_orig', f32([o, i, k, k], w)],
+      ['c.weight_u', f32([o], u)],
+      ['c.weight_v', f32([i * k * k], v)],
+    ]);
+    const p = new ParamReader(sd, 'test', 'memory');
+    const got = resolveSpectralWeight(p, 'c');
+    expect(got.shape).toEqual([o, i, k, k]);
+    (got.data as Float32Array).forEach((x, n) => expect(x).toBeCloseTo(w[n] / sigma, 6));
+    expect(p.unused()).toEqual([]);
+  });
+
+  it('divides a rank-one weight s·a bᵀ by s when u = a, v = b', () => {
+    const a = [0.6, 0.8];
+    const b = [1 / 3, 2 / 3, 2 / 3];
+    const s = 4.5;
+    const w = Float32Array.from({ length: 6 }, (_, n) => s * a[Math.floor(n / 3)] * b[n % 3]);
+    const sd = new Map([
+      ['c.weight_orig', f32([2, 3, 1, 1], w)],
+      ['c.weight_u', f32([2], Float32Array.from(a))],
+      ['c.weight_v', f32([3], Float32Array.from(b))],
+      ['c.bias', f32([2], Float32Array.from([0.5, -0.5]))],
+    ]);
+    const p = new ParamReader(sd, 'test', 'memory');
+    const conv = spectralConv2d(p, 'c');
+    // A 1×1 conv on the one-hot pixel e_q gives column q of the normalised weight, plus bias.
+    const x = tf.tensor4d([1, 0, 0, 0, 1, 0, 0, 0, 1], [1, 1, 3, 3]);
+    const y = conv.apply(x).dataSync();
+    for (let q = 0; q < 3; q++) for (let r = 0; r < 2; r++) expect(y[q * 2 + r]).toBeCloseTo(a[r] * b[q] + (r === 0 ? 0.5 : -0.5), 6);
+    expect(p.unused()).toEqual([]);
+    conv.dispose();
+    x.dispose();
+  });
+});
