@@ -1,8 +1,16 @@
 /**
  * Prints the closing line CI reads: `N passed, N failed` (and skipped),
- * counted over every test case of the run.
+ * counted over every test case of the run. A file or suite that failed
+ * outside its tests (a load error, a failing beforeAll) counts as one
+ * failure, so it can never pass as "skipped".
  */
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, TestModule, TestSuite } from 'vitest/node';
+
+function failedTestsIn(s: TestModule | TestSuite): number {
+  let n = 0;
+  for (const t of s.children.allTests()) if (t.result().state === 'failed') n++;
+  return n;
+}
 
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>, errors: ReadonlyArray<unknown>): void {
@@ -16,8 +24,11 @@ export default class SummaryReporter implements Reporter {
         else if (s === 'failed') failed++;
         else skipped++;
       }
-      // A file that failed to load has no test cases: count it as a failure.
-      if (m.state() === 'failed' && [...m.children.allTests()].length === 0) failed++;
+      // Innermost failures only: a failed suite also marks its file failed.
+      let suiteFailures = 0;
+      for (const s of m.children.allSuites()) if (s.state() === 'failed' && failedTestsIn(s) === 0) suiteFailures++;
+      if (suiteFailures === 0 && m.state() === 'failed' && failedTestsIn(m) === 0) suiteFailures = 1;
+      failed += suiteFailures;
     }
     failed += errors.length;
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);

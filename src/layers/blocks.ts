@@ -21,14 +21,16 @@ export function avgPool3dHW(x: tf.Tensor5D): tf.Tensor5D {
   });
 }
 
-/** F.interpolate(scale_factor=(1, 2, 2)), nearest, on NDHWC. */
+/**
+ * F.interpolate(scale_factor=(1, 2, 2)), nearest, on NDHWC. Nearest at an
+ * exact factor 2 reads source index floor(dst / 2), as resizeNearestNeighbor
+ * without align-corners or half-pixel centres does.
+ */
 export function upsampleNearest3dHW(x: tf.Tensor5D): tf.Tensor5D {
   return tf.tidy(() => {
     const [n, d, h, w, c] = x.shape;
-    // Repeat each pixel 2x2: [n,d,h,1,w,1,c] tiled → [n,d,2h,2w,c]
-    const y = x.reshape([n * d, h, 1, w, 1, c]);
-    const t = tf.tile(y, [1, 1, 2, 1, 2, 1]);
-    return t.reshape([n, d, 2 * h, 2 * w, c]) as tf.Tensor5D;
+    const y = tf.image.resizeNearestNeighbor(x.reshape([n * d, h, w, c]) as tf.Tensor4D, [2 * h, 2 * w], false, false);
+    return y.reshape([n, d, 2 * h, 2 * w, c]) as tf.Tensor5D;
   });
 }
 

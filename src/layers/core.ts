@@ -3,7 +3,7 @@
  * NDHWC). Weights arrive in PyTorch layout and are converted once, here, at
  * construction. Every op used exists on the cpu, wasm, webgl, webgpu and
  * tensorflow backends: there is no Conv3D kernel on wasm, so 3-D convolutions
- * are a depth-stacked 2-D convolution.
+ * are sums of 2-D convolutions over depth slices.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from '../weights/params.js';
@@ -16,12 +16,6 @@ export interface Disposable {
 /** torch Conv2d weight [O, I, kh, kw] → tfjs filter [kh, kw, I, O]. */
 export function torchConv2dFilter(w: tf.Tensor): tf.Tensor4D {
   return tf.tidy(() => tf.transpose(w, [2, 3, 1, 0])) as tf.Tensor4D;
-}
-
-/** torch Conv3d weight [O, I, kd, kh, kw] → depth-stacked 2-D filter [kh, kw, kd*I, O]. */
-export function torchConv3dFilter(w: tf.Tensor): tf.Tensor4D {
-  const [o, i, kd, kh, kw] = w.shape;
-  return tf.tidy(() => tf.transpose(w, [3, 4, 2, 1, 0]).reshape([kh, kw, kd * i, o])) as tf.Tensor4D;
 }
 
 export interface ConvOptions {
@@ -76,12 +70,15 @@ export class Conv2d implements Disposable {
 }
 
 /**
- * nn.Conv3d (stride 1, symmetric zero padding) on NDHWC. The kd depth taps
- * are stacked into channels and one conv2d runs over all depth slices as a
- * batch: y[n, d] = conv2d(concat_k x[n, d + k - pd], W[k]).
+ * nn.Conv3d (stride 1, symmetric zero padding) on NDHWC, without a Conv3D
+ * kernel: one conv2d per depth tap k over the depth slices as a batch, summed,
+ * y[n, d] = sum_k conv2d(x[n, d + k - pd], W[k]). The slices for tap k are a
+ * contiguous run of the depth-padded input, so nothing is stacked or copied
+ * beyond the depth padding.
  */
 export class Conv3d implements Disposable {
-  readonly filter: tf.Tensor4D;
+  /** One filter [kh, kw, I, O] per depth tap. */
+  readonly filters: tf.Tensor4D[];
   readonly bias?: tf.Tensor1D;
   readonly kd: number;
   readonly padding: [number, number, number];
@@ -90,7 +87,8 @@ export class Conv3d implements Disposable {
     const w = p.tensor(`${prefix}.weight`);
     if (w.rank !== 5) throw new Error(`${prefix}.weight: expected a 5-D Conv3d weight, got shape ${JSON.stringify(w.shape)}`);
     this.kd = w.shape[2] as number;
-    this.filter = torchConv3dFilter(w);
+    // [O, I, kd, kh, kw] → [kd, kh, kw, I, O], split by tap.
+    this.filters = tf.tidy(() => tf.unstack(tf.transpose(w, [2, 3, 4, 1, 0]))) as tf.Tensor4D[];
     w.dispose();
     if (opts.bias ?? true) this.bias = p.tensor(`${prefix}.bias`) as tf.Tensor1D;
     const pad = opts.padding ?? 0;
@@ -101,25 +99,31 @@ export class Conv3d implements Disposable {
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
-      const xp = pd || ph || pw ? tf.pad(x, [[0, 0], [pd, pd], [ph, ph], [pw, pw], [0, 0]]) : x;
-      const dOut = d + 2 * pd - this.kd + 1;
-      const hp = h + 2 * ph;
-      const wp = w + 2 * pw;
-      const stacked =
-        this.kd === 1
-          ? xp
-          : tf.concat(
-              Array.from({ length: this.kd }, (_, k) => tf.slice(xp, [0, k, 0, 0, 0], [n, dOut, hp, wp, c])),
-              4,
-            );
-      let y: tf.Tensor4D = tf.conv2d(stacked.reshape([n * dOut, hp, wp, this.kd * c]) as tf.Tensor4D, this.filter, 1, 'valid');
-      if (this.bias) y = tf.add(y, this.bias);
-      return y.reshape([n, dOut, y.shape[1], y.shape[2], y.shape[3]]) as tf.Tensor5D;
+      const dp = d + 2 * pd;
+      const dOut = dp - this.kd + 1;
+      // Pad depth only; H and W padding is the conv2d's own.
+      const xp = pd ? tf.pad(x, [[0, 0], [pd, pd], [0, 0], [0, 0], [0, 0]]) : x;
+      const flat = xp.reshape([n * dp, h, w, c]) as tf.Tensor4D;
+      const padHW: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [ph, ph], [pw, pw], [0, 0]];
+      let y: tf.Tensor4D | undefined;
+      for (let k = 0; k < this.kd; k++) {
+        // Depth slices k .. k + dOut - 1 of every batch item.
+        const taps =
+          n === 1
+            ? this.kd === 1
+              ? flat
+              : tf.slice(flat, [k, 0, 0, 0], [dOut, h, w, c])
+            : (tf.slice(xp, [0, k, 0, 0, 0], [n, dOut, h, w, c]).reshape([n * dOut, h, w, c]) as tf.Tensor4D);
+        const yk = tf.conv2d(taps, this.filters[k], 1, ph || pw ? padHW : 'valid');
+        y = y ? tf.add(y, yk) : yk;
+      }
+      if (this.bias) y = tf.add(y!, this.bias);
+      return y!.reshape([n, dOut, y!.shape[1], y!.shape[2], y!.shape[3]]) as tf.Tensor5D;
     });
   }
 
   dispose(): void {
-    this.filter.dispose();
+    for (const f of this.filters) f.dispose();
     this.bias?.dispose();
   }
 }

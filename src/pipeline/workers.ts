@@ -1,0 +1,190 @@
+/**
+ * Frames in parallel: a pool of worker_threads, each with its own tfjs
+ * backend instance (the wasm backend runs one thread per process in Node),
+ * each holding its own W and G. The main thread keeps the cheap per-frame
+ * work (M, keypoint math, S) and sends every worker the source feature f_s
+ * once, then (x_s, x_d) per frame; a worker answers with the decoded image.
+ * `mapOrdered` keeps frame order with several frames in flight.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { StateDict } from '../weights/types.js';
+import type { WeightSet } from '../weights/layout.js';
+
+/** Where a worker gets W and G from: a weights directory, a synthetic seed, or state dicts. */
+export type WorkerWeights =
+  | { dir: string; set?: WeightSet }
+  | { seed: number }
+  | { stateDicts: { warping_module: StateDict; spade_generator: StateDict } };
+
+export interface PoolOptions {
+  weights: WorkerWeights;
+  /** Number of workers (default: `defaultWorkerCount()`). */
+  workers?: number;
+  /** Backend for the workers (default: LIVEPORTRAIT_BACKEND, else auto). */
+  backend?: string;
+}
+
+/** A decoded frame: float32 RGB in 0..1, [height, width, 3] row-major. */
+export interface PoolFrame {
+  data: Float32Array;
+  shape: [number, number, number, number];
+}
+
+/**
+ * Workers worth starting on this machine for this backend: one per core for
+ * the single-threaded CPU backends (wasm, cpu), none (render in-process) for
+ * backends that use the whole machine themselves (tensorflow, webgpu).
+ */
+export function defaultWorkerCount(backend: string | undefined): number {
+  if (backend === 'tensorflow' || backend === 'webgpu' || backend === 'webgl') return 0;
+  const n = availableParallelism();
+  return n > 1 ? n : 0;
+}
+
+interface Pending {
+  resolve(f: PoolFrame): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  inFlight: number;
+  ready: Promise<void>;
+}
+
+/** Start the worker script; from TypeScript sources (tests, tsx) through tsx's loader. */
+function startWorker(): Worker {
+  const self = new URL(import.meta.url);
+  if (!self.pathname.endsWith('.ts')) return new Worker(new URL('./worker.js', self));
+  // tsx's ESM API (its "import" export of tsx/esm/api), found from its package.json.
+  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
+  const tsxApi = pathToFileURL(join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href;
+  const script = new URL('./worker.ts', self).href;
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(script)}); });`;
+  return new Worker(boot, { eval: true });
+}
+
+export class WarpDecodePool {
+  private slots: Slot[] = [];
+  private jobs = new Map<number, Pending>();
+  private nextJob = 0;
+  private sourceId = 0;
+  private failed?: Error;
+  readonly size: number;
+
+  private constructor(size: number) {
+    this.size = size;
+  }
+
+  /** Start `workers` workers and wait until each has loaded W and G. */
+  static async create(opts: PoolOptions): Promise<WarpDecodePool> {
+    const n = Math.max(1, opts.workers ?? defaultWorkerCount(opts.backend));
+    const pool = new WarpDecodePool(n);
+    for (let i = 0; i < n; i++) {
+      const worker = startWorker();
+      let readyResolve!: () => void;
+      let readyReject!: (e: Error) => void;
+      const ready = new Promise<void>((res, rej) => {
+        readyResolve = res;
+        readyReject = rej;
+      });
+      const slot: Slot = { worker, inFlight: 0, ready };
+      worker.on('message', (m: WorkerReply) => {
+        if (m.type === 'ready') readyResolve();
+        else if (m.type === 'init-error') readyReject(new Error(m.message));
+        else if (m.type === 'frame' || m.type === 'error') {
+          const job = pool.jobs.get(m.job);
+          if (!job) return;
+          pool.jobs.delete(m.job);
+          slot.inFlight--;
+          if (m.type === 'frame') job.resolve({ data: m.data, shape: m.shape });
+          else job.reject(new Error(m.message));
+        }
+      });
+      worker.on('error', (e) => pool.fail(e, readyReject));
+      worker.on('exit', (code) => {
+        if (code !== 0) pool.fail(new Error(`frame worker exited with code ${code}`), readyReject);
+      });
+      worker.postMessage({ type: 'init', backend: opts.backend, weights: opts.weights } satisfies WorkerRequest);
+      pool.slots.push(slot);
+    }
+    try {
+      await Promise.all(pool.slots.map((s) => s.ready));
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  private fail(e: Error, readyReject: (e: Error) => void): void {
+    this.failed ??= e;
+    readyReject(e);
+    for (const job of this.jobs.values()) job.reject(e);
+    this.jobs.clear();
+  }
+
+  /** Send the source feature volume f_s ([1, 16, 64, 64, 32], NDHWC) to every worker. */
+  setSource(f_s: Float32Array, shape: number[]): number {
+    const id = ++this.sourceId;
+    for (const s of this.slots) s.worker.postMessage({ type: 'source', id, f_s, shape } satisfies WorkerRequest);
+    return id;
+  }
+
+  /** Warp and decode one frame from keypoints x_s, x_d ([1, 21, 3] each) on the least busy worker. */
+  render(x_s: Float32Array, x_d: Float32Array): Promise<PoolFrame> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.sourceId === 0) return Promise.reject(new Error('WarpDecodePool.render: call setSource first'));
+    const slot = this.slots.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+    const job = this.nextJob++;
+    slot.inFlight++;
+    return new Promise<PoolFrame>((resolve, reject) => {
+      this.jobs.set(job, { resolve, reject });
+      slot.worker.postMessage({ type: 'render', job, sourceId: this.sourceId, x_s, x_d } satisfies WorkerRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.slots = [];
+  }
+}
+
+/**
+ * Map an (async) sequence through an async function with up to `concurrency`
+ * calls in flight, yielding results in input order. Only `concurrency`
+ * inputs and results are held at once.
+ */
+export async function* mapOrdered<T, R>(items: AsyncIterable<T> | Iterable<T>, fn: (item: T, index: number) => Promise<R>, concurrency: number): AsyncGenerator<R> {
+  const queue: Promise<R>[] = [];
+  let i = 0;
+  try {
+    for await (const item of items as AsyncIterable<T>) {
+      const p = fn(item, i++);
+      p.catch(() => undefined); // observed when its turn comes
+      queue.push(p);
+      if (queue.length >= Math.max(1, concurrency)) yield await queue.shift()!;
+    }
+    while (queue.length) yield await queue.shift()!;
+  } finally {
+    // Abandoned early: let in-flight work settle without unhandled rejections.
+    for (const p of queue) p.catch(() => undefined);
+  }
+}
+
+/** Messages to a worker. */
+export type WorkerRequest =
+  | { type: 'init'; backend?: string; weights: WorkerWeights }
+  | { type: 'source'; id: number; f_s: Float32Array; shape: number[] }
+  | { type: 'render'; job: number; sourceId: number; x_s: Float32Array; x_d: Float32Array };
+
+/** Messages from a worker. */
+export type WorkerReply =
+  | { type: 'ready'; backend: string }
+  | { type: 'init-error'; message: string }
+  | { type: 'frame'; job: number; data: Float32Array; shape: [number, number, number, number] }
+  | { type: 'error'; job: number; message: string };
