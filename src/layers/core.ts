@@ -115,9 +115,9 @@ export class Conv3d implements Disposable {
               : tf.slice(flat, [k, 0, 0, 0], [dOut, h, w, c])
             : (tf.slice(xp, [0, k, 0, 0, 0], [n, dOut, h, w, c]).reshape([n * dOut, h, w, c]) as tf.Tensor4D);
         const yk = tf.conv2d(taps, this.filters[k], 1, ph || pw ? padHW : 'valid');
-        y = y ? tf.add(y, yk) : yk;
+        y = y ? (tf.add(y, yk) as tf.Tensor4D) : yk;
       }
-      if (this.bias) y = tf.add(y!, this.bias);
+      if (this.bias) y = tf.add(y!, this.bias) as tf.Tensor4D;
       return y!.reshape([n, dOut, y!.shape[1], y!.shape[2], y!.shape[3]]) as tf.Tensor5D;
     });
   }

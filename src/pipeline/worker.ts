@@ -50,7 +50,7 @@ port.on('message', async (m: WorkerRequest) => {
     }
   } else if (m.type === 'source') {
     f_s?.dispose();
-    f_s = tf.tensor(m.f_s, m.shape, 'float32') as tf.Tensor5D;
+    f_s = tf.tensor5d(m.f_s, m.shape as [number, number, number, number, number], 'float32');
     sourceId = m.id;
   } else if (m.type === 'render') {
     try {

@@ -105,7 +105,7 @@ export class WarpDecodePool {
           else job.reject(new Error(m.message));
         }
       });
-      worker.on('error', (e) => pool.fail(e, readyReject));
+      worker.on('error', (e: unknown) => pool.fail(e instanceof Error ? e : new Error(String(e)), readyReject));
       worker.on('exit', (code) => {
         if (code !== 0) pool.fail(new Error(`frame worker exited with code ${code}`), readyReject);
       });

@@ -1,0 +1,86 @@
+/**
+ * Edit one portrait (the reference's gradio retargeting panel, from the
+ * command line): eye and lip opening, head pitch / yaw / roll, then the
+ * edited face pasted back into the photo and written atomically.
+ */
+import { extname, resolve } from 'node:path';
+import { readImage, resizeImage, resizeToLimit, writeImage, type RgbImage, WRITE_IMAGE_FORMATS } from '../io/image.js';
+import { cropImage } from '../pipeline/crop.js';
+import { detectFaces } from '../pipeline/faces.js';
+import type { RetargetEdit } from '../pipeline/live_portrait.js';
+import { pasteBack, preparePasteBack } from '../pipeline/paste_back.js';
+import { calcEyeCloseRatio, calcLipCloseRatio } from '../pipeline/ratios.js';
+import { type ModelOptions, classifyInput, ensureBackend, loadModel } from './animate.js';
+import { CliError, UsageError, withFile } from './errors.js';
+
+export interface RetargetRequest extends ModelOptions {
+  source: string;
+  output: string;
+  /** Target eye-open ratio (0 closed … ~0.8 wide open). */
+  eyeRatio?: number;
+  /** Target lip-open ratio (0 closed … ~0.8 wide open). */
+  lipRatio?: number;
+  /** Degrees added to the head pose. */
+  pitch?: number;
+  yaw?: number;
+  roll?: number;
+  stitching?: boolean;
+  pasteBack?: boolean;
+  crop?: boolean;
+  faceIndex?: number;
+  sourceMaxDim?: number;
+  log?: (line: string) => void;
+}
+
+export interface RetargetResult {
+  output: string;
+  seconds: number;
+  width: number;
+  height: number;
+}
+
+/** Check the output name before any work: jpg, png or bmp. */
+export function checkImageOutput(path: string): void {
+  const ext = extname(path).toLowerCase().slice(1);
+  if (!WRITE_IMAGE_FORMATS.includes(ext)) throw new UsageError(`output ${path}: unsupported image format '${ext || 'none'}'; name it .jpg, .png or .bmp`);
+}
+
+export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
+  const t0 = Date.now();
+  const kind = classifyInput(req.source, 'source');
+  if (kind !== 'image') throw new CliError(`source ${req.source}: retarget edits one image; give a jpg, png, webp, bmp or tiff`);
+  checkImageOutput(req.output);
+  for (const [k, v] of Object.entries({ eyeRatio: req.eyeRatio, lipRatio: req.lipRatio, pitch: req.pitch, yaw: req.yaw, roll: req.roll }))
+    if (v !== undefined && !Number.isFinite(v)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number, got ${v}`);
+  let img: RgbImage;
+  try {
+    img = resizeToLimit(await readImage(req.source), req.sourceMaxDim ?? 1280, 2);
+  } catch (e) {
+    throw withFile(e, req.source);
+  }
+  await ensureBackend(req, req.log);
+  const doCrop = req.crop ?? true;
+  const faces = await detectFaces(img);
+  if (doCrop && faces.length === 0)
+    throw new CliError(`no face found in the source ${req.source}; use a photo where the face is clearly visible (frontal, not tiny), or pass --no-crop if the image is already a face crop`);
+  const fi = req.faceIndex ?? 0;
+  if (doCrop && fi >= faces.length) throw new CliError(`--face-index ${fi} is out of range: ${faces.length} face(s) found in ${req.source} (largest first, from 0)`);
+  const face = faces[doCrop ? fi : 0];
+  if ((req.eyeRatio !== undefined || req.lipRatio !== undefined) && !face)
+    throw new CliError(`--eye-ratio / --lip-ratio need the face's landmarks but no face was found in ${req.source}; drop them or use a clearer photo`);
+  const crop = doCrop ? cropImage(img, face.landmarks) : undefined;
+  const input = crop ? crop.imgCrop256 : resizeImage(img, 256, 256, 'linear');
+  const ratios = face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : {};
+  const lp = loadModel(req);
+  const src = lp.prepareSource(input, ratios);
+  try {
+    const edit: RetargetEdit = { eyeRatio: req.eyeRatio, lipRatio: req.lipRatio, pitch: req.pitch, yaw: req.yaw, roll: req.roll, stitching: req.stitching };
+    const out = lp.retarget(src, edit);
+    let result: RgbImage = { width: out.width, height: out.height, data: out.rgb };
+    if (crop && (req.pasteBack ?? true)) result = pasteBack(result, crop.M_c2o, img, preparePasteBack(crop.M_c2o, img.width, img.height));
+    await writeImage(req.output, result);
+    return { output: resolve(req.output), seconds: (Date.now() - t0) / 1000, width: result.width, height: result.height };
+  } finally {
+    lp.disposeSource(src);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Motion templates from the command line: a driving video (or image) →
+ * its per-frame motion, written in this library's safetensors template
+ * format (`.lpmotion.safetensors`), readable by `liveportrait animate -d`.
+ */
+import { extname, resolve } from 'node:path';
+import { saveTemplate } from '../pipeline/template.js';
+import type { DrivingFrameInput } from '../pipeline/live_portrait.js';
+import { type AnimateRequest, type ModelOptions, classifyInput, ensureBackend, loadModel } from './animate.js';
+import { planDrivingFrames } from './animate.js';
+import { CliError, UsageError, userMessage } from './errors.js';
+import { Progress, type ProgressStream } from './progress.js';
+import { withAtomicOutput } from '../io/output.js';
+
+export interface TemplateRequest extends ModelOptions {
+  driving: string;
+  output: string;
+  cropDriving?: boolean;
+  maxFrames?: number;
+  log?: (line: string) => void;
+  progress?: ProgressStream | false;
+}
+
+export interface TemplateResult {
+  output: string;
+  frames: number;
+  fps: number;
+  seconds: number;
+}
+
+export async function makeTemplate(req: TemplateRequest): Promise<TemplateResult> {
+  const t0 = Date.now();
+  const kind = classifyInput(req.driving, 'driving');
+  if (kind === 'template') throw new CliError(`driving ${req.driving} is already a motion template; give a video or an image`);
+  const ext = extname(req.output).toLowerCase();
+  if (ext === '.pkl') throw new UsageError(`output ${req.output}: writing the reference's .pkl is not supported; name it .lpmotion.safetensors (animate -d reads both)`);
+  if (ext !== '.safetensors') throw new UsageError(`output ${req.output}: name the template *.lpmotion.safetensors`);
+  if (req.maxFrames !== undefined && !(Number.isInteger(req.maxFrames) && req.maxFrames > 0)) throw new UsageError(`--max-frames must be a positive integer, got ${req.maxFrames}`);
+  await ensureBackend(req, req.log);
+  const r: AnimateRequest = { ...req, source: '', eyeRetargeting: true, lipRetargeting: true };
+  const plan = await planDrivingFrames(r, kind, req.maxFrames, req.progress ?? false);
+  const lp = loadModel(req);
+  const bar = req.progress ? new Progress('Extracting motion', plan.count, { stream: req.progress }) : undefined;
+  async function* counted() {
+    for await (const it of plan.frames()) {
+      yield it.frame as DrivingFrameInput;
+      bar?.tick();
+    }
+  }
+  const fps = typeof plan.fps === 'number' ? plan.fps : plan.fps.num / plan.fps.den;
+  try {
+    const tpl = await lp.makeTemplate(counted(), fps);
+    await withAtomicOutput(req.output, (tmp) => saveTemplate(tmp, tpl));
+    return { output: resolve(req.output), frames: tpl.frames.length, fps, seconds: (Date.now() - t0) / 1000 };
+  } catch (e) {
+    throw e instanceof CliError ? e : new CliError(userMessage(e), { cause: e });
+  } finally {
+    bar?.finish();
+  }
+}

@@ -1,0 +1,125 @@
+/** `liveportrait animate`: thin over src/app/animate.ts. */
+import type { Argv } from 'yargs';
+import { resolve } from 'node:path';
+import { animate, removePartials } from '../app/animate.js';
+import type { AnimationRegion, DrivingOption } from '../pipeline/options.js';
+import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
+
+const IN = 'Inputs and outputs:';
+const ANIM = 'Animation:';
+const CROP = 'Cropping and paste-back:';
+const VIDEO = 'Video output:';
+
+export const animateCommand = {
+  command: 'animate',
+  describe: 'Animate a portrait (image or video) with a driving video, image or motion template',
+  builder: (y: Argv) =>
+    withModelOptions(
+      y
+        .usage(
+          [
+            'liveportrait animate -s SOURCE -d DRIVING [-o OUTPUT_DIR] [options]',
+            '',
+            'Animate the face in SOURCE (a photo or a video) with the motion of DRIVING (a video, a single',
+            'image, or a motion template: a .pkl of the reference implementation or a .lpmotion.safetensors',
+            'from `liveportrait template`). The face is found and cropped, animated, and pasted back into',
+            'the original picture. Written to OUTPUT_DIR:',
+            '- <source>--<driving>.mp4: the animation, with the frame rate and audio of the driving video',
+            '  (of the source video when the source is a video);',
+            '- <source>--<driving>_concat.mp4: driving | source | result side by side;',
+            '- <source>--<driving>.gif: with --gif.',
+            'An image source with an image driving gives .jpg (or .png) files instead.',
+            'Outputs are written under temporary names and renamed when complete.',
+          ].join('\n'),
+        )
+        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...).', group: IN })
+        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors).', group: IN })
+        .option('output-dir', { alias: 'o', type: 'string', default: 'animations', describe: 'Directory for the outputs (created if missing).', group: IN })
+        .option('max-frames', { type: 'number', describe: 'Animate at most N frames (all by default).', group: IN })
+        .option('stitching', { type: 'boolean', default: true, describe: 'Stitch the animated face to the shoulders (--no-stitching: better for large head motion or animals; the crop is then written without paste-back, as the reference does).', group: ANIM })
+        .option('relative', { type: 'boolean', default: true, describe: 'Motion relative to the first driving frame (--no-relative: absolute driving pose and expression).', group: ANIM })
+        .option('region', { choices: ['all', 'exp', 'pose', 'lip', 'eyes'] as const, default: 'all' as const, describe: 'What the driving motion animates: everything, expression only, head pose only, lips only or eyes only.', group: ANIM })
+        .option('multiplier', { type: 'number', default: 1, describe: 'Scale of the driving motion (x_d = x_s + (x_d - x_s) * m).', group: ANIM })
+        .option('driving-option', { choices: ['expression-friendly', 'pose-friendly'] as const, default: 'expression-friendly' as const, describe: 'expression-friendly adapts the motion to the source face\'s size (source images with a driving video); pose-friendly keeps it as driven.', group: ANIM })
+        .option('eye-retargeting', { type: 'boolean', default: false, describe: 'Transfer the eye opening of each driving frame (needs faces in the driving frames).', group: ANIM })
+        .option('lip-retargeting', { type: 'boolean', default: false, describe: 'Transfer the lip opening of each driving frame.', group: ANIM })
+        .option('normalize-lip', { type: 'boolean', default: false, describe: 'Close the source\'s lips before animating when they are open (relative motion, without eye/lip retargeting). --no-normalize-lip turns it off.', group: ANIM })
+        .option('source-video-eye-retargeting', { type: 'boolean', default: false, describe: 'With a source video, hold every frame\'s eye opening at the first frame\'s.', group: ANIM })
+        .option('smooth-variance', { type: 'number', default: 3e-7, describe: 'With a source video: Kalman smoothing of the motion (larger is smoother, less exact).', group: ANIM })
+        .option('crop-driving', { type: 'boolean', describe: 'Crop the driving video to the face (one box averaged over the video). [default: when the driving video or image is not square]', group: CROP })
+        .option('crop', { type: 'boolean', default: true, describe: 'Find and crop the source face (--no-crop: the source is already a face crop; no paste-back).', group: CROP })
+        .option('paste-back', { type: 'boolean', default: true, describe: 'Paste the animated face back into the full source picture (--no-paste-back: write the 512x512 face crop).', group: CROP })
+        .option('face-index', { type: 'number', default: 0, describe: 'Which face to animate when there are several, largest first from 0.', group: CROP })
+        .option('all-faces', { type: 'boolean', default: false, describe: 'Animate every face of a group photo with the same driving motion and paste them all back.', group: CROP })
+        .option('scale', { type: 'number', default: 2.3, describe: 'Source crop size relative to the face (larger: smaller face in the crop).', group: CROP })
+        .option('vx-ratio', { type: 'number', default: 0, describe: 'Move the source crop sideways (fraction of its size).', group: CROP })
+        .option('vy-ratio', { type: 'number', default: -0.125, describe: 'Move the source crop up (negative) or down (fraction of its size).', group: CROP })
+        .option('rot', { type: 'boolean', default: true, describe: 'Rotate the source crop upright (--no-rot: axis-aligned crop).', group: CROP })
+        .option('source-max-dim', { type: 'number', default: 1280, describe: 'Shrink source images and videos so the longer side is at most this.', group: CROP })
+        .option('crf', { type: 'number', default: 18, describe: 'H.264 quality (constant rate factor): 0 lossless … 51 worst.', group: VIDEO })
+        .option('gif', { type: 'boolean', default: false, describe: 'Also write the animation as a GIF.', group: VIDEO })
+        .option('concat', { type: 'boolean', default: true, describe: 'Write the side-by-side comparison video (--no-concat: skip it).', group: VIDEO })
+        .option('audio-priority', { choices: ['driving', 'source'] as const, default: 'driving' as const, describe: 'Whose audio to copy when both the driving and the source video have some.', group: VIDEO })
+        .example('liveportrait animate -s me.jpg -d talk.mp4', 'animate a photo; writes animations/me--talk.mp4 and animations/me--talk_concat.mp4')
+        .example('liveportrait animate -s me.jpg -d laugh.pkl --weights synthetic --max-frames 2', 'try the pipeline offline with synthetic weights')
+        .example('liveportrait animate -s group.jpg -d talk.mp4 --all-faces --gif', 'animate every face of a group photo, also as a GIF')
+        .example('liveportrait animate -s clip.mp4 -d talk.mp4 --region lip', 'video-to-video: move only the lips of the source video')
+        .example('liveportrait animate -s me.jpg -d smile.jpg --no-relative', 'copy the expression of one picture onto another'),
+    ),
+  handler: async (a: CommonArgs & Record<string, unknown>) => {
+    // Ctrl-C: the temporary files go, the final names were never written.
+    const outDir = resolve(a['output-dir'] as string);
+    const onSignal = (sig: NodeJS.Signals) => {
+      removePartials(outDir);
+      process.stderr.write(`\nliveportrait: interrupted (${sig}); no output written\n`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      await runAnimate(a);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  },
+};
+
+async function runAnimate(a: CommonArgs & Record<string, unknown>): Promise<void> {
+  {
+    const res = await animate({
+      ...modelOptions(a),
+      source: a.source as string,
+      driving: a.driving as string,
+      outputDir: a['output-dir'] as string,
+      maxFrames: a['max-frames'] as number | undefined,
+      stitching: a.stitching as boolean,
+      relative: a.relative as boolean,
+      region: a.region as AnimationRegion,
+      multiplier: a.multiplier as number,
+      drivingOption: a['driving-option'] as DrivingOption,
+      eyeRetargeting: a['eye-retargeting'] as boolean,
+      lipRetargeting: a['lip-retargeting'] as boolean,
+      normalizeLip: a['normalize-lip'] as boolean,
+      sourceVideoEyeRetargeting: a['source-video-eye-retargeting'] as boolean,
+      smoothVariance: a['smooth-variance'] as number,
+      cropDriving: a['crop-driving'] as boolean | undefined,
+      crop: a.crop as boolean,
+      pasteBack: a['paste-back'] as boolean,
+      faceIndex: a['face-index'] as number,
+      allFaces: a['all-faces'] as boolean,
+      scale: a.scale as number,
+      vxRatio: a['vx-ratio'] as number,
+      vyRatio: a['vy-ratio'] as number,
+      doRot: a.rot as boolean,
+      sourceMaxDim: a['source-max-dim'] as number,
+      crf: a.crf as number,
+      gif: a.gif as boolean,
+      concat: a.concat as boolean,
+      audioPriority: a['audio-priority'] as 'driving' | 'source',
+      log: logger(a),
+      progress: progressStream(a),
+    });
+    say(res.summary);
+  }
+}

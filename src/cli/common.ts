@@ -1,0 +1,68 @@
+/** Options and helpers shared by the commands. */
+import type { Argv } from 'yargs';
+import type { ModelOptions } from '../app/animate.js';
+import { type ProgressStream } from '../app/progress.js';
+
+export interface CommonArgs {
+  weights?: string;
+  'lip-array'?: string;
+  seed: number;
+  set: 'human' | 'animal';
+  backend?: string;
+  workers?: number;
+  quiet: boolean;
+}
+
+export const MODEL_GROUP = 'Model and runtime:';
+
+/** --weights, --seed, --set, --backend, --workers, --quiet. */
+export function withModelOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
+  return y
+    .option('weights', {
+      type: 'string',
+      describe:
+        'Weights directory (converted .safetensors or the official .pth layout), or "synthetic" for deterministic random weights that need no download (meaningless pictures, for trying things out). [default: $LIVEPORTRAIT_WEIGHTS, else ./weights]',
+      group: MODEL_GROUP,
+    })
+    .option('lip-array', {
+      type: 'string',
+      describe: "The reference's neutral-lip expression (src/utils/resources/lip_array.pkl of KwaiVGI/LivePortrait), needed for relative motion from a driving image. [default: lip_array.pkl in the weights directory]",
+      group: MODEL_GROUP,
+    })
+    .option('seed', { type: 'number', default: 1, describe: 'Seed of --weights synthetic.', group: MODEL_GROUP })
+    .option('set', { choices: ['human', 'animal'] as const, default: 'human' as const, describe: 'Which official weight set the directory holds.', group: MODEL_GROUP })
+    .option('backend', {
+      type: 'string',
+      choices: ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'],
+      describe: 'TensorFlow.js backend: auto picks tfjs-node(-gpu) if installed, else wasm, else cpu. [default: $LIVEPORTRAIT_BACKEND, else auto]',
+      group: MODEL_GROUP,
+    })
+    .option('workers', {
+      type: 'number',
+      describe: 'Threads for the wasm backend (passed to tfjs-backend-wasm; only effective where threaded wasm is available). [default: the backend\'s choice]',
+      group: MODEL_GROUP,
+    })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress bars or info lines; errors and the summary only.', group: MODEL_GROUP }) as unknown as Argv<
+    T & CommonArgs
+  >;
+}
+
+export function modelOptions(a: CommonArgs): ModelOptions {
+  return { weights: a.weights, lipArray: a['lip-array'], seed: a.seed, set: a.set, backend: a.backend === 'auto' ? undefined : a.backend, workers: a.workers };
+}
+
+/** Info lines on stderr (nothing with --quiet). */
+export function logger(a: { quiet: boolean }): (line: string) => void {
+  return (line) => {
+    if (!a.quiet) process.stderr.write(`${line.startsWith('liveportrait') ? '' : 'liveportrait: '}${line}\n`);
+  };
+}
+
+export function progressStream(a: { quiet: boolean }): ProgressStream | false {
+  return a.quiet ? false : process.stderr;
+}
+
+/** The summary line goes to stdout (scripts can read it). */
+export function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}

@@ -1,0 +1,39 @@
+/** `liveportrait template`: a driving video's motion, saved for reuse. */
+import type { Argv } from 'yargs';
+import { makeTemplate } from '../app/template.js';
+import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
+
+export const templateCommand = {
+  command: 'template',
+  describe: 'Extract the motion of a driving video into a reusable motion template',
+  builder: (y: Argv) =>
+    withModelOptions(
+      y
+        .usage(
+          [
+            'liveportrait template -d VIDEO -o FILE.lpmotion.safetensors [--crop-driving] [--max-frames N]',
+            '',
+            'Save the per-frame motion (head pose, expression, eye and lip opening) of VIDEO. Pass the',
+            'template to `liveportrait animate -d FILE` to animate without the driving video: faster,',
+            'and the driving person\'s face is not kept. The reference\'s .pkl templates are read too.',
+          ].join('\n'),
+        )
+        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'The driving video (or a single image).' })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The template file, named *.lpmotion.safetensors.' })
+        .option('crop-driving', { type: 'boolean', describe: 'Crop the video to the face first. [default: when the video is not square]' })
+        .option('max-frames', { type: 'number', describe: 'At most N frames. [default: all]' })
+        .example('liveportrait template -d talk.mp4 -o talk.lpmotion.safetensors', 'then: liveportrait animate -s me.jpg -d talk.lpmotion.safetensors'),
+    ),
+  handler: async (a: CommonArgs & Record<string, unknown>) => {
+    const res = await makeTemplate({
+      ...modelOptions(a),
+      driving: a.driving as string,
+      output: a.output as string,
+      cropDriving: a['crop-driving'] as boolean | undefined,
+      maxFrames: a['max-frames'] as number | undefined,
+      log: logger(a),
+      progress: progressStream(a),
+    });
+    say(`liveportrait: ${res.frames} frames (${res.fps} fps) in ${res.seconds.toFixed(1)} s → ${res.output}`);
+  },
+};
