@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from '../weights/params.js';
-import { BatchNorm, Conv2d, Conv3d, type Disposable } from './core.js';
+import { BatchNorm, Conv2d, Conv3d, type Disposable, foldBatchNorm } from './core.js';
 
 /** AvgPool2d(2) on NHWC. */
 export function avgPool2x2(x: tf.Tensor4D): tf.Tensor4D {
@@ -34,42 +34,34 @@ export function upsampleNearest3dHW(x: tf.Tensor5D): tf.Tensor5D {
   });
 }
 
-/** SameBlock2d: conv → BN → ReLU (or LeakyReLU 0.01). */
+/** SameBlock2d: conv → BN → ReLU (or LeakyReLU 0.01); BN folded into the conv at load. */
 export class SameBlock2d implements Disposable {
   readonly conv: Conv2d;
-  readonly norm: BatchNorm;
   readonly lrelu: boolean;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number; lrelu?: boolean } = {}) {
     this.lrelu = opts.lrelu ?? false;
-    this.conv = new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 });
-    this.norm = new BatchNorm(p, `${prefix}.norm`);
+    this.conv = foldBatchNorm(new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
   }
   apply(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      const y = this.norm.apply(this.conv.apply(x));
-      return this.lrelu ? tf.leakyRelu(y, 0.01) : tf.relu(y);
-    });
+    if (!this.lrelu) return this.conv.apply(x, 'relu');
+    return tf.tidy(() => tf.leakyRelu(this.conv.apply(x), 0.01));
   }
   dispose(): void {
     this.conv.dispose();
-    this.norm.dispose();
   }
 }
 
-/** DownBlock2d: conv → BN → ReLU → AvgPool2d(2). */
+/** DownBlock2d: conv → BN → ReLU → AvgPool2d(2); BN folded into the conv. */
 export class DownBlock2d implements Disposable {
   readonly conv: Conv2d;
-  readonly norm: BatchNorm;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number } = {}) {
-    this.conv = new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 });
-    this.norm = new BatchNorm(p, `${prefix}.norm`);
+    this.conv = foldBatchNorm(new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
   }
   apply(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => avgPool2x2(tf.relu(this.norm.apply(this.conv.apply(x)))));
+    return tf.tidy(() => avgPool2x2(this.conv.apply(x, 'relu')));
   }
   dispose(): void {
     this.conv.dispose();
-    this.norm.dispose();
   }
 }
 
@@ -98,36 +90,30 @@ export class ResBlock3d implements Disposable {
   }
 }
 
-/** DownBlock3d: conv3d → BN → ReLU → AvgPool3d((1, 2, 2)). */
+/** DownBlock3d: conv3d → BN → ReLU → AvgPool3d((1, 2, 2)); BN folded into the conv. */
 export class DownBlock3d implements Disposable {
   readonly conv: Conv3d;
-  readonly norm: BatchNorm;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number } = {}) {
-    this.conv = new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 });
-    this.norm = new BatchNorm(p, `${prefix}.norm`);
+    this.conv = foldBatchNorm(new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
   }
   apply(x: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => avgPool3dHW(tf.relu(this.norm.apply(this.conv.apply(x)))));
+    return tf.tidy(() => avgPool3dHW(this.conv.apply(x, 'relu')));
   }
   dispose(): void {
     this.conv.dispose();
-    this.norm.dispose();
   }
 }
 
-/** UpBlock3d: nearest upsample (1, 2, 2) → conv3d → BN → ReLU. */
+/** UpBlock3d: nearest upsample (1, 2, 2) → conv3d → BN → ReLU; BN folded into the conv. */
 export class UpBlock3d implements Disposable {
   readonly conv: Conv3d;
-  readonly norm: BatchNorm;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number } = {}) {
-    this.conv = new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 });
-    this.norm = new BatchNorm(p, `${prefix}.norm`);
+    this.conv = foldBatchNorm(new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
   }
   apply(x: tf.Tensor5D): tf.Tensor5D {
-    return tf.tidy(() => tf.relu(this.norm.apply(this.conv.apply(upsampleNearest3dHW(x)))));
+    return tf.tidy(() => this.conv.apply(upsampleNearest3dHW(x), 'relu'));
   }
   dispose(): void {
     this.conv.dispose();
-    this.norm.dispose();
   }
 }

@@ -27,7 +27,14 @@ export interface ConvOptions {
   bias?: boolean;
 }
 
-/** nn.Conv2d on NHWC. Zero padding, symmetric, as PyTorch's `padding=p`. */
+/** Activations the fused convolution kernels of every backend apply in place. */
+export type FusedActivation = 'linear' | 'relu';
+
+/**
+ * nn.Conv2d on NHWC. Zero padding, symmetric, as PyTorch's `padding=p`,
+ * done by the convolution kernel itself; the bias (and an optional ReLU) is
+ * fused into the same kernel.
+ */
 export class Conv2d implements Disposable {
   readonly filter: tf.Tensor4D;
   readonly bias?: tf.Tensor1D;
@@ -38,29 +45,37 @@ export class Conv2d implements Disposable {
 
   constructor(p: ParamReader, prefix: string, opts: ConvOptions = {}) {
     const w = p.tensor(`${prefix}.weight`);
-    this.depthwise = (opts.groups ?? 1) > 1;
-    if (this.depthwise) {
+    const depthwise = (opts.groups ?? 1) > 1;
+    let filter: tf.Tensor4D;
+    if (depthwise) {
       if (opts.groups !== w.shape[0] || w.shape[1] !== 1) throw new Error(`${prefix}: only depthwise grouped convolutions are supported`);
       // [C, 1, kh, kw] → [kh, kw, C, 1]
-      this.filter = tf.tidy(() => tf.transpose(w, [2, 3, 0, 1])) as tf.Tensor4D;
-    } else this.filter = torchConv2dFilter(w);
+      filter = tf.tidy(() => tf.transpose(w, [2, 3, 0, 1])) as tf.Tensor4D;
+    } else filter = torchConv2dFilter(w);
     w.dispose();
-    if (opts.bias ?? true) this.bias = p.tensor(`${prefix}.bias`) as tf.Tensor1D;
+    const bias = opts.bias ?? true ? (p.tensor(`${prefix}.bias`) as tf.Tensor1D) : undefined;
+    this.filter = filter;
+    this.bias = bias;
+    this.depthwise = depthwise;
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
     this.dilation = opts.dilation ?? 1;
   }
 
-  apply(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      const p = this.padding;
-      const xp = p > 0 ? tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]) : x;
-      let y = this.depthwise
-        ? tf.depthwiseConv2d(xp, this.filter, this.stride, 'valid', 'NHWC', this.dilation)
-        : tf.conv2d(xp, this.filter, this.stride, 'valid', 'NHWC', this.dilation);
-      if (this.bias) y = tf.add(y, this.bias);
-      return y;
-    });
+  /**
+   * A convolution from tensors already in tfjs layout (filter [kh, kw, I, O]),
+   * for filters assembled at load time. Takes ownership of both tensors.
+   */
+  static fromTensors(filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, opts: Omit<ConvOptions, 'groups' | 'bias'> = {}): Conv2d {
+    const c = Object.create(Conv2d.prototype) as Conv2d;
+    Object.assign(c, { filter, bias, depthwise: false, stride: opts.stride ?? 1, padding: opts.padding ?? 0, dilation: opts.dilation ?? 1 });
+    return c;
+  }
+
+  apply(x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D {
+    const pad = this.padding > 0 ? this.padding : 'valid';
+    const args = { x, filter: this.filter, strides: this.stride, pad, dilations: this.dilation, bias: this.bias, activation } as const;
+    return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
   }
 
   dispose(): void {
@@ -95,7 +110,14 @@ export class Conv3d implements Disposable {
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
   }
 
-  apply(x: tf.Tensor5D): tf.Tensor5D {
+  /** A 3-D convolution from per-tap filters [kh, kw, I, O] already in tfjs layout. Takes ownership. */
+  static fromTensors(filters: tf.Tensor4D[], bias: tf.Tensor1D | undefined, padding: [number, number, number]): Conv3d {
+    const c = Object.create(Conv3d.prototype) as Conv3d;
+    Object.assign(c, { filters, bias, kd: filters.length, padding });
+    return c;
+  }
+
+  apply(x: tf.Tensor5D, activation: FusedActivation = 'linear'): tf.Tensor5D {
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
@@ -114,10 +136,14 @@ export class Conv3d implements Disposable {
               ? flat
               : tf.slice(flat, [k, 0, 0, 0], [dOut, h, w, c])
             : (tf.slice(xp, [0, k, 0, 0, 0], [n, dOut, h, w, c]).reshape([n * dOut, h, w, c]) as tf.Tensor4D);
-        const yk = tf.conv2d(taps, this.filters[k], 1, ph || pw ? padHW : 'valid');
+        const last = k === this.kd - 1;
+        // The bias and activation go into the last tap's kernel, after the sum so far.
+        const yk = last
+          ? tf.fused.conv2d({ x: taps, filter: this.filters[k], strides: 1, pad: ph || pw ? padHW : 'valid', bias: this.bias, activation: y ? 'linear' : activation })
+          : tf.conv2d(taps, this.filters[k], 1, ph || pw ? padHW : 'valid');
         y = y ? (tf.add(y, yk) as tf.Tensor4D) : yk;
+        if (last && this.kd > 1 && activation === 'relu') y = tf.relu(y);
       }
-      if (this.bias) y = tf.add(y!, this.bias) as tf.Tensor4D;
       return y!.reshape([n, dOut, y!.shape[1], y!.shape[2], y!.shape[3]]) as tf.Tensor5D;
     });
   }
@@ -158,6 +184,26 @@ export class BatchNorm implements Disposable {
     this.scale.dispose();
     this.shift.dispose();
   }
+}
+
+/**
+ * conv → batch norm, folded into one convolution at load time:
+ * BN(W * x + b) = (W · scale) * x + (b · scale + shift), scale per output
+ * channel. The results differ from the unfolded pair by float32 rounding only.
+ * Disposes both inputs.
+ */
+export function foldBatchNorm<C extends Conv2d | Conv3d>(conv: C, bn: BatchNorm): C {
+  if (conv instanceof Conv2d && conv.depthwise) throw new Error('foldBatchNorm: depthwise convolutions are not folded');
+  const filters = conv instanceof Conv2d ? [conv.filter] : (conv as Conv3d).filters;
+  const bias = tf.tidy(() => (conv.bias ? tf.add(tf.mul(conv.bias, bn.scale), bn.shift) : bn.shift.clone()) as tf.Tensor1D);
+  const folded = filters.map((f) => tf.tidy(() => tf.mul(f, bn.scale) as tf.Tensor4D));
+  const out =
+    conv instanceof Conv2d
+      ? Conv2d.fromTensors(folded[0], bias, { stride: conv.stride, padding: conv.padding, dilation: conv.dilation })
+      : Conv3d.fromTensors(folded, bias, (conv as Conv3d).padding);
+  conv.dispose();
+  bn.dispose();
+  return out as C;
 }
 
 /** nn.Linear: y = x W^T + b, on [..., in]. */

@@ -57,13 +57,18 @@ export const SPADE_HIDDEN = 128;
 export class SPADE implements Disposable {
   readonly norm = new InstanceNorm2d();
   readonly mlpShared: Conv2d;
-  readonly mlpGamma: Conv2d;
-  readonly mlpBeta: Conv2d;
+  /** mlp_gamma and mlp_beta as one convolution: output channels [gamma | beta]. */
+  readonly mlpGammaBeta: Conv2d;
+  readonly normNc: number;
 
   constructor(p: ParamReader, prefix: string) {
     this.mlpShared = new Conv2d(p, `${prefix}.mlp_shared.0`, { padding: 1 });
-    this.mlpGamma = new Conv2d(p, `${prefix}.mlp_gamma`, { padding: 1 });
-    this.mlpBeta = new Conv2d(p, `${prefix}.mlp_beta`, { padding: 1 });
+    const gamma = new Conv2d(p, `${prefix}.mlp_gamma`, { padding: 1 });
+    const beta = new Conv2d(p, `${prefix}.mlp_beta`, { padding: 1 });
+    this.normNc = gamma.filter.shape[3];
+    this.mlpGammaBeta = Conv2d.fromTensors(tf.concat([gamma.filter, beta.filter], 3), tf.concat([gamma.bias!, beta.bias!]), { padding: 1 });
+    gamma.dispose();
+    beta.dispose();
   }
 
   /** Parameters of SPADE(normNc, labelNc) at `prefix`, in checkpoint order. */
@@ -83,17 +88,15 @@ export class SPADE implements Disposable {
     return tf.tidy(() => {
       const normalized = this.norm.apply(x);
       const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
-      const actv = tf.relu(this.mlpShared.apply(seg));
-      const gamma = this.mlpGamma.apply(actv);
-      const beta = this.mlpBeta.apply(actv);
+      const actv = this.mlpShared.apply(seg, 'relu');
+      const [gamma, beta] = tf.split(this.mlpGammaBeta.apply(actv), [this.normNc, this.normNc], 3);
       return tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta);
     });
   }
 
   dispose(): void {
     this.mlpShared.dispose();
-    this.mlpGamma.dispose();
-    this.mlpBeta.dispose();
+    this.mlpGammaBeta.dispose();
   }
 }
 

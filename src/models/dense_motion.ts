@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { DownBlock3d, UpBlock3d } from '../layers/blocks.js';
-import { BatchNorm, Conv2d, Conv3d, type Disposable, disposeAll } from '../layers/core.js';
+import { BatchNorm, Conv2d, Conv3d, type Disposable, disposeAll, foldBatchNorm } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import { kp2gaussian, makeCoordinateGrid } from '../layers/heatmap.js';
 import type { ParamReader } from '../weights/params.js';
@@ -91,14 +91,13 @@ export function denseMotionSpecs(prefix = 'dense_motion_network', cfg: DenseMoti
 export class Hourglass3d implements Disposable {
   readonly down: DownBlock3d[];
   readonly up: UpBlock3d[];
+  /** The decoder's final conv with its batch norm folded in. */
   readonly conv: Conv3d;
-  readonly norm: BatchNorm;
 
   constructor(p: ParamReader, prefix: string, numBlocks: number) {
     this.down = Array.from({ length: numBlocks }, (_, i) => new DownBlock3d(p, `${prefix}.encoder.down_blocks.${i}`));
     this.up = Array.from({ length: numBlocks }, (_, i) => new UpBlock3d(p, `${prefix}.decoder.up_blocks.${i}`));
-    this.conv = new Conv3d(p, `${prefix}.decoder.conv`, { padding: 1 });
-    this.norm = new BatchNorm(p, `${prefix}.decoder.norm`);
+    this.conv = foldBatchNorm(new Conv3d(p, `${prefix}.decoder.conv`, { padding: 1 }), new BatchNorm(p, `${prefix}.decoder.norm`));
   }
 
   apply(x: tf.Tensor5D): tf.Tensor5D {
@@ -110,12 +109,12 @@ export class Hourglass3d implements Disposable {
         const up = block.apply(out);
         out = tf.concat([up, skips.pop() as tf.Tensor5D], 4);
       }
-      return tf.relu(this.norm.apply(this.conv.apply(out)));
+      return this.conv.apply(out, 'relu');
     });
   }
 
   dispose(): void {
-    disposeAll([this.down, this.up, this.conv, this.norm]);
+    disposeAll([this.down, this.up, this.conv]);
   }
 }
 
