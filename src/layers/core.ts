@@ -84,6 +84,9 @@ export class Conv2d implements Disposable {
   }
 }
 
+/** Depth of kernel from which Conv3d stacks its taps into output channels. */
+const STACK_TAPS_MIN_DEPTH = 5;
+
 /**
  * nn.Conv3d (stride 1, symmetric zero padding) on NDHWC, without a Conv3D
  * kernel: one conv2d per depth tap k over the depth slices as a batch, summed,
@@ -117,7 +120,11 @@ export class Conv3d implements Disposable {
     return c;
   }
 
+  /** Deep kernels (kd >= 5) with few outputs: all taps as output channels of one conv2d. */
+  private stacked?: tf.Tensor4D;
+
   apply(x: tf.Tensor5D, activation: FusedActivation = 'linear'): tf.Tensor5D {
+    if (this.kd >= STACK_TAPS_MIN_DEPTH) return this.applyStacked(x, activation);
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
@@ -148,7 +155,43 @@ export class Conv3d implements Disposable {
     });
   }
 
+  /**
+   * The kd taps as kd·O output channels of one conv2d over every depth slice,
+   * then y[d] = sum_k Y[d + k][k-th channel group]. More multiplies (over the
+   * padded depth) but a far wider GEMM: for the 7x7x7, 22-output mask conv of
+   * the dense motion network it is about 1.5x faster on wasm, with equal sums.
+   */
+  private applyStacked(x: tf.Tensor5D, activation: FusedActivation): tf.Tensor5D {
+    this.stacked ??= tf.tidy(() => tf.concat(this.filters, 3)) as tf.Tensor4D;
+    const stacked = this.stacked;
+    return tf.tidy(() => {
+      const [n, d, h, w, c] = x.shape;
+      const [pd, ph, pw] = this.padding;
+      const o = this.filters[0].shape[3];
+      const dp = d + 2 * pd;
+      const dOut = dp - this.kd + 1;
+      const xp = pd ? tf.pad(x, [[0, 0], [pd, pd], [0, 0], [0, 0], [0, 0]]) : x;
+      const padHW: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [ph, ph], [pw, pw], [0, 0]];
+      const Y = tf.conv2d(xp.reshape([n * dp, h, w, c]) as tf.Tensor4D, stacked, 1, ph || pw ? padHW : 'valid');
+      const [, ho, wo] = Y.shape;
+      const items: tf.Tensor4D[] = [];
+      for (let b = 0; b < n; b++) {
+        let y: tf.Tensor4D | undefined;
+        for (let k = 0; k < this.kd; k++) {
+          const yk = tf.slice(Y, [b * dp + k, 0, 0, k * o], [dOut, ho, wo, o]);
+          y = y ? (tf.add(y, yk) as tf.Tensor4D) : yk;
+        }
+        if (this.bias) y = tf.add(y!, this.bias) as tf.Tensor4D;
+        if (activation === 'relu') y = tf.relu(y!);
+        items.push(y!);
+      }
+      const out = n === 1 ? items[0] : tf.concat(items, 0);
+      return out.reshape([n, dOut, ho, wo, o]) as tf.Tensor5D;
+    });
+  }
+
   dispose(): void {
+    this.stacked?.dispose();
     for (const f of this.filters) f.dispose();
     this.bias?.dispose();
   }
