@@ -1,0 +1,637 @@
+/**
+ * LivePortrait: the five networks and the animation pipeline around them.
+ *
+ *   const lp = LivePortrait.fromWeights('weights');        // or LivePortrait.synthetic(1)
+ *   const src = lp.prepareSource(image256, { eyeRatio, lipRatio });
+ *   for await (const frame of lp.animate(src, drivingFrames, { stitching: true })) ...
+ *   lp.disposeSource(src); lp.dispose();
+ *
+ * Every step is also callable on its own: prepareSource → extractMotion →
+ * drivingKeypoints → warpDecode. Frames are processed one at a time: the
+ * driving video is never held in memory (source-video mode holds only its
+ * motion, a few hundred numbers a frame).
+ *
+ * Images are RGB, 256×256 (other sizes are resized bilinearly; face
+ * cropping is done before, elsewhere): a tf.Tensor [256, 256, 3] or
+ * [1, 256, 256, 3] (int32 0..255 or float32 0..1), or raw pixels
+ * `{ data, width, height }` (Uint8Array 0..255 or Float32Array 0..1, RGB or RGBA).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../models/appearance_feature_extractor.js';
+import { MotionExtractor, motionExtractorSpecs } from '../models/motion_extractor.js';
+import { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../models/spade_generator.js';
+import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs, type StitchingPart } from '../models/stitching_retargeting_module.js';
+import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet } from '../models/types.js';
+import { WarpingModule, warpingModuleSpecs } from '../models/warping_module.js';
+import { loadWeights, type LivePortraitWeights, type LoadOptions } from '../weights/load.js';
+import { ParamReader } from '../weights/params.js';
+import { syntheticStateDict } from '../weights/synthetic.js';
+import type { HostTensor } from '../weights/types.js';
+import { type KpInfo, disposeKpInfo, getRotationMatrix, refineKpInfo, transformKeypointWith } from './camera.js';
+import { kalmanSmooth } from './kalman.js';
+import {
+  type DrivingContext,
+  type SourceKeypoints,
+  combinedEyeRatio,
+  combinedLipRatio,
+  disposeSourceKeypoints,
+  drivingKeypoints,
+  sourceKeypointsFromMotion,
+  sourceVideoEyeTarget,
+  sourceVideoTargets,
+} from './motion.js';
+import { type AnimationOptions, resolveOptions } from './options.js';
+import { type MotionFrame, type MotionTemplate, checkMotionFrame, readNumpyPickle } from './template.js';
+
+export const INPUT_SIZE = 256;
+
+/** Raw RGB(A) pixels. */
+export interface RawImage {
+  data: Uint8Array | Uint8ClampedArray | Float32Array;
+  width: number;
+  height: number;
+}
+export type ImageInput = tf.Tensor | RawImage;
+
+/** A driving video frame with its landmark ratios, where known. */
+export interface DrivingFrameInput {
+  image: ImageInput;
+  /** Eye-open ratios (left, right). */
+  eyeRatio?: ArrayLike<number>;
+  /** Lip-open ratio. */
+  lipRatio?: number;
+}
+
+/** Landmark ratios of a source image (computed elsewhere from face landmarks). */
+export interface SourceRatios {
+  eyeRatio?: ArrayLike<number>;
+  lipRatio?: number;
+}
+
+/** Everything the animation needs of one source image. Owns its tensors: see disposeSource. */
+export interface SourceInfo extends SourceKeypoints {
+  /** Appearance feature volume [1, 16, 64, 64, 32] (NDHWC). */
+  f_s: tf.Tensor5D;
+  /** Canonical keypoints x_c,s [1, 21, 3] (= x_s_info.kp). */
+  x_c_s: tf.Tensor3D;
+}
+
+type FrameLike = ImageInput | DrivingFrameInput | MotionFrame;
+type AnyIterable<T> = Iterable<T> | AsyncIterable<T>;
+/**
+ * The driving input: a single image (image-driven), frames of a video (an
+ * iterable or async iterable of images, frames with ratios, or motion
+ * frames), or a motion template.
+ */
+export type DrivingInput = ImageInput | MotionTemplate | AnyIterable<FrameLike>;
+
+export interface AnimatedFrame {
+  index: number;
+  /** RGB bytes, height × width × 3: uint8(clip(out, 0, 1) · 255), truncated as the reference. */
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  /** The driving keypoints used [21 × 3]. */
+  x_d: Float32Array;
+}
+
+/** Single-image edits, as the reference's gradio retargeting panel. */
+export interface RetargetEdit {
+  /** Target eye-open ratio (needs the source's eye ratios). */
+  eyeRatio?: number;
+  /** Target lip-open ratio (needs the source's lip ratio). */
+  lipRatio?: number;
+  /** Degrees added to the source head pose. */
+  pitch?: number;
+  yaw?: number;
+  roll?: number;
+  /** Moves of keypoint 5 (x, y), and a zoom factor on s (default 1). */
+  movX?: number;
+  movY?: number;
+  movZ?: number;
+  smile?: number;
+  wink?: number;
+  eyebrow?: number;
+  eyeballX?: number;
+  eyeballY?: number;
+  /** The gradio panel's four lip sliders. */
+  lipVariation?: [number?, number?, number?, number?];
+  /** Offsets added to individual expression keypoints δ[index] (x, y, z). */
+  expression?: { index: number; delta: [number, number, number] }[];
+  /** Stitch the result (default true). */
+  stitching?: boolean;
+}
+
+export interface LivePortraitNets {
+  F: AppearanceFeatureExtractorNet;
+  M: MotionExtractorNet;
+  W: WarpingModuleNet;
+  G: SpadeGeneratorNet;
+  S: StitchingRetargetingModule;
+}
+
+export interface LivePortraitOptions {
+  /**
+   * The reference's neutral-lip expression (lip_array.pkl, [1, 21, 3]) for
+   * image-driven relative motion: 63 numbers, or the path of that .pkl.
+   */
+  lipArray?: ArrayLike<number> | string;
+}
+
+class InputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+function isTensor(x: unknown): x is tf.Tensor {
+  return x instanceof tf.Tensor;
+}
+function isRawImage(x: unknown): x is RawImage {
+  const r = x as RawImage;
+  return !!r && typeof r === 'object' && !isTensor(r) && ArrayBuffer.isView(r.data) && Number.isInteger(r.width) && Number.isInteger(r.height);
+}
+function isMotionFrame(x: unknown): x is MotionFrame {
+  const f = x as MotionFrame;
+  return !!f && typeof f === 'object' && f.R instanceof Float32Array && f.exp instanceof Float32Array;
+}
+function isTemplate(x: unknown): x is MotionTemplate {
+  return !!x && typeof x === 'object' && Array.isArray((x as MotionTemplate).frames) && typeof (x as MotionTemplate).fps === 'number';
+}
+function isFrameInput(x: unknown): x is DrivingFrameInput {
+  return !!x && typeof x === 'object' && !isTensor(x) && 'image' in (x as object);
+}
+function isIterable(x: unknown): x is AnyIterable<unknown> {
+  return !!x && typeof x === 'object' && !isTensor(x) && (Symbol.iterator in (x as object) || Symbol.asyncIterator in (x as object));
+}
+
+function describeValue(x: unknown): string {
+  if (isTensor(x)) return `a ${x.dtype} tensor of shape ${JSON.stringify(x.shape)}`;
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return `an array of ${x.length}`;
+  return typeof x === 'object' ? `an object with keys ${Object.keys(x as object).slice(0, 6).join(', ') || '(none)'}` : `${typeof x} ${String(x).slice(0, 40)}`;
+}
+
+/**
+ * An image input as a float32 tensor [1, 256, 256, 3] in 0..1 (u8 / 255 as
+ * the reference, clipped). Errors are one line naming what was wrong.
+ */
+export function prepareImage(img: ImageInput, what = 'image'): tf.Tensor4D {
+  if (isRawImage(img)) {
+    const { data, width, height } = img;
+    const ch = data.length / (width * height);
+    if (ch !== 3 && ch !== 4) throw new InputError(`${what}: ${data.length} values for ${width}x${height} pixels; expected RGB or RGBA (3 or 4 values a pixel)`);
+    return tf.tidy(() => {
+      let x: tf.Tensor = data instanceof Float32Array ? tf.tensor(data, [height, width, ch]) : tf.tensor(Int32Array.from(data), [height, width, ch], 'int32');
+      if (ch === 4) x = tf.slice(x, [0, 0, 0], [height, width, 3]);
+      return prepareImage(x, what);
+    });
+  }
+  if (!isTensor(img)) throw new InputError(`${what}: expected an RGB image (a tensor [H, W, 3] or {data, width, height}), got ${describeValue(img)}`);
+  const shape = img.shape;
+  const ok = (img.rank === 3 && shape[2] === 3) || (img.rank === 4 && shape[0] === 1 && shape[3] === 3);
+  if (!ok) throw new InputError(`${what}: expected an RGB image tensor [H, W, 3] or [1, H, W, 3], got shape ${JSON.stringify(shape)}`);
+  if (img.dtype !== 'float32' && img.dtype !== 'int32') throw new InputError(`${what}: expected an int32 (0..255) or float32 (0..1) tensor, got ${img.dtype}`);
+  return tf.tidy(() => {
+    let x = (img.rank === 3 ? img.expandDims(0) : img) as tf.Tensor4D;
+    x = (img.dtype === 'int32' ? tf.div(tf.cast(x, 'float32'), 255) : x) as tf.Tensor4D;
+    if (x.shape[1] !== INPUT_SIZE || x.shape[2] !== INPUT_SIZE) x = tf.image.resizeBilinear(x, [INPUT_SIZE, INPUT_SIZE], false, true);
+    return tf.clipByValue(x, 0, 1) as tf.Tensor4D;
+  });
+}
+
+/** uint8(clip(x, 0, 1) · 255), truncated, of an image [1, H, W, 3]. */
+export function imageToUint8(x: tf.Tensor): Uint8Array {
+  const v = tf.tidy(() => tf.floor(tf.mul(tf.clipByValue(x, 0, 1), 255)));
+  const d = v.dataSync();
+  v.dispose();
+  return Uint8Array.from(d);
+}
+
+function ratiosOf(r?: SourceRatios): { eyeRatio?: number[]; lipRatio?: number } {
+  const eyeRatio = r?.eyeRatio ? Array.from(r.eyeRatio) : undefined;
+  if (eyeRatio && eyeRatio.length !== 2) throw new InputError(`eyeRatio must have 2 values (left, right), got ${eyeRatio.length}`);
+  const lipRatio = r?.lipRatio;
+  if (lipRatio !== undefined && !Number.isFinite(lipRatio)) throw new InputError(`lipRatio must be a number, got ${String(lipRatio)}`);
+  return { eyeRatio, lipRatio };
+}
+
+async function* iterate<T>(it: AnyIterable<T>): AsyncGenerator<T> {
+  for await (const x of it as AsyncIterable<T>) yield x;
+}
+
+// The gradio panel's expression sliders: [keypoint, axis, coefficient] per unit.
+const SLIDERS: Record<string, [number, number, number][]> = {
+  smile: [[20, 1, -0.01], [14, 1, -0.02], [17, 1, 0.0065], [17, 2, 0.003], [13, 1, -0.00275], [16, 1, -0.00275], [3, 1, -0.0035], [7, 1, -0.0035]],
+  wink: [[11, 1, 0.001], [13, 1, -0.0003], [17, 0, 0.0003], [17, 1, 0.0003], [3, 1, -0.0003]],
+  lip0: [[19, 0, 1]],
+  lip1: [[14, 1, 0.001], [3, 1, -0.0005], [7, 1, -0.0005], [17, 2, -0.0005]],
+  lip2: [[20, 2, -0.001], [20, 1, -0.001], [14, 1, -0.001]],
+  lip3: [[19, 1, 0.001], [19, 2, 0.0001], [17, 1, -0.0001]],
+};
+
+/** The gradio panel's edits of δ [63], in its order. */
+export function applyExpressionEdits(exp: Float32Array, e: RetargetEdit): Float32Array {
+  const d = Float32Array.from(exp);
+  const add = (k: number, a: number, v: number) => (d[3 * k + a] += v);
+  const slider = (name: string, v: number | undefined) => {
+    if (v) for (const [k, a, c] of SLIDERS[name]) add(k, a, v * c);
+  };
+  const ex = e.eyeballX ?? 0;
+  const ey = e.eyeballY ?? 0;
+  if (ex !== 0 || ey !== 0) {
+    add(11, 0, ex * (ex > 0 ? 0.0007 : 0.001));
+    add(15, 0, ex * (ex > 0 ? 0.001 : 0.0007));
+    add(11, 1, ey * -0.001);
+    add(15, 1, ey * -0.001);
+    const blink = -ey / 2;
+    add(11, 1, blink * -0.001);
+    add(13, 1, blink * 0.0003);
+    add(15, 1, blink * -0.001);
+    add(16, 1, blink * 0.0003);
+  }
+  slider('smile', e.smile);
+  slider('wink', e.wink);
+  const b = e.eyebrow ?? 0;
+  if (b > 0) {
+    add(1, 1, b * 0.001);
+    add(2, 1, b * -0.001);
+  } else if (b < 0) {
+    add(1, 0, b * -0.001);
+    add(2, 0, b * 0.001);
+    add(1, 1, b * 0.0003);
+    add(2, 1, b * -0.0003);
+  }
+  const lv = e.lipVariation ?? [];
+  slider('lip0', lv[0]);
+  slider('lip1', lv[1]);
+  slider('lip2', lv[2]);
+  slider('lip3', lv[3]);
+  if (e.movX) add(5, 0, -e.movX);
+  if (e.movY) add(5, 1, e.movY);
+  for (const { index, delta } of e.expression ?? []) {
+    if (!Number.isInteger(index) || index < 0 || index >= 21) throw new InputError(`expression keypoint index must be 0..20, got ${index}`);
+    for (let a = 0; a < 3; a++) add(index, a, delta[a] ?? 0);
+  }
+  return d;
+}
+
+export class LivePortrait {
+  readonly F: AppearanceFeatureExtractorNet;
+  readonly M: MotionExtractorNet;
+  readonly W: WarpingModuleNet;
+  readonly G: SpadeGeneratorNet;
+  readonly S: StitchingRetargetingModule;
+  /** The neutral-lip expression for image-driven relative motion, if known. */
+  lipArray?: Float32Array;
+  private disposed = false;
+
+  constructor(nets: LivePortraitNets, opts: LivePortraitOptions = {}) {
+    ({ F: this.F, M: this.M, W: this.W, G: this.G, S: this.S } = nets);
+    if (opts.lipArray !== undefined) this.lipArray = LivePortrait.readLipArray(opts.lipArray);
+  }
+
+  /** The networks from state dicts (`source` names them in errors). */
+  static fromStateDicts(w: LivePortraitWeights, source: string, opts: LivePortraitOptions = {}): LivePortrait {
+    const r = (sd: LivePortraitWeights['warping_module'], name: string) => new ParamReader(sd, name, source);
+    const made: Partial<LivePortraitNets> = {};
+    try {
+      made.F = new AppearanceFeatureExtractor(r(w.appearance_feature_extractor, 'appearance_feature_extractor'));
+      made.M = new MotionExtractor(r(w.motion_extractor, 'motion_extractor'));
+      made.W = new WarpingModule(r(w.warping_module, 'warping_module'));
+      made.G = new SpadeGenerator(r(w.spade_generator, 'spade_generator'));
+      const s = w.stitching_retargeting_module;
+      const parts = Object.fromEntries(
+        (['stitching', 'lip', 'eye'] as StitchingPart[]).map((p) => [p, new ParamReader(s[p], `stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`, source)]),
+      ) as Record<StitchingPart, ParamReader>;
+      made.S = new StitchingRetargetingModule(parts);
+    } catch (e) {
+      for (const n of Object.values(made)) n?.dispose();
+      throw e;
+    }
+    return new LivePortrait(made as LivePortraitNets, opts);
+  }
+
+  /**
+   * From a weights directory (see weights/load.ts). A `lip_array.pkl` there
+   * (the reference's src/utils/resources/lip_array.pkl) is picked up for
+   * image-driven relative motion unless `opts.lipArray` is given.
+   */
+  static fromWeights(dir: string, opts: LivePortraitOptions & LoadOptions = {}): LivePortrait {
+    const w = loadWeights(dir, opts);
+    const lip = join(dir, 'lip_array.pkl');
+    return LivePortrait.fromStateDicts(w, dir, { lipArray: opts.lipArray ?? (existsSync(lip) ? lip : undefined) });
+  }
+
+  /**
+   * Deterministic synthetic weights (the parity fixtures' rule) with `seed`:
+   * no download, meaningless but reproducible output. G's spectral-norm
+   * vectors come from spadeGeneratorSyntheticExtras(seed) unless given.
+   */
+  static synthetic(seed = 1, opts: LivePortraitOptions & { spadeExtras?: ReadonlyMap<string, HostTensor> } = {}): LivePortrait {
+    const st = stitchingRetargetingSpecs();
+    const sp = (p: StitchingPart) => syntheticStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`, st[p], seed);
+    const w: LivePortraitWeights = {
+      appearance_feature_extractor: syntheticStateDict('appearance_feature_extractor', appearanceFeatureExtractorSpecs(), seed),
+      motion_extractor: syntheticStateDict('motion_extractor', motionExtractorSpecs(), seed),
+      warping_module: syntheticStateDict('warping_module', warpingModuleSpecs(), seed),
+      spade_generator: syntheticStateDict('spade_generator', spadeGeneratorSpecs(), seed, opts.spadeExtras ?? spadeGeneratorSyntheticExtras(seed)),
+      stitching_retargeting_module: { stitching: sp('stitching'), lip: sp('lip'), eye: sp('eye') },
+    };
+    return LivePortrait.fromStateDicts(w, `synthetic seed ${seed}`, opts);
+  }
+
+  /** 63 numbers, or the path of the reference's lip_array.pkl. */
+  static readLipArray(v: ArrayLike<number> | string): Float32Array {
+    const a = typeof v === 'string' ? readNumpyPickle(readFileSync(v), v).data : Float32Array.from(v);
+    if (a.length !== 63) throw new InputError(`lipArray must hold 21 x 3 = 63 numbers, got ${a.length}`);
+    return a;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new Error('this LivePortrait was disposed');
+  }
+
+  // ------------------------------------------------------------ steps
+
+  /** F and M on a source image: f_s, x_s_info, R_s, x_c_s, x_s, and the given landmark ratios. */
+  prepareSource(image: ImageInput, ratios?: SourceRatios): SourceInfo {
+    this.check();
+    const I_s = prepareImage(image, 'source image');
+    try {
+      const kp = this.sourceKeypointsOf(I_s, ratios);
+      try {
+        return { ...kp, f_s: this.F.apply(I_s), x_c_s: kp.x_s_info.kp };
+      } catch (e) {
+        disposeSourceKeypoints(kp);
+        throw e;
+      }
+    } finally {
+      I_s.dispose();
+    }
+  }
+
+  /** M only: the source's keypoint information without its appearance feature (enough for drivingKeypoints). */
+  prepareSourceKeypoints(image: ImageInput, ratios?: SourceRatios): SourceKeypoints {
+    this.check();
+    const I_s = prepareImage(image, 'source image');
+    try {
+      return this.sourceKeypointsOf(I_s, ratios);
+    } finally {
+      I_s.dispose();
+    }
+  }
+
+  private sourceKeypointsOf(I_s: tf.Tensor4D, ratios?: SourceRatios): SourceKeypoints {
+    const r = ratiosOf(ratios);
+    const x_s_info = this.kpInfo(I_s);
+    const [R_s, x_s] = tf.tidy(() => {
+      const R = getRotationMatrix(x_s_info.pitch, x_s_info.yaw, x_s_info.roll);
+      return [R, transformKeypointWith(x_s_info.kp, R, x_s_info.exp, x_s_info.scale, x_s_info.t)];
+    }) as [tf.Tensor3D, tf.Tensor3D];
+    return { x_s_info, R_s, x_s, ...r };
+  }
+
+  disposeSource(src: SourceInfo): void {
+    src.f_s.dispose();
+    disposeSourceKeypoints(src);
+  }
+
+  /** M's output refined (degrees, [N, 21, 3]) for prepared images [N, 256, 256, 3]. */
+  kpInfo(images: tf.Tensor4D): KpInfo {
+    const m = this.M.apply(images);
+    try {
+      return refineKpInfo(m);
+    } finally {
+      tf.dispose(Object.values(m));
+    }
+  }
+
+  /**
+   * Motion of driving images: one MotionFrame per image (R, exp, t, scale,
+   * kp, x_s, and the ratios given). `images` is one image or a list.
+   */
+  extractMotion(images: ImageInput | ImageInput[], ratios?: SourceRatios | SourceRatios[]): MotionFrame[] {
+    this.check();
+    const list = Array.isArray(images) ? images : [images];
+    const rs = Array.isArray(ratios) ? ratios : list.map(() => ratios);
+    if (list.length === 0) throw new InputError('extractMotion: no images');
+    return list.map((img, i) => {
+      const parts = tf.tidy(() => {
+        const x = prepareImage(img, `driving frame ${i}`);
+        const info = this.kpInfo(x);
+        const R = getRotationMatrix(info.pitch, info.yaw, info.roll);
+        const x_s = transformKeypointWith(info.kp, R, info.exp, info.scale, info.t);
+        return [R, info.exp, info.t, info.scale, info.kp, x_s];
+      });
+      const [R, exp, t, scale, kp, x_s] = parts.map((p) => p.dataSync() as Float32Array);
+      tf.dispose(parts);
+      const { eyeRatio, lipRatio } = ratiosOf(rs[i]);
+      const f: MotionFrame = { R: R.slice(), exp: exp.slice(), t: t.slice(), scale: scale[0], kp: kp.slice(), x_s: x_s.slice() };
+      if (eyeRatio) f.eyeRatio = Float32Array.from(eyeRatio);
+      if (lipRatio !== undefined) f.lipRatio = lipRatio;
+      return f;
+    });
+  }
+
+  /** A motion template from driving frames (an iterable or async iterable), one frame at a time. */
+  async makeTemplate(frames: AnyIterable<ImageInput | DrivingFrameInput>, fps = 25): Promise<MotionTemplate> {
+    const out: MotionFrame[] = [];
+    for await (const fr of iterate(frames)) out.push(this.motionOf(fr, out.length));
+    if (out.length === 0) throw new InputError('the driving sequence is empty');
+    return { fps, frames: out };
+  }
+
+  private motionOf(fr: FrameLike, i: number): MotionFrame {
+    if (isMotionFrame(fr)) {
+      checkMotionFrame(fr, `driving motion frame ${i}`);
+      return fr;
+    }
+    if (isFrameInput(fr)) return this.extractMotion(fr.image, { eyeRatio: fr.eyeRatio, lipRatio: fr.lipRatio })[0];
+    if (isTensor(fr) || isRawImage(fr)) return this.extractMotion(fr)[0];
+    throw new InputError(`driving frame ${i}: expected an image, {image, eyeRatio?, lipRatio?} or a motion frame, got ${describeValue(fr)}`);
+  }
+
+  /** The final driving keypoints x_d [1, 21, 3] of one frame (see motion.ts). */
+  drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext = {}): tf.Tensor3D {
+    this.check();
+    const opts = resolveOptions(options);
+    const c = { ...ctx };
+    if (c.drivingIsVideo === false && !c.lipArray && this.lipArray) c.lipArray = this.lipArray;
+    return drivingKeypoints(this.S, source, frame, first, opts, c);
+  }
+
+  /** W then G: the image [1, 512, 512, 3] in 0..1 for feature f_s and keypoints x_s → x_d. */
+  warpDecode(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): tf.Tensor4D {
+    this.check();
+    if (x_s.shape.join() !== '1,21,3' || x_d.shape.join() !== '1,21,3')
+      throw new InputError(`warpDecode: keypoints must be [1, 21, 3], got x_s ${JSON.stringify(x_s.shape)} and x_d ${JSON.stringify(x_d.shape)}`);
+    if (f_s.rank !== 5 || f_s.shape[0] !== 1) throw new InputError(`warpDecode: f_s must be [1, 16, 64, 64, 32], got ${JSON.stringify(f_s.shape)}`);
+    const w = this.W.apply(f_s, x_s, x_d);
+    try {
+      return this.G.apply(w.out);
+    } finally {
+      tf.dispose([w.out, w.occlusionMap, w.deformation]);
+    }
+  }
+
+  private frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): AnimatedFrame {
+    const img = this.warpDecode(f_s, x_s, x_d);
+    const [, h, w] = img.shape;
+    const rgb = imageToUint8(img);
+    img.dispose();
+    return { index, rgb, width: w, height: h, x_d: Float32Array.from(x_d.dataSync()) };
+  }
+
+  // ------------------------------------------------------------ animation
+
+  /**
+   * Animate a source image (or its prepared SourceInfo) with a driving
+   * video (iterable / async iterable of frames), a motion template, or a
+   * single driving image. Yields one frame at a time. A SourceInfo passed in
+   * stays the caller's; one made here is disposed at the end.
+   */
+  async *animate(source: ImageInput | SourceInfo, driving: DrivingInput, options: Partial<AnimationOptions> = {}): AsyncGenerator<AnimatedFrame> {
+    this.check();
+    const opts = resolveOptions(options);
+    const own = !isSourceInfo(source);
+    const src = own ? this.prepareSource(source as ImageInput) : (source as SourceInfo);
+    try {
+      const { frames, drivingIsVideo } = this.drivingFrames(driving);
+      let first: MotionFrame | undefined;
+      let i = 0;
+      for await (const fr of frames) {
+        const m = this.motionOf(fr, i);
+        first ??= m;
+        const x_d = this.drivingKeypoints(src, m, first, opts, { drivingIsVideo, lipArray: this.lipArray });
+        try {
+          yield this.frameOut(i, src.f_s, src.x_s, x_d);
+        } finally {
+          x_d.dispose();
+        }
+        i++;
+      }
+      if (i === 0) throw new InputError('the driving sequence is empty: no frames to animate');
+    } finally {
+      if (own) this.disposeSource(src);
+    }
+  }
+
+  private drivingFrames(driving: DrivingInput): { frames: AsyncGenerator<FrameLike>; drivingIsVideo: boolean } {
+    if (isTemplate(driving)) {
+      if (driving.frames.length === 0) throw new InputError('the motion template has no frames');
+      return { frames: iterate(driving.frames), drivingIsVideo: driving.frames.length > 1 };
+    }
+    if (isTensor(driving) || isRawImage(driving)) return { frames: iterate([driving]), drivingIsVideo: false };
+    if (isIterable(driving)) return { frames: iterate(driving as AnyIterable<FrameLike>), drivingIsVideo: true };
+    throw new InputError(`driving: expected an image, a sequence of frames or a motion template, got ${describeValue(driving)}`);
+  }
+
+  /**
+   * Animate a source video: its frames (an array, or a function returning a
+   * fresh iterable: it is read twice, once for motion, once for appearance)
+   * each driven by the matching driving frame (or all by a single driving
+   * image), the motion Kalman-smoothed as the reference does.
+   */
+  async *animateSourceVideo(
+    sourceFrames: (ImageInput | DrivingFrameInput)[] | (() => AnyIterable<ImageInput | DrivingFrameInput>),
+    driving: DrivingInput,
+    options: Partial<AnimationOptions> = {},
+  ): AsyncGenerator<AnimatedFrame> {
+    this.check();
+    const opts = resolveOptions(options);
+    const open = typeof sourceFrames === 'function' ? sourceFrames : () => sourceFrames;
+    // Pass 1: motion of the source and the driving frames (small, host memory).
+    const srcTpl = await this.makeTemplate(open());
+    const { frames, drivingIsVideo } = this.drivingFrames(driving);
+    const drv: MotionFrame[] = [];
+    for await (const fr of frames) {
+      if (drivingIsVideo && drv.length >= srcTpl.frames.length) break;
+      drv.push(this.motionOf(fr, drv.length));
+    }
+    if (drv.length === 0) throw new InputError('the driving sequence is empty: no frames to animate');
+    const n = drivingIsVideo ? Math.min(srcTpl.frames.length, drv.length) : srcTpl.frames.length;
+    const targets = srcTpl.frames.slice(0, n).map((s, i) => sourceVideoTargets(s, drivingIsVideo ? drv[i] : drv[0], drv[0], opts, drivingIsVideo, this.lipArray));
+    const smooth = (xs: Float32Array[]) =>
+      drivingIsVideo ? kalmanSmooth(xs, { observationVariance: opts.smoothObservationVariance, processVariance: opts.smoothProcessVariance }) : xs;
+    const expS = smooth(targets.map((t) => t.exp));
+    const RS = smooth(targets.map((t) => t.R));
+    const eyeTarget = opts.sourceVideoEyeRetargeting && srcTpl.frames[0].eyeRatio ? sourceVideoEyeTarget([...srcTpl.frames[0].eyeRatio], opts) : undefined;
+    // Pass 2: appearance of each source frame, warped and decoded.
+    let i = 0;
+    for await (const fr of iterate(open())) {
+      if (i >= n) break;
+      const img = isFrameInput(fr) ? fr.image : fr;
+      const srcKp = sourceKeypointsFromMotion(srcTpl.frames[i]);
+      const f_s = tf.tidy(() => this.F.apply(prepareImage(img, `source frame ${i}`)));
+      const d = drivingIsVideo ? drv[i] : drv[0];
+      let x_d: tf.Tensor3D | undefined;
+      try {
+        x_d = drivingKeypoints(this.S, srcKp, d, drv[0], opts, {
+          drivingIsVideo,
+          sourceIsVideo: true,
+          smoothedExp: expS[i],
+          smoothedR: RS[i],
+          lipArray: this.lipArray,
+          sourceVideoEyeTarget: eyeTarget,
+        });
+        yield this.frameOut(i, f_s, srcKp.x_s, x_d);
+      } finally {
+        x_d?.dispose();
+        f_s.dispose();
+        disposeSourceKeypoints(srcKp);
+      }
+      i++;
+    }
+  }
+
+  // ------------------------------------------------------------ single-image editing
+
+  /**
+   * The driving keypoints of a single-image edit, as the reference's gradio
+   * retargeting: pose added to the source's, expression sliders, eye/lip
+   * open ratios through R_eyes / R_lip, then stitching. As there, t keeps its
+   * z component here: x_d = movZ · s · (x_c R_d + δ') + t.
+   */
+  retargetKeypoints(source: SourceInfo, edit: RetargetEdit = {}): tf.Tensor3D {
+    this.check();
+    const expHost = applyExpressionEdits(source.x_s_info.exp.dataSync() as Float32Array, edit);
+    return tf.tidy(() => {
+      const s = source.x_s_info;
+      const add = (deg: tf.Tensor2D, v?: number) => (v ? tf.add(deg, v) : deg);
+      const R_d = getRotationMatrix(add(s.pitch, edit.pitch), add(s.yaw, edit.yaw), add(s.roll, edit.roll));
+      const R_new = tf.matMul(tf.matMul(R_d, source.R_s, false, true), source.R_s);
+      const delta = tf.tensor3d(expHost, [1, 21, 3]);
+      const movZ = edit.movZ ?? 1;
+      let x_d = tf.add(tf.mul(tf.mul(s.scale.reshape([1, 1, 1]), movZ), tf.add(tf.matMul(s.kp, R_new), delta)), s.t.reshape([1, 1, 3])) as tf.Tensor3D;
+      if (edit.eyeRatio !== undefined) x_d = tf.add(x_d, this.S.retargetEye(source.x_s, combinedEyeRatio(source.eyeRatio, edit.eyeRatio))) as tf.Tensor3D;
+      if (edit.lipRatio !== undefined) x_d = tf.add(x_d, this.S.retargetLip(source.x_s, combinedLipRatio(source.lipRatio, edit.lipRatio))) as tf.Tensor3D;
+      if (edit.stitching ?? true) x_d = this.S.stitching(source.x_s, x_d);
+      return x_d;
+    });
+  }
+
+  /** A single-image edit rendered: the image 512×512. */
+  retarget(source: SourceInfo, edit: RetargetEdit = {}): AnimatedFrame {
+    const x_d = this.retargetKeypoints(source, edit);
+    try {
+      return this.frameOut(0, source.f_s, source.x_s, x_d);
+    } finally {
+      x_d.dispose();
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const n of [this.F, this.M, this.W, this.G, this.S]) n.dispose();
+  }
+}
+
+function isSourceInfo(x: unknown): x is SourceInfo {
+  const s = x as SourceInfo;
+  return !!s && typeof s === 'object' && !isTensor(s) && isTensor(s.f_s) && isTensor(s.x_s);
+}

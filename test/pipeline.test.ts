@@ -1,0 +1,271 @@
+/**
+ * The animation pipeline against the reference (pipeline.safetensors: four
+ * option sets, 3 driving frames each), on the fixtures' weights.
+ *
+ * x_d (final driving keypoints) is checked for all option sets and frames:
+ * it needs only M and S. Frames need W and G (seconds to tens of seconds a
+ * frame on one wasm core), so by default one frame per option set is
+ * x_d is checked for every option set, and the option sets differ only in
+ * x_d, so by default one frame is rendered (relative_stitching, the last
+ * driving frame, the one farthest from the source) to check the warp and
+ * decode path; LP_PIPELINE_ALL_FRAMES=1 renders all twelve (about 12 x W+G).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
+import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs } from '../src/models/stitching_retargeting_module.js';
+import { LivePortrait, applyExpressionEdits, imageToUint8, type SourceInfo } from '../src/pipeline/live_portrait.js';
+import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/pipeline/motion.js';
+import { kalmanSmooth } from '../src/pipeline/kalman.js';
+import { type AnimationOptions, resolveOptions } from '../src/pipeline/options.js';
+import { loadTemplate, type MotionFrame } from '../src/pipeline/template.js';
+import { ParamReader } from '../src/weights/params.js';
+import { syntheticStateDict } from '../src/weights/synthetic.js';
+import { MEDIA_DIR, describeParity, fixture, fixtureMetadata, fixtureStateDict, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
+
+interface OptionSet {
+  relative: boolean;
+  stitching: boolean;
+  region: AnimationOptions['animationRegion'];
+  multiplier: number;
+  eye_ratio?: number[][];
+  lip_ratio?: number[][];
+}
+
+function toOptions(o: OptionSet): Partial<AnimationOptions> {
+  return {
+    relativeMotion: o.relative,
+    stitching: o.stitching,
+    animationRegion: o.region,
+    drivingMultiplier: o.multiplier,
+    eyeRetargeting: !!o.eye_ratio,
+    lipRetargeting: !!o.lip_ratio,
+  };
+}
+
+/** The fixture's combined ratios split into source ratios and per-frame driving ratios. */
+function withRatios(o: OptionSet, motion: MotionFrame[]): { ratios?: { eyeRatio: number[]; lipRatio: number }; frames: MotionFrame[] } {
+  if (!o.eye_ratio || !o.lip_ratio) return { frames: motion };
+  const e = o.eye_ratio;
+  const l = o.lip_ratio;
+  return {
+    ratios: { eyeRatio: e[0].slice(0, 2), lipRatio: l[0][0] },
+    frames: motion.map((m, i) => ({ ...m, eyeRatio: Float32Array.of(e[i][2], e[i][2]), lipRatio: l[i][1] })),
+  };
+}
+
+describeParity('pipeline parity', () => {
+  let lp: LivePortrait;
+  let src: SourceInfo;
+  let motion: MotionFrame[];
+  let sets: [string, OptionSet][];
+  const allFrames = process.env.LP_PIPELINE_ALL_FRAMES === '1';
+
+  beforeAll(() => {
+    const st = (p: 'stitching' | 'lip' | 'eye') => fixtureStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`);
+    lp = LivePortrait.fromStateDicts(
+      {
+        appearance_feature_extractor: fixtureStateDict('appearance_feature_extractor'),
+        motion_extractor: fixtureStateDict('motion_extractor'),
+        warping_module: fixtureStateDict('warping_module'),
+        spade_generator: fixtureStateDict('spade_generator'),
+        stitching_retargeting_module: { stitching: st('stitching'), lip: st('lip'), eye: st('eye') },
+      },
+      'parity fixtures',
+    );
+    const s = fixtureTensor('pipeline', 'source_rgb256');
+    const d = fixtureTensor('pipeline', 'driving_rgb256');
+    const frames = tf.unstack(d);
+    src = lp.prepareSource(s);
+    motion = lp.extractMotion(frames);
+    tf.dispose([s, d, ...frames]);
+    sets = Object.entries(fixtureMetadata('pipeline')).map(([k, v]) => [k, JSON.parse(v) as OptionSet]);
+    expect(sets.map(([k]) => k).sort()).toEqual(['absolute_nostitch_mult', 'relative_lip_region', 'relative_stitching', 'retarget_eye_lip']);
+  });
+  afterAll(() => {
+    lp?.disposeSource(src);
+    lp?.dispose();
+  });
+
+  it('x_d of every option set and frame within 1e-4', () => {
+    for (const [name, o] of sets) {
+      const { ratios, frames } = withRatios(o, motion);
+      const source = { ...src, ...ratios };
+      const xs = frames.map((f) => lp.drivingKeypoints(source, f, frames[0], toOptions(o)));
+      const x_d = tf.concat(xs);
+      const ref = fixtureTensor('pipeline', `${name}/x_d`);
+      const err = maxAbsDiff(x_d, ref);
+      console.log(`pipeline x_d ${name}: max abs err ${err.toExponential(3)}`);
+      expect(err).toBeLessThanOrEqual(1e-4);
+      tf.dispose([...xs, x_d, ref]);
+    }
+  });
+
+  it('frames within ±1 on ≥ 99.9% of values', () => {
+    for (const [name, o] of sets) {
+      if (!allFrames && name !== 'relative_stitching') continue;
+      const { ratios, frames } = withRatios(o, motion);
+      const source = { ...src, ...ratios };
+      const ref = fixture('pipeline').get(`${name}/frames`)!;
+      const [T, H, W, C] = ref.shape;
+      const size = H * W * C;
+      for (let i = allFrames ? 0 : T - 1; i < T; i++) {
+        const t0 = Date.now();
+        const x_d = lp.drivingKeypoints(source, frames[i], frames[0], toOptions(o));
+        const img = lp.warpDecode(src.f_s, src.x_s, x_d);
+        const ours = imageToUint8(img);
+        tf.dispose([x_d, img]);
+        const want = (ref.data as Uint8Array).subarray(i * size, (i + 1) * size);
+        let within = 0;
+        let max = 0;
+        for (let k = 0; k < size; k++) {
+          const d = Math.abs(ours[k] - want[k]);
+          if (d <= 1) within++;
+          if (d > max) max = d;
+        }
+        const share = within / size;
+        console.log(`pipeline frame ${name}[${i}]: ${(100 * share).toFixed(4)}% within ±1, max |diff| ${max}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        expect(share).toBeGreaterThanOrEqual(0.999);
+      }
+    }
+  }, allFrames ? 3_600_000 : undefined);
+});
+
+describe('expression-friendly multiplier: convex hull volumes', () => {
+  const cube = (a: number, off = [0, 0, 0]) => {
+    const p: number[] = [];
+    for (const x of [0, a]) for (const y of [0, a]) for (const z of [0, a]) p.push(x + off[0], y + off[1], z + off[2]);
+    return p;
+  };
+  it('a cube with points inside and on its faces has volume a^3', () => {
+    // 8 corners, face centres and edge midpoints (coplanar points), interior points.
+    const p = cube(2, [1, -3, 0.5]);
+    for (const [x, y, z] of [[1, 1, 0], [1, 1, 2], [0, 1, 1], [2, 1, 1], [1, 0, 1], [1, 2, 1], [1, 0, 0], [0.3, 0.7, 1.1], [1.5, 1.5, 0.5], [1, 1, 1]])
+      p.push(x + 1, y - 3, z + 0.5);
+    expect(convexHullVolume(p)).toBeCloseTo(8, 10);
+  });
+  it('a tetrahedron has volume 1/6, flat sets 0', () => {
+    expect(convexHullVolume([0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0.1, 0.1, 0.1])).toBeCloseTo(1 / 6, 12);
+    expect(convexHullVolume([0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 0])).toBe(0);
+  });
+  it('the multiplier is sqrt(V_s) / sqrt(V_d0): 2^(3/2) for a cube twice as large', () => {
+    expect(motionMultiplier(cube(2), cube(1))).toBeCloseTo(Math.sqrt(8), 10);
+    // 21 random keypoints scaled by 0.5: volume / 8, multiplier sqrt(8).
+    const kp = Array.from({ length: 63 }, (_, i) => Math.sin(i * 12.9898) * 0.3);
+    expect(motionMultiplier(kp, kp.map((v) => v * 0.5))).toBeCloseTo(Math.sqrt(8), 8);
+    expect(() => motionMultiplier(kp, new Array(63).fill(0))).toThrow(/degenerate/);
+  });
+});
+
+describe('options and edits', () => {
+  it('defaults are the reference CLI\'s; bad values are one-line errors', () => {
+    const o = resolveOptions();
+    expect(o).toMatchObject({ relativeMotion: true, animationRegion: 'all', drivingMultiplier: 1, drivingOption: 'expression-friendly', stitching: true, normalizeLip: false, lipNormalizeThreshold: 0.03, smoothObservationVariance: 3e-7, smoothProcessVariance: 1e-5 });
+    expect(() => resolveOptions({ animationRegion: 'mouth' as never })).toThrow(/animationRegion must be one of all, exp, pose, lip, eyes/);
+    expect(() => resolveOptions({ stiching: true } as never)).toThrow(/unknown animation option 'stiching'/);
+    expect(() => resolveOptions({ drivingMultiplier: NaN })).toThrow(/finite/);
+  });
+  it('expression edits move the keypoints the gradio sliders move', () => {
+    const z = new Float32Array(63);
+    const e = applyExpressionEdits(z, { smile: 1, movX: 0.5, expression: [{ index: 3, delta: [0.1, 0, -0.1] }] });
+    expect(e[20 * 3 + 1]).toBeCloseTo(-0.01, 7);
+    expect(e[5 * 3]).toBeCloseTo(-0.5, 7);
+    expect(e[3 * 3]).toBeCloseTo(0.1, 7);
+    expect(e[3 * 3 + 1]).toBeCloseTo(-0.0035, 7);
+    expect(() => applyExpressionEdits(z, { expression: [{ index: 21, delta: [0, 0, 0] }] })).toThrow(/0\.\.20/);
+  });
+});
+
+describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () => {
+  let lp: LivePortrait;
+  beforeAll(() => {
+    // M and S only: the keypoint/motion path (F, W, G are never called here).
+    const st = stitchingRetargetingSpecs();
+    const sp = (p: 'stitching' | 'lip' | 'eye') => new ParamReader(syntheticStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`, st[p], 1), p, 'synthetic');
+    const M = new MotionExtractor(new ParamReader(syntheticStateDict('motion_extractor', motionExtractorSpecs(), 1), 'motion_extractor', 'synthetic'));
+    const S = new StitchingRetargetingModule({ stitching: sp('stitching'), lip: sp('lip'), eye: sp('eye') });
+    const unused = { apply: () => { throw new Error('not in this test'); }, dispose: () => undefined };
+    lp = new LivePortrait({ F: unused, M, W: unused, G: unused, S });
+  });
+  afterAll(() => lp.dispose());
+
+  const laugh = join(MEDIA_DIR, 'laugh.pkl');
+  it.skipIf(!existsSync(laugh))('60 frames of motion extraction + driving keypoints: tensor count and RSS flat', () => {
+    // Per frame: M on an image, then x_d (relative motion, stitching, lip
+    // retargeting): the per-frame work of animate() except W and G, whose
+    // steady state the template test checks over 2 rendered frames.
+    const tpl = loadTemplate(laugh);
+    const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 3), 255), 'int32'));
+    const src = lp.prepareSourceKeypoints(img, { eyeRatio: [0.3, 0.3], lipRatio: 0.1 });
+    let first: MotionFrame | undefined;
+    let at5 = { tensors: 0, rss: 0 };
+    for (let i = 0; i < 60; i++) {
+      const m = lp.extractMotion(img)[0];
+      const drv = { ...tpl.frames[i % tpl.frames.length], lipRatio: 0.2, eyeRatio: Float32Array.of(0.3, 0.3) };
+      first ??= drv;
+      const x_d = lp.drivingKeypoints(src, drv, first, { lipRetargeting: true, normalizeLip: true });
+      expect(m.exp.length).toBe(63);
+      x_d.dispose();
+      if (i === 4) at5 = { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss };
+    }
+    const at60 = { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss };
+    console.log(`memory after 5 frames: ${at5.tensors} tensors, RSS ${(at5.rss / 2 ** 20).toFixed(1)} MiB; after 60: ${at60.tensors} tensors, RSS ${(at60.rss / 2 ** 20).toFixed(1)} MiB`);
+    expect(at60.tensors).toBe(at5.tensors);
+    expect(at60.rss).toBeLessThan(at5.rss * 1.05);
+    disposeSourceKeypoints(src);
+    img.dispose();
+  });
+
+  it('source-video and image-driven modes: no driving motion leaves x_s in place', () => {
+    const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 5), 255), 'int32'));
+    const drvImg = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 6), 255), 'int32'));
+    const [srcM] = lp.extractMotion(img);
+    const [d] = lp.extractMotion(drvImg);
+    const opts = resolveOptions({ stitching: false });
+    // Source video, driving video standing still: targets constant, the smoother keeps them.
+    const tg = [0, 1, 2].map(() => sourceVideoTargets(srcM, d, d, opts, true));
+    const expS = kalmanSmooth(tg.map((t) => t.exp));
+    const RS = kalmanSmooth(tg.map((t) => t.R));
+    const srcKp = sourceKeypointsFromMotion(srcM);
+    const x1 = lp.drivingKeypoints(srcKp, d, d, opts, { sourceIsVideo: true, smoothedExp: expS[1], smoothedR: RS[1] });
+    expect(maxAbsDiff(x1, srcKp.x_s)).toBeLessThan(1e-5);
+    // Image-driven relative motion measures the driving expression from the neutral-lip array.
+    const src = lp.prepareSourceKeypoints(img);
+    expect(() => lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false })).toThrow(/neutral-lip expression \(lip_array\.pkl\): pass lipArray/);
+    const x2 = lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false, lipArray: d.exp });
+    expect(maxAbsDiff(x2, src.x_s)).toBeLessThan(1e-5);
+    tf.dispose([img, drvImg, x1, x2]);
+    disposeSourceKeypoints(srcKp);
+    disposeSourceKeypoints(src);
+  });
+
+  it('bad inputs fail with one clear line', async () => {
+    const oneLine = (f: () => unknown, re: RegExp) => {
+      let err: Error | undefined;
+      try {
+        f();
+      } catch (e) {
+        err = e as Error;
+      }
+      expect(err?.message).toMatch(re);
+      expect(err!.message.includes('\n')).toBe(false);
+    };
+    oneLine(() => lp.prepareSourceKeypoints('face.jpg' as never), /source image: expected an RGB image .* got string face\.jpg/);
+    const flat = tf.zeros([256, 256]);
+    oneLine(() => lp.prepareSourceKeypoints(flat), /expected an RGB image tensor \[H, W, 3\] or \[1, H, W, 3\], got shape \[256,256\]/);
+    const rgba = tf.zeros([2, 256, 256, 3]);
+    oneLine(() => lp.extractMotion(rgba), /driving frame 0: .*got shape \[2,256,256,3\]/);
+    oneLine(() => lp.prepareSourceKeypoints({ data: new Uint8Array(10), width: 4, height: 4 }), /10 values for 4x4 pixels/);
+    const kp = tf.zeros([1, 20, 3]) as tf.Tensor3D;
+    oneLine(() => lp.S.stitching(kp, kp), /\[N, 126\]|keypoints/);
+    tf.dispose([flat, rgba, kp]);
+    // An empty driving sequence.
+    const fake = { f_s: tf.zeros([1, 1, 1, 1, 1]), x_s: tf.zeros([1, 21, 3]) } as unknown as SourceInfo;
+    await expect(lp.animate(fake, []).next()).rejects.toThrow(/^the driving sequence is empty/);
+    await expect(lp.animate(fake, { fps: 25, frames: [] }).next()).rejects.toThrow(/motion template has no frames/);
+    await expect(lp.animate(fake, 42 as never).next()).rejects.toThrow(/driving: expected an image, a sequence of frames or a motion template, got number 42/);
+    tf.dispose([fake.f_s, fake.x_s]);
+  });
+});
