@@ -5,6 +5,8 @@ import { InstanceNorm2d, nearestIndex, resizeNearest } from '../src/layers/spade
 import { resolveSpectralWeight, spectralConv2d, spectralSigma } from '../src/layers/spectral_norm.js';
 import { ParamReader } from '../src/weights/params.js';
 import { f32 } from '../src/weights/types.js';
+import { Conv3d } from '../src/layers/core.js';
+import { syntheticTensor } from '../src/weights/synthetic.js';
 
 /** A small deterministic pseudo-random array in [-1, 1). */
 function values(n: number, seed = 1): Float32Array {
@@ -127,4 +129,49 @@ describe('spectral norm resolution', () => {
     conv.dispose();
     x.dispose();
   });
+});
+
+describe('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
+  // Naive direct 3-D convolution on NDHWC host arrays, torch weight [O, I, kd, kh, kw].
+  function naive(x: Float32Array, [n, d, h, w, c]: number[], wt: Float32Array, b: Float32Array, o: number, k: number, pad: number): Float32Array {
+    const out = new Float32Array(n * d * h * w * o);
+    for (let bn = 0; bn < n; bn++)
+      for (let z = 0; z < d; z++)
+        for (let y = 0; y < h; y++)
+          for (let xx = 0; xx < w; xx++)
+            for (let oc = 0; oc < o; oc++) {
+              let s = b[oc];
+              for (let dz = 0; dz < k; dz++)
+                for (let dy = 0; dy < k; dy++)
+                  for (let dx = 0; dx < k; dx++) {
+                    const zz = z + dz - pad, yy = y + dy - pad, x2 = xx + dx - pad;
+                    if (zz < 0 || zz >= d || yy < 0 || yy >= h || x2 < 0 || x2 >= w) continue;
+                    for (let ic = 0; ic < c; ic++)
+                      s += x[(((bn * d + zz) * h + yy) * w + x2) * c + ic] * wt[(((oc * c + ic) * k + dz) * k + dy) * k + dx];
+                  }
+              out[(((bn * d + z) * h + y) * w + xx) * o + oc] = s;
+            }
+    return out;
+  }
+
+  for (const k of [3, 7]) {
+    it(`kernel ${k}: equals a direct convolution, also on a second call inside tidy`, () => {
+      const [n, d, h, w, c, o] = [2, 5, 6, 7, 3, 4];
+      const pad = (k - 1) / 2;
+      const wt = syntheticTensor('w', [o, c, k, k, k], -0.3, 0.3, 5);
+      const b = syntheticTensor('b', [o], -0.1, 0.1, 5);
+      const conv = new Conv3d(new ParamReader(new Map([['c.weight', wt], ['c.bias', b]]), 'test', 'test'), 'c', { padding: pad });
+      const xs = syntheticTensor('x', [n, d, h, w, c], -1, 1, 5).data as Float32Array;
+      const expected = naive(xs, [n, d, h, w, c], wt.data as Float32Array, b.data as Float32Array, o, k, pad);
+      const before = tf.memory().numTensors;
+      for (let call = 0; call < 2; call++) {
+        const got = tf.tidy(() => conv.apply(tf.tensor5d(xs, [n, d, h, w, c])).dataSync() as Float32Array);
+        let err = 0;
+        for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - expected[i]));
+        expect(err).toBeLessThan(1e-5);
+      }
+      conv.dispose();
+      expect(tf.memory().numTensors).toBeLessThanOrEqual(before);
+    });
+  }
 });

@@ -162,7 +162,8 @@ export class Conv3d implements Disposable {
    * the dense motion network it is about 1.5x faster on wasm, with equal sums.
    */
   private applyStacked(x: tf.Tensor5D, activation: FusedActivation): tf.Tensor5D {
-    this.stacked ??= tf.tidy(() => tf.concat(this.filters, 3)) as tf.Tensor4D;
+    // Kept: this may run inside a caller's tidy, which must not dispose it.
+    this.stacked ??= tf.keep(tf.tidy(() => tf.concat(this.filters, 3)) as tf.Tensor4D);
     const stacked = this.stacked;
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
