@@ -24,10 +24,9 @@ export function resizeNearest(x: tf.Tensor4D, size: [number, number]): tf.Tensor
   return tf.tidy(() => {
     // Whole-number upscaling: repeat every pixel (fy × fx), no gather needed.
     if (oh % h === 0 && ow % w === 0) {
-      const fy = oh / h;
-      const fx = ow / w;
-      const t = tf.tile(x.reshape([n, h, 1, w, 1, c]), [1, 1, fy, 1, fx, 1]);
-      return t.reshape([n, oh, ow, c]) as tf.Tensor4D;
+      // Whole factors: source index floor(dst / f), which is what the native
+      // resize kernel computes without align-corners or half-pixel centres.
+      return tf.image.resizeNearestNeighbor(x, [oh, ow], false, false);
     }
     const rows = Int32Array.from({ length: oh }, (_, i) => nearestIndex(i, h, oh));
     const cols = Int32Array.from({ length: ow }, (_, j) => nearestIndex(j, w, ow));
@@ -57,18 +56,15 @@ export const SPADE_HIDDEN = 128;
 export class SPADE implements Disposable {
   readonly norm = new InstanceNorm2d();
   readonly mlpShared: Conv2d;
-  /** mlp_gamma and mlp_beta as one convolution: output channels [gamma | beta]. */
-  readonly mlpGammaBeta: Conv2d;
-  readonly normNc: number;
+  // Two convolutions, not one of twice the width: splitting the wider output
+  // costs more on wasm than the wider GEMM saves (measured).
+  readonly mlpGamma: Conv2d;
+  readonly mlpBeta: Conv2d;
 
   constructor(p: ParamReader, prefix: string) {
     this.mlpShared = new Conv2d(p, `${prefix}.mlp_shared.0`, { padding: 1 });
-    const gamma = new Conv2d(p, `${prefix}.mlp_gamma`, { padding: 1 });
-    const beta = new Conv2d(p, `${prefix}.mlp_beta`, { padding: 1 });
-    this.normNc = gamma.filter.shape[3];
-    this.mlpGammaBeta = Conv2d.fromTensors(tf.concat([gamma.filter, beta.filter], 3), tf.concat([gamma.bias!, beta.bias!]), { padding: 1 });
-    gamma.dispose();
-    beta.dispose();
+    this.mlpGamma = new Conv2d(p, `${prefix}.mlp_gamma`, { padding: 1 });
+    this.mlpBeta = new Conv2d(p, `${prefix}.mlp_beta`, { padding: 1 });
   }
 
   /** Parameters of SPADE(normNc, labelNc) at `prefix`, in checkpoint order. */
@@ -89,14 +85,16 @@ export class SPADE implements Disposable {
       const normalized = this.norm.apply(x);
       const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
       const actv = this.mlpShared.apply(seg, 'relu');
-      const [gamma, beta] = tf.split(this.mlpGammaBeta.apply(actv), [this.normNc, this.normNc], 3);
+      const gamma = this.mlpGamma.apply(actv);
+      const beta = this.mlpBeta.apply(actv);
       return tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta);
     });
   }
 
   dispose(): void {
     this.mlpShared.dispose();
-    this.mlpGammaBeta.dispose();
+    this.mlpGamma.dispose();
+    this.mlpBeta.dispose();
   }
 }
 
