@@ -2,8 +2,17 @@
  * Benchmark of the five networks on the active tfjs backend, with synthetic
  * weights (no download needed).
  *
- *   npm run bench -- [--backend wasm|cpu|tensorflow|webgpu] [--runs N] [--warmup N]
- *                    [--only F,M,W,G,S] [--batch N] [--seed N] [--json]
+ *   npm run bench -- [--backend wasm|cpu|tensorflow|webgpu|all] [--runs N] [--warmup N]
+ *                    [--only F,M,W,G,S|none] [--batch N] [--seed N] [--layers]
+ *                    [--pipeline FRAMES] [--workers N] [--json]
+ *
+ * --pipeline FRAMES: the whole per-frame pipeline (M on the driving frame,
+ * keypoint math and stitching, W, G) over FRAMES driving frames through
+ * LivePortrait.animate, with --workers frame workers (default: the
+ * library's choice, one per core on wasm and cpu): frames per second,
+ * seconds per frame, worker start-up time and the process's peak RSS
+ * (worker threads included). --layers: time per tfjs kernel type in one call
+ * of each network. --backend all: every backend that starts here, in turn.
  *
  * Per network: ms per call (mean, min over --runs timed calls after the
  * warm-up), GMAC per call and GMAC/s, the peak of tf.memory().numBytes
@@ -50,10 +59,15 @@ interface Result {
   gmacCounted: number;
   tfPeakBytes: number;
   rssPeakBytes: number;
+  /** With --layers: ms per tfjs kernel type in the profiled call, largest first. */
+  layers?: { kernel: string; ms: number; calls: number }[];
 }
 
 interface Args {
   backend?: string;
+  layers: boolean;
+  pipeline: number;
+  workers?: number;
   runs: number;
   warmup: number;
   only: NetId[];
@@ -63,7 +77,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { runs: 3, warmup: 1, only: ORDER, batch: 1, seed: 1, json: false };
+  const args: Args = { runs: 3, warmup: 1, only: ORDER, batch: 1, seed: 1, json: false, layers: false, pipeline: 0 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = (): string => {
@@ -82,12 +96,15 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--batch') args.batch = int(1);
     else if (flag === '--seed') args.seed = int(0);
     else if (flag === '--json') args.json = true;
+    else if (flag === '--layers') args.layers = true;
+    else if (flag === '--pipeline') args.pipeline = int(1);
+    else if (flag === '--workers') args.workers = int(0);
     else if (flag === '--only') {
-      const ids = value().toUpperCase().split(',').map((s) => s.trim());
+      const ids = value().toUpperCase().split(',').map((s) => s.trim()).filter((id) => id !== 'NONE');
       for (const id of ids) if (!ORDER.includes(id as NetId)) throw new Error(`--only: unknown network '${id}' (use F, M, W, G, S)`);
       args.only = ORDER.filter((id) => ids.includes(id));
     } else if (flag === '--help' || flag === '-h') {
-      console.log('npm run bench -- [--backend NAME] [--runs N] [--warmup N] [--only F,M,W,G,S] [--batch N] [--seed N] [--json]');
+      console.log('npm run bench -- [--backend NAME|all] [--runs N] [--warmup N] [--only F,M,W,G,S|none] [--batch N] [--seed N] [--layers] [--pipeline FRAMES] [--workers N] [--json]');
       process.exit(0);
     } else throw new Error(`unknown option '${argv[i]}'`);
   }
@@ -192,6 +209,7 @@ async function measure(b: Bench, args: Args): Promise<Result> {
     tf.dispose(b.call()); // only the kernels' shapes and the byte counts are kept
   });
   const counted = profile.kernels.reduce((s, k) => s + kernelMacs(k as unknown as Parameters<typeof kernelMacs>[0]), 0) / 1e9;
+  const layers = args.layers ? kernelTimes(profile.kernels as unknown as { name: string; kernelTimeMs: number }[]) : undefined;
   for (let i = 1; i < args.warmup; i++) await sync(b.call());
   const times: number[] = [];
   for (let i = 0; i < args.runs; i++) {
@@ -214,16 +232,63 @@ async function measure(b: Bench, args: Args): Promise<Result> {
     gmacCounted: counted,
     tfPeakBytes: profile.peakBytes,
     rssPeakBytes: process.resourceUsage().maxRSS * 1024,
+    layers,
   };
+}
+
+/** Kernel time by kernel type. tfjs reports a fused op both as its op wrapper (`*__op`) and its kernel: the wrappers are left out. */
+function kernelTimes(kernels: { name: string; kernelTimeMs: number }[]): { kernel: string; ms: number; calls: number }[] {
+  const agg = new Map<string, { ms: number; calls: number }>();
+  for (const k of kernels) {
+    if (k.name.endsWith('__op')) continue;
+    const a = agg.get(k.name) ?? { ms: 0, calls: 0 };
+    a.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    a.calls++;
+    agg.set(k.name, a);
+  }
+  return [...agg].map(([kernel, a]) => ({ kernel, ...a })).sort((x, y) => y.ms - x.ms);
+}
+
+interface PipelineResult {
+  frames: number;
+  workers: number;
+  workerStartS: number;
+  seconds: number;
+  fps: number;
+  secondsPerFrame: number;
+  rssPeakBytes: number;
+}
+
+/** The whole per-frame pipeline over `frames` synthetic driving frames, through LivePortrait.animate. */
+async function pipeline(args: Args): Promise<PipelineResult> {
+  const { LivePortrait } = await import('../src/pipeline/live_portrait.js');
+  const lp = LivePortrait.synthetic(args.seed);
+  const t0 = performance.now();
+  const workers = await lp.useWorkers(args.workers);
+  const workerStartS = (performance.now() - t0) / 1000;
+  const rgb = (seed: number) => ({ width: 256, height: 256, data: Uint8Array.from(tf.tidy(() => tf.randomUniform([256 * 256 * 3], 0, 255, 'int32', seed)).dataSync()) });
+  const source = lp.prepareSource(rgb(100));
+  const driving = Array.from({ length: args.pipeline }, (_, i) => rgb(200 + i));
+  const t1 = performance.now();
+  let n = 0;
+  for await (const frame of lp.animate(source, driving, { relativeMotion: true, stitching: true })) {
+    n++;
+    if (!args.json) console.error(`  frame ${frame.index + 1}/${args.pipeline}: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+  }
+  const seconds = (performance.now() - t1) / 1000;
+  lp.disposeSource(source);
+  lp.dispose();
+  return { frames: n, workers, workerStartS, seconds, fps: n / seconds, secondsPerFrame: seconds / n, rssPeakBytes: process.resourceUsage().maxRSS * 1024 };
 }
 
 /** 3 significant digits below 100, whole numbers above. */
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toPrecision(3));
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
-async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const info = await initBackend({ backend: args.backend, log: !args.json });
+const ALL_BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+async function runOne(args: Args, backend: string | undefined) {
+  const info = await initBackend({ backend, log: !args.json });
   const results: Result[] = [];
   const skipped: { id: NetId; reason: string }[] = [];
   for (const id of args.only) {
@@ -244,19 +309,39 @@ async function main(): Promise<void> {
           `${id} ${r.name.padEnd(32)} ${r.msMean.toFixed(1).padStart(9)} ms/call (min ${r.msMin.toFixed(1)}, ${r.runs} runs)  ${g}  ` +
             `tf peak ${mib(r.tfPeakBytes)}, RSS peak ${mib(r.rssPeakBytes)}`,
         );
+        for (const l of r.layers?.slice(0, 10) ?? []) console.log(`    ${l.kernel.padEnd(28)} ${l.ms.toFixed(1).padStart(9)} ms  ${String(l.calls).padStart(4)} calls`);
       }
     } finally {
       b.dispose();
     }
   }
-  if (args.json)
-    console.log(
-      JSON.stringify(
-        { backend: info.name, provider: info.provider, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, tfNumTensorsAtEnd: tf.memory().numTensors },
-        null,
-        2,
-      ),
-    );
+  let pipe: PipelineResult | undefined;
+  if (args.pipeline > 0) {
+    pipe = await pipeline(args);
+    if (!args.json)
+      console.log(
+        `pipeline: ${pipe.frames} frames in ${pipe.seconds.toFixed(1)} s = ${pipe.fps.toFixed(4)} frames/s (${pipe.secondsPerFrame.toFixed(2)} s/frame), ` +
+          `${pipe.workers} worker(s) (start-up ${pipe.workerStartS.toFixed(1)} s), RSS peak ${mib(pipe.rssPeakBytes)}`,
+      );
+  }
+  return { backend: info.name, provider: info.provider, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, pipeline: pipe, tfNumTensorsAtEnd: tf.memory().numTensors };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const reports = [];
+  if (args.backend === 'all') {
+    for (const b of ALL_BACKENDS) {
+      try {
+        await initBackend({ backend: b, log: false });
+      } catch {
+        if (!args.json) console.error(`backend ${b}: not available here, skipped`);
+        continue;
+      }
+      reports.push(await runOne(args, b));
+    }
+  } else reports.push(await runOne(args, args.backend));
+  if (args.json) console.log(JSON.stringify(args.backend === 'all' ? reports : reports[0], null, 2));
 }
 
 main().catch((e: unknown) => {

@@ -9,7 +9,7 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
-import { initBackend } from '../backend.js';
+import { backendInfo, initBackend } from '../backend.js';
 import { isImagePath, readImage, resizeImage, resizeToLimit, writeImage, type RgbImage } from '../io/image.js';
 import { hasAudioStream, isVideoPath, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../io/video.js';
 import { concatFrame, hstackImages } from '../pipeline/concat.js';
@@ -20,6 +20,7 @@ import type { AnimationOptions, AnimationRegion, DrivingOption } from '../pipeli
 import { type PasteBackMask, pasteBack, preparePasteBack } from '../pipeline/paste_back.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../pipeline/ratios.js';
 import { type MotionFrame, type MotionTemplate, checkMotionFrame, loadTemplate } from '../pipeline/template.js';
+import { defaultWorkerCount, mapOrdered } from '../pipeline/workers.js';
 import { CliError, UsageError, userMessage, withFile } from './errors.js';
 import { Progress, summaryLine, type ProgressStream } from './progress.js';
 
@@ -34,7 +35,12 @@ export interface ModelOptions {
   set?: 'human' | 'animal';
   /** tfjs backend (default auto / $LIVEPORTRAIT_BACKEND). */
   backend?: string;
-  /** wasm threads (the --workers flag). */
+  /**
+   * Worker threads rendering frames, each with its own backend (the --workers
+   * flag; default one per core on the wasm and cpu backends, 0 on backends
+   * that use the whole machine; an injected `model` renders in-process
+   * unless this is set).
+   */
   workers?: number;
   /**
    * The reference's neutral-lip expression (its src/utils/resources/lip_array.pkl)
@@ -52,10 +58,10 @@ let backendReady: string | undefined;
 
 /** Start the backend once per process (again only when another one is asked for). */
 export async function ensureBackend(opts: ModelOptions, log?: (line: string) => void): Promise<void> {
-  const key = `${opts.backend ?? ''}/${opts.workers ?? ''}`;
+  const key = opts.backend ?? '';
   if (backendReady === key) return;
   try {
-    await initBackend({ backend: opts.backend, log: log ?? false, wasmThreads: opts.workers });
+    await initBackend({ backend: opts.backend, log: log ?? false });
   } catch (e) {
     throw new CliError(userMessage(e), { cause: e });
   }
@@ -561,6 +567,19 @@ interface SourceFace {
   mask?: PasteBackMask;
 }
 
+/** Start (or stop) the frame workers the options ask for. */
+async function ensureWorkers(lp: LivePortrait, opts: ModelOptions): Promise<void> {
+  if (opts.model && opts.workers === undefined) return;
+  const want = opts.workers ?? defaultWorkerCount(backendInfo()?.name);
+  if (!Number.isInteger(want) || want < 0) throw new UsageError(`--workers must be a non-negative integer, got ${want}`);
+  if (lp.workers === want) return;
+  try {
+    await lp.useWorkers(want, { backend: opts.backend });
+  } catch (e) {
+    throw new CliError(`could not start ${want} frame worker(s): ${userMessage(e)}; try --workers 0`, { cause: e });
+  }
+}
+
 /** Motion of one driving item (extracted here for frames, as is for template frames). */
 function motionOf(lp: LivePortrait, item: DrivingItem, i: number): MotionFrame {
   const f = item.frame;
@@ -610,24 +629,25 @@ async function animateImageSource(
     for (const [k, c] of crops.entries()) {
       faces.push({ crop: c, info: lp.prepareSource(c.imgCrop256, ratiosOf(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
     }
+    await ensureWorkers(lp, r);
     let first: MotionFrame | undefined;
-    let i = 0;
     emit.begin?.();
-    for await (const item of driving.frames()) {
+    // Motion and keypoints in frame order here; W and G here or in the
+    // workers, several frames in flight; results written in order.
+    const render = async (item: DrivingItem, i: number) => {
       const m = motionOf(lp, item, i);
       first ??= m;
-      const results = faces.map((f) => {
-        const x_d = lp.drivingKeypoints(f.info, m, first!, opts, { drivingIsVideo: driving.isVideo });
-        try {
-          const out = lp.warpDecode(f.info.f_s, f.info.x_s, x_d);
-          const [, h, w] = out.shape;
-          const rgb = imageToUint8(out);
-          out.dispose();
-          return { width: w, height: h, data: rgb } as RgbImage;
-        } finally {
-          x_d.dispose();
-        }
-      });
+      const results = await Promise.all(
+        faces.map(async (f) => {
+          const x_d = lp.drivingKeypoints(f.info, m, first!, opts, { drivingIsVideo: driving.isVideo });
+          try {
+            const out = await lp.renderImage(f.info.f_s, f.info.x_s, x_d);
+            return { width: out.width, height: out.height, data: out.rgb } as RgbImage;
+          } finally {
+            x_d.dispose();
+          }
+        }),
+      );
       let result = results[0];
       if (doPaste) {
         result = img;
@@ -635,9 +655,9 @@ async function animateImageSource(
       }
       const concat = () =>
         faces.length === 1 ? concatFrame(item.panel, faces[0].crop.imgCrop256, results[0]) : panelRow([...(item.panel ? [item.panel] : []), img, result], 512);
-      await emit(result, concat);
-      i++;
-    }
+      return { result, concat };
+    };
+    for await (const { result, concat } of mapOrdered(driving.frames(), render, lp.inFlight)) await emit(result, concat);
   } finally {
     for (const f of faces) lp.disposeSource(f.info);
   }
@@ -690,6 +710,7 @@ async function animateVideoSource(
   if (src.length === 0) throw new CliError(`no face found in the source video ${r.source}; ${NO_FACE_FIX}`);
   const count = driving.isVideo ? Math.min(src.length, drv.length) : src.length;
   const lp = getLp();
+  await ensureWorkers(lp, r);
   r.log?.(`source video ${r.source}: ${src.length} frame(s) with a face; extracting the motion of every frame first (for smoothing)`);
   const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosOf(s.lmk) }));
   const drivingInput: MotionTemplate | DrivingFrameInput[] =

@@ -111,20 +111,27 @@ export class Conv3d implements Disposable {
     if (opts.bias ?? true) this.bias = p.tensor(`${prefix}.bias`) as tf.Tensor1D;
     const pad = opts.padding ?? 0;
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
+    this.stacked = Conv3d.stackTaps(this.filters);
   }
 
   /** A 3-D convolution from per-tap filters [kh, kw, I, O] already in tfjs layout. Takes ownership. */
   static fromTensors(filters: tf.Tensor4D[], bias: tf.Tensor1D | undefined, padding: [number, number, number]): Conv3d {
     const c = Object.create(Conv3d.prototype) as Conv3d;
-    Object.assign(c, { filters, bias, kd: filters.length, padding });
+    Object.assign(c, { filters, bias, kd: filters.length, padding, stacked: Conv3d.stackTaps(filters) });
     return c;
   }
 
-  /** Deep kernels (kd >= 5) with few outputs: all taps as output channels of one conv2d. */
+  /** The taps side by side as output channels [kh, kw, I, kd·O], for deep kernels only. */
+  private static stackTaps(filters: tf.Tensor4D[]): tf.Tensor4D | undefined {
+    // Kept: construction may run inside a caller's tidy, which must not dispose it.
+    return filters.length >= STACK_TAPS_MIN_DEPTH ? tf.keep(tf.tidy(() => tf.concat(filters, 3)) as tf.Tensor4D) : undefined;
+  }
+
+  /** Deep kernels (kd >= 5): all taps as output channels of one conv2d. */
   private stacked?: tf.Tensor4D;
 
   apply(x: tf.Tensor5D, activation: FusedActivation = 'linear'): tf.Tensor5D {
-    if (this.kd >= STACK_TAPS_MIN_DEPTH) return this.applyStacked(x, activation);
+    if (this.stacked) return this.applyStacked(x, activation);
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
@@ -162,9 +169,7 @@ export class Conv3d implements Disposable {
    * the dense motion network it is about 1.5x faster on wasm, with equal sums.
    */
   private applyStacked(x: tf.Tensor5D, activation: FusedActivation): tf.Tensor5D {
-    // Kept: this may run inside a caller's tidy, which must not dispose it.
-    this.stacked ??= tf.keep(tf.tidy(() => tf.concat(this.filters, 3)) as tf.Tensor4D);
-    const stacked = this.stacked;
+    const stacked = this.stacked!;
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;

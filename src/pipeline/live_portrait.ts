@@ -44,6 +44,8 @@ import {
 } from './motion.js';
 import { type AnimationOptions, resolveOptions } from './options.js';
 import { type MotionFrame, type MotionTemplate, checkMotionFrame, readNumpyPickle } from './template.js';
+import { type PoolFrame, WarpDecodePool, type WorkerWeights, defaultWorkerCount, mapOrdered } from './workers.js';
+import { backendInfo } from '../backend.js';
 
 export const INPUT_SIZE = 256;
 
@@ -287,6 +289,9 @@ export class LivePortrait {
   readonly S: StitchingRetargetingModule;
   /** The neutral-lip expression for image-driven relative motion, if known. */
   lipArray?: Float32Array;
+  /** Where frame workers get W and G from (set by the static constructors). */
+  workerWeights?: WorkerWeights;
+  private pool?: WarpDecodePool;
   private disposed = false;
 
   constructor(nets: LivePortraitNets, opts: LivePortraitOptions = {}) {
@@ -312,7 +317,9 @@ export class LivePortrait {
       for (const n of Object.values(made)) n?.dispose();
       throw e;
     }
-    return new LivePortrait(made as LivePortraitNets, opts);
+    const lp = new LivePortrait(made as LivePortraitNets, opts);
+    lp.workerWeights = { stateDicts: { warping_module: w.warping_module, spade_generator: w.spade_generator } };
+    return lp;
   }
 
   /**
@@ -323,7 +330,9 @@ export class LivePortrait {
   static fromWeights(dir: string, opts: LivePortraitOptions & LoadOptions = {}): LivePortrait {
     const w = loadWeights(dir, opts);
     const lip = join(dir, 'lip_array.pkl');
-    return LivePortrait.fromStateDicts(w, dir, { lipArray: opts.lipArray ?? (existsSync(lip) ? lip : undefined) });
+    const lp = LivePortrait.fromStateDicts(w, dir, { lipArray: opts.lipArray ?? (existsSync(lip) ? lip : undefined) });
+    lp.workerWeights = { dir, set: opts.set }; // workers read the files themselves
+    return lp;
   }
 
   /**
@@ -341,7 +350,31 @@ export class LivePortrait {
       spade_generator: syntheticStateDict('spade_generator', spadeGeneratorSpecs(), seed, opts.spadeExtras ?? spadeGeneratorSyntheticExtras(seed)),
       stitching_retargeting_module: { stitching: sp('stitching'), lip: sp('lip'), eye: sp('eye') },
     };
-    return LivePortrait.fromStateDicts(w, `synthetic seed ${seed}`, opts);
+    const lp = LivePortrait.fromStateDicts(w, `synthetic seed ${seed}`, opts);
+    if (!opts.spadeExtras) lp.workerWeights = { seed };
+    return lp;
+  }
+
+  /**
+   * Render frames in `n` worker threads (default: one per core on the wasm
+   * and cpu backends, none on backends that use the whole machine). Each
+   * worker has its own backend and its own W and G; animate() then keeps
+   * several frames in flight and yields them in order. 0 stops the workers.
+   * Returns the number of workers running.
+   */
+  async useWorkers(n: number = defaultWorkerCount(backendInfo()?.name), opts: { backend?: string } = {}): Promise<number> {
+    this.check();
+    await this.pool?.close();
+    this.pool = undefined;
+    if (n <= 0) return 0;
+    if (!this.workerWeights) throw new InputError('useWorkers: this LivePortrait was built from networks, not weights; workers need a weights source');
+    this.pool = await WarpDecodePool.create({ weights: this.workerWeights, workers: n, backend: opts.backend ?? backendInfo()?.name });
+    return this.pool.size;
+  }
+
+  /** Worker threads rendering frames (0 when frames render in this thread). */
+  get workers(): number {
+    return this.pool?.size ?? 0;
   }
 
   /** 63 numbers, or the path of the reference's lip_array.pkl. */
@@ -486,6 +519,39 @@ export class LivePortrait {
     return { index, rgb, width: w, height: h, x_d: Float32Array.from(x_d.dataSync()) };
   }
 
+  /**
+   * One frame, in a worker when there are workers (x_s and x_d are read
+   * now, so the caller may dispose them at once), else here. `perFrameFeature`
+   * sends f_s with the job (source videos) instead of the pool's source.
+   */
+  private async renderFrame(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, perFrameFeature = false): Promise<AnimatedFrame> {
+    if (!this.pool) return this.frameOut(index, f_s, x_s, x_d);
+    const xd = Float32Array.from(x_d.dataSync());
+    const feature = perFrameFeature ? { data: f_s.dataSync() as Float32Array, shape: f_s.shape } : undefined;
+    const out: PoolFrame = await this.pool.render(Float32Array.from(x_s.dataSync()), xd, feature);
+    const img = tf.tensor(out.data, out.shape);
+    const rgb = imageToUint8(img);
+    img.dispose();
+    return { index, rgb, width: out.shape[2], height: out.shape[1], x_d: xd };
+  }
+
+  /**
+   * W and G for one face and frame, as 8-bit RGB: in a worker when there are
+   * workers (f_s goes with the job, so any number of sources can share the
+   * pool), else here. x_s and x_d are read at once; the caller may dispose
+   * them when this returns.
+   */
+  async renderImage(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): Promise<{ rgb: Uint8Array; width: number; height: number }> {
+    this.check();
+    const { rgb, width, height } = await this.renderFrame(0, f_s, x_s, x_d, true);
+    return { rgb, width, height };
+  }
+
+  /** How many frames to keep in flight: enough to keep every worker busy. */
+  get inFlight(): number {
+    return this.pool ? 2 * this.pool.size : 1;
+  }
+
   // ------------------------------------------------------------ animation
 
   /**
@@ -501,20 +567,25 @@ export class LivePortrait {
     const src = own ? this.prepareSource(source as ImageInput) : (source as SourceInfo);
     try {
       const { frames, drivingIsVideo } = this.drivingFrames(driving);
+      if (this.pool) this.pool.setSource(src.f_s.dataSync() as Float32Array, src.f_s.shape);
       let first: MotionFrame | undefined;
-      let i = 0;
-      for await (const fr of frames) {
+      let count = 0;
+      // Motion and keypoints here, in frame order; W and G here or in workers.
+      const render = async (fr: FrameLike, i: number): Promise<AnimatedFrame> => {
         const m = this.motionOf(fr, i);
         first ??= m;
         const x_d = this.drivingKeypoints(src, m, first, opts, { drivingIsVideo, lipArray: this.lipArray });
         try {
-          yield this.frameOut(i, src.f_s, src.x_s, x_d);
+          return await this.renderFrame(i, src.f_s, src.x_s, x_d);
         } finally {
           x_d.dispose();
         }
-        i++;
+      };
+      for await (const frame of mapOrdered(frames, render, this.inFlight)) {
+        count++;
+        yield frame;
       }
-      if (i === 0) throw new InputError('the driving sequence is empty: no frames to animate');
+      if (count === 0) throw new InputError('the driving sequence is empty: no frames to animate');
     } finally {
       if (own) this.disposeSource(src);
     }
@@ -561,9 +632,7 @@ export class LivePortrait {
     const RS = smooth(targets.map((t) => t.R));
     const eyeTarget = opts.sourceVideoEyeRetargeting && srcTpl.frames[0].eyeRatio ? sourceVideoEyeTarget([...srcTpl.frames[0].eyeRatio], opts) : undefined;
     // Pass 2: appearance of each source frame, warped and decoded.
-    let i = 0;
-    for await (const fr of iterate(open())) {
-      if (i >= n) break;
+    const render = async (fr: ImageInput | DrivingFrameInput, i: number): Promise<AnimatedFrame> => {
       const img = isFrameInput(fr) ? fr.image : fr;
       const srcKp = sourceKeypointsFromMotion(srcTpl.frames[i]);
       const f_s = tf.tidy(() => this.F.apply(prepareImage(img, `source frame ${i}`)));
@@ -578,14 +647,21 @@ export class LivePortrait {
           lipArray: this.lipArray,
           sourceVideoEyeTarget: eyeTarget,
         });
-        yield this.frameOut(i, f_s, srcKp.x_s, x_d);
+        return await this.renderFrame(i, f_s, srcKp.x_s, x_d, true);
       } finally {
         x_d?.dispose();
         f_s.dispose();
         disposeSourceKeypoints(srcKp);
       }
-      i++;
+    };
+    async function* firstN<T>(it: AnyIterable<T>, k: number): AsyncGenerator<T> {
+      let j = 0;
+      for await (const x of it as AsyncIterable<T>) {
+        if (j++ >= k) return;
+        yield x;
+      }
     }
+    yield* mapOrdered(firstN(open(), n), render, this.inFlight);
   }
 
   // ------------------------------------------------------------ single-image editing
@@ -628,6 +704,9 @@ export class LivePortrait {
     if (this.disposed) return;
     this.disposed = true;
     for (const n of [this.F, this.M, this.W, this.G, this.S]) n.dispose();
+    // Ends the worker threads (asynchronously), so they don't hold the process open.
+    void this.pool?.close();
+    this.pool = undefined;
   }
 }
 

@@ -54,11 +54,13 @@ port.on('message', async (m: WorkerRequest) => {
     sourceId = m.id;
   } else if (m.type === 'render') {
     try {
-      if (!W || !G || !f_s || m.sourceId !== sourceId) throw new Error('frame worker: not initialised for this source');
+      if (!W || !G || (!m.f_s && (!f_s || m.sourceId !== sourceId))) throw new Error('frame worker: not initialised for this source');
+      const own = m.f_s;
       const out = tf.tidy(() => {
         const x_s = tf.tensor3d(m.x_s, [1, 21, 3]);
         const x_d = tf.tensor3d(m.x_d, [1, 21, 3]);
-        const warped = W!.apply(f_s!, x_s, x_d);
+        const feature = own ? tf.tensor5d(own.data, own.shape as [number, number, number, number, number]) : f_s!;
+        const warped = W!.apply(feature, x_s, x_d);
         return G!.apply(warped.out);
       });
       const data = (await out.data()) as Float32Array;

@@ -135,16 +135,20 @@ export class WarpDecodePool {
     return id;
   }
 
-  /** Warp and decode one frame from keypoints x_s, x_d ([1, 21, 3] each) on the least busy worker. */
-  render(x_s: Float32Array, x_d: Float32Array): Promise<PoolFrame> {
+  /**
+   * Warp and decode one frame from keypoints x_s, x_d ([1, 21, 3] each) on
+   * the least busy worker, with the feature of setSource, or with `f_s`
+   * given for this frame alone (source videos: a new f_s every frame).
+   */
+  render(x_s: Float32Array, x_d: Float32Array, f_s?: { data: Float32Array; shape: number[] }): Promise<PoolFrame> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.sourceId === 0) return Promise.reject(new Error('WarpDecodePool.render: call setSource first'));
+    if (this.sourceId === 0 && !f_s) return Promise.reject(new Error('WarpDecodePool.render: call setSource first or pass f_s'));
     const slot = this.slots.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const job = this.nextJob++;
     slot.inFlight++;
     return new Promise<PoolFrame>((resolve, reject) => {
       this.jobs.set(job, { resolve, reject });
-      slot.worker.postMessage({ type: 'render', job, sourceId: this.sourceId, x_s, x_d } satisfies WorkerRequest);
+      slot.worker.postMessage({ type: 'render', job, sourceId: this.sourceId, x_s, x_d, f_s } satisfies WorkerRequest);
     });
   }
 
@@ -180,7 +184,7 @@ export async function* mapOrdered<T, R>(items: AsyncIterable<T> | Iterable<T>, f
 export type WorkerRequest =
   | { type: 'init'; backend?: string; weights: WorkerWeights }
   | { type: 'source'; id: number; f_s: Float32Array; shape: number[] }
-  | { type: 'render'; job: number; sourceId: number; x_s: Float32Array; x_d: Float32Array };
+  | { type: 'render'; job: number; sourceId: number; x_s: Float32Array; x_d: Float32Array; f_s?: { data: Float32Array; shape: number[] } };
 
 /** Messages from a worker. */
 export type WorkerReply =
