@@ -1,10 +1,10 @@
+import { readImage } from '../src/io/image.js';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Jimp } from 'jimp';
 import { MEDIA_DIR } from './helpers/parity.js';
 import {
   cropDrivingVideo,
@@ -16,18 +16,6 @@ import {
 } from '../src/pipeline/faces.js';
 import { FM_EYE_L, FM_EYE_R, parsePt2, type Point2, type RgbImage } from '../src/pipeline/crop.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../src/pipeline/ratios.js';
-
-async function readRgb(path: string): Promise<RgbImage> {
-  const img = await Jimp.read(path);
-  const { width, height, data } = img.bitmap;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0; i < width * height; i++) {
-    rgb[3 * i] = data[4 * i];
-    rgb[3 * i + 1] = data[4 * i + 1];
-    rgb[3 * i + 2] = data[4 * i + 2];
-  }
-  return { width, height, data: rgb };
-}
 
 /** First n frames of a video as RGB, through the bundled ffmpeg binary (frame size given). */
 function readFrames(path: string, n: number, width: number, height: number): RgbImage[] {
@@ -98,7 +86,7 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
 
   beforeAll(async () => {
     await loadFaceModels();
-    for (const f of ['s0.jpg', 's9.jpg', 'd12.jpg']) images[f] = await readRgb(join(MEDIA_DIR, f));
+    for (const f of ['s0.jpg', 's9.jpg', 'd12.jpg']) images[f] = await readImage(join(MEDIA_DIR, f));
     images['d0.mp4#0'] = readFrames(join(MEDIA_DIR, 'd0.mp4'), 1, 512, 512)[0];
     for (const [k, img] of Object.entries(images)) found[k] = await detectFaces(img);
   });

@@ -1,23 +1,11 @@
+import { readImage } from '../src/io/image.js';
 import { describe, it, expect } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Jimp } from 'jimp';
 import { MEDIA_DIR } from './helpers/parity.js';
 import { type Affine, type RgbImage, applyAffine, invertAffine, warpImage } from '../src/pipeline/crop.js';
 import { makeCropMask, pasteBack, preparePasteBack, tensorToRgb } from '../src/pipeline/paste_back.js';
-
-async function readRgb(path: string): Promise<RgbImage> {
-  const img = await Jimp.read(path);
-  const { width, height, data } = img.bitmap;
-  const rgb = new Uint8Array(width * height * 3);
-  for (let i = 0; i < width * height; i++) {
-    rgb[3 * i] = data[4 * i];
-    rgb[3 * i + 1] = data[4 * i + 1];
-    rgb[3 * i + 2] = data[4 * i + 2];
-  }
-  return { width, height, data: rgb };
-}
 
 /** Crop → original: a 512 crop of side `side` around (cx, cy), rotated by `deg`. */
 function cropToOrig(cx: number, cy: number, side: number, deg: number): Affine {
@@ -77,7 +65,7 @@ describe('paste-back', () => {
   it('a crop partly outside the image and a large photo: round trip keeps the face, far pixels identical', async () => {
     const path = join(MEDIA_DIR, 's9.jpg');
     if (!existsSync(path)) return;
-    const original = await readRgb(path);
+    const original = await readImage(path);
     const M_c2o = cropToOrig(380, 330, 480, -8);
     const crop = warpImage(original, invertAffine(M_c2o), 512, 512);
     // the generator's output as a tensor in 0..1 (values k/255 survive the truncation)

@@ -255,6 +255,25 @@ export interface FaceRect {
   uy: Point2;
 }
 
+/** Extent of points along the axes ux, uy (coordinates relative to `origin`). */
+export function extentAlong(pts: readonly Point2[], ux: Point2, uy: Point2, origin: Point2 = [0, 0]): { minU: number; maxU: number; minV: number; maxV: number } {
+  let minU = Infinity;
+  let maxU = -Infinity;
+  let minV = Infinity;
+  let maxV = -Infinity;
+  for (const p of pts) {
+    const dx = p[0] - origin[0];
+    const dy = p[1] - origin[1];
+    const u = dx * ux[0] + dy * ux[1];
+    const v = dx * uy[0] + dy * uy[1];
+    minU = Math.min(minU, u);
+    maxU = Math.max(maxU, u);
+    minV = Math.min(minV, v);
+    maxV = Math.max(maxV, v);
+  }
+  return { minU, maxU, minV, maxV };
+}
+
 /** The reference's parse_rect_from_landmark on FaceMesh points (square, scaled, shifted). */
 export function parseRectFromLandmarks(lmk: Point2[], opts: CropOptions = {}): FaceRect {
   const scale = opts.scale ?? SOURCE_CROP.scale;
@@ -269,20 +288,7 @@ export function parseRectFromLandmarks(lmk: Point2[], opts: CropOptions = {}): F
   if (ux[1] < 0) angle = -angle;
   const pts = FM_CROP_POINTS.map((i) => lmk[i]);
   const c0 = mean(pts);
-  let minU = Infinity;
-  let maxU = -Infinity;
-  let minV = Infinity;
-  let maxV = -Infinity;
-  for (const p of pts) {
-    const dx = p[0] - c0[0];
-    const dy = p[1] - c0[1];
-    const u = dx * ux[0] + dy * ux[1];
-    const v = dx * uy[0] + dy * uy[1];
-    minU = Math.min(minU, u);
-    maxU = Math.max(maxU, u);
-    minV = Math.min(minV, v);
-    maxV = Math.max(maxV, v);
-  }
+  const { minU, maxU, minV, maxV } = extentAlong(pts, ux, uy, c0);
   const cu = (minU + maxU) / 2;
   const cv = (minV + maxV) / 2;
   const size = Math.max(maxU - minU, maxV - minV) * scale;

@@ -16,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import {
+  extentAlong,
   type Affine,
   type CropOptions,
   type CropResult,
@@ -261,18 +262,7 @@ export function roiFromLandmarks(pts: Point2[]): Roi {
   const b = pts[EYE_LINE[1]];
   const ux = normalize([b[0] - a[0], b[1] - a[1]]);
   const uy: Point2 = [-ux[1], ux[0]];
-  let minU = Infinity;
-  let maxU = -Infinity;
-  let minV = Infinity;
-  let maxV = -Infinity;
-  for (const p of pts) {
-    const u = p[0] * ux[0] + p[1] * ux[1];
-    const v = p[0] * uy[0] + p[1] * uy[1];
-    minU = Math.min(minU, u);
-    maxU = Math.max(maxU, u);
-    minV = Math.min(minV, v);
-    maxV = Math.max(maxV, v);
-  }
+  const { minU, maxU, minV, maxV } = extentAlong(pts, ux, uy);
   const cu = (minU + maxU) / 2;
   const cv = (minV + maxV) / 2;
   return {

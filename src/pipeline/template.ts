@@ -32,6 +32,7 @@
  * `pickleparser` and a small numpy-array reconstruction.
  */
 import { readFileSync } from 'node:fs';
+import { f16ToF32 } from '../weights/types.js';
 import { NameRegistry, Parser } from 'pickleparser';
 import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { HostTensor } from '../weights/types.js';
@@ -199,7 +200,7 @@ function decodeNumbers(bytes: Uint8Array, dt: NpDtype, n: number): Float64Array 
   const read: (o: number) => number = {
     f8: (o: number) => dv.getFloat64(o, little),
     f4: (o: number) => dv.getFloat32(o, little),
-    f2: (o: number) => f16(dv.getUint16(o, little)),
+    f2: (o: number) => f16ToF32(dv.getUint16(o, little)),
     i8: (o: number) => Number(dv.getBigInt64(o, little)),
     u8: (o: number) => Number(dv.getBigUint64(o, little)),
     i4: (o: number) => dv.getInt32(o, little),
@@ -213,15 +214,6 @@ function decodeNumbers(bytes: Uint8Array, dt: NpDtype, n: number): Float64Array 
   const out = kind === 'f4' || kind === 'f2' ? new Float32Array(n) : new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = read(i * size);
   return out;
-}
-
-function f16(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 function fortranToC<T extends Float64Array | Float32Array | Int32Array | Uint8Array>(data: T, shape: number[]): T {
