@@ -3,12 +3,8 @@
  * option sets, 3 driving frames each), on the fixtures' weights.
  *
  * x_d (final driving keypoints) is checked for all option sets and frames:
- * it needs only M and S. Frames need W and G (seconds to tens of seconds a
- * frame on one wasm core), so by default one frame per option set is
- * x_d is checked for every option set, and the option sets differ only in
- * x_d, so by default one frame is rendered (relative_stitching, the last
- * driving frame, the one farthest from the source) to check the warp and
- * decode path; LP_PIPELINE_ALL_FRAMES=1 renders all twelve (about 12 x W+G).
+ * it needs only M and S. All twelve frames are rendered too, W and G on two
+ * frame workers (tens of seconds a frame on one wasm core each).
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
@@ -16,11 +12,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs } from '../src/models/stitching_retargeting_module.js';
-import { LivePortrait, applyExpressionEdits, imageToUint8, type SourceInfo } from '../src/pipeline/live_portrait.js';
+import { LivePortrait, applyExpressionEdits, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/pipeline/motion.js';
 import { kalmanSmooth } from '../src/pipeline/kalman.js';
 import { type AnimationOptions, resolveOptions } from '../src/pipeline/options.js';
 import { loadTemplate, type MotionFrame } from '../src/pipeline/template.js';
+import { mapOrdered } from '../src/pipeline/workers.js';
 import { ParamReader } from '../src/weights/params.js';
 import { syntheticStateDict } from '../src/weights/synthetic.js';
 import { MEDIA_DIR, describeParity, fixture, fixtureMetadata, fixtureStateDict, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
@@ -61,7 +58,6 @@ describeParity('pipeline parity', () => {
   let src: SourceInfo;
   let motion: MotionFrame[];
   let sets: [string, OptionSet][];
-  const allFrames = process.env.LP_PIPELINE_ALL_FRAMES === '1';
 
   beforeAll(() => {
     const st = (p: 'stitching' | 'lip' | 'eye') => fixtureStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`);
@@ -103,34 +99,44 @@ describeParity('pipeline parity', () => {
     }
   });
 
-  it('frames within ±1 on ≥ 99.9% of values', () => {
-    for (const [name, o] of sets) {
-      if (!allFrames && name !== 'relative_stitching') continue;
+  it('frames of every option set within ±1 on ≥ 99.9% of values (rendered on frame workers)', async () => {
+    // All twelve frames (4 option sets × 3), W and G in two worker threads;
+    // keypoints here, in order. This also checks that worker rendering is the
+    // reference's frame.
+    await lp.useWorkers(2);
+    const jobs = sets.flatMap(([name, o]) => {
       const { ratios, frames } = withRatios(o, motion);
-      const source = { ...src, ...ratios };
-      const ref = fixture('pipeline').get(`${name}/frames`)!;
-      const [T, H, W, C] = ref.shape;
-      const size = H * W * C;
-      for (let i = allFrames ? 0 : T - 1; i < T; i++) {
-        const t0 = Date.now();
-        const x_d = lp.drivingKeypoints(source, frames[i], frames[0], toOptions(o));
-        const img = lp.warpDecode(src.f_s, src.x_s, x_d);
-        const ours = imageToUint8(img);
-        tf.dispose([x_d, img]);
-        const want = (ref.data as Uint8Array).subarray(i * size, (i + 1) * size);
-        let within = 0;
-        let max = 0;
-        for (let k = 0; k < size; k++) {
-          const d = Math.abs(ours[k] - want[k]);
-          if (d <= 1) within++;
-          if (d > max) max = d;
-        }
-        const share = within / size;
-        console.log(`pipeline frame ${name}[${i}]: ${(100 * share).toFixed(4)}% within ±1, max |diff| ${max}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-        expect(share).toBeGreaterThanOrEqual(0.999);
+      return frames.map((f, i) => ({ name, i, source: { ...src, ...ratios }, frame: f, first: frames[0], opts: toOptions(o) }));
+    });
+    const render = async (j: (typeof jobs)[number]) => {
+      const x_d = lp.drivingKeypoints(j.source, j.frame, j.first, j.opts);
+      try {
+        return { ...j, ours: (await lp.renderImage(src.f_s, src.x_s, x_d)).rgb };
+      } finally {
+        x_d.dispose();
       }
+    };
+    let checked = 0;
+    for await (const { name, i, ours } of mapOrdered(jobs, render, lp.inFlight)) {
+      const ref = fixture('pipeline').get(`${name}/frames`)!;
+      const [, H, W, C] = ref.shape;
+      const size = H * W * C;
+      const want = (ref.data as Uint8Array).subarray(i * size, (i + 1) * size);
+      let within = 0;
+      let max = 0;
+      for (let k = 0; k < size; k++) {
+        const d = Math.abs(ours[k] - want[k]);
+        if (d <= 1) within++;
+        if (d > max) max = d;
+      }
+      const share = within / size;
+      console.log(`pipeline frame ${name}[${i}]: ${(100 * share).toFixed(4)}% within ±1, max |diff| ${max}`);
+      expect(share).toBeGreaterThanOrEqual(0.999);
+      checked++;
     }
-  }, allFrames ? 3_600_000 : undefined);
+    expect(checked).toBe(12);
+    await lp.useWorkers(0);
+  }, 3_600_000);
 });
 
 describe('expression-friendly multiplier: convex hull volumes', () => {
