@@ -29,8 +29,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { ParamReader } from '../src/weights/params.js';
-import { type ParamSpec, syntheticStateDict } from '../src/weights/synthetic.js';
-import type { HostTensor } from '../src/weights/types.js';
+import { type SyntheticModule, syntheticModuleWeights } from '../src/models/synthetic.js';
+import { syntheticStateDict } from '../src/weights/synthetic.js';
 
 type NetId = 'F' | 'M' | 'W' | 'G' | 'S';
 const ORDER: NetId[] = ['S', 'M', 'F', 'W', 'G'];
@@ -111,8 +111,8 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-function reader(module: string, specs: readonly ParamSpec[], seed: number, extras?: ReadonlyMap<string, HostTensor>): ParamReader {
-  return new ParamReader(syntheticStateDict(module, specs, seed, extras), module, `synthetic seed ${seed}`);
+function reader(module: SyntheticModule, seed: number): ParamReader {
+  return new ParamReader(syntheticModuleWeights(module, seed), module, `synthetic seed ${seed}`);
 }
 
 /** Deterministic inputs. */
@@ -123,19 +123,19 @@ const keypoints = (n: number, seed: number) => tf.randomUniform([n, 21, 3], -0.5
 async function build(id: NetId, seed: number, n: number): Promise<Bench> {
   if (id === 'F') {
     const m = await import('../src/models/appearance_feature_extractor.js');
-    const net = new m.AppearanceFeatureExtractor(reader('appearance_feature_extractor', m.appearanceFeatureExtractorSpecs(), seed));
+    const net = new m.AppearanceFeatureExtractor(reader('appearance_feature_extractor', seed));
     const x = image(n);
     return { id, name: 'appearance feature extractor', call: () => [net.apply(x)], dispose: () => (net.dispose(), x.dispose()) };
   }
   if (id === 'M') {
     const m = await import('../src/models/motion_extractor.js');
-    const net = new m.MotionExtractor(reader('motion_extractor', m.motionExtractorSpecs(), seed));
+    const net = new m.MotionExtractor(reader('motion_extractor', seed));
     const x = image(n);
     return { id, name: 'motion extractor', call: () => Object.values(net.apply(x)), dispose: () => (net.dispose(), x.dispose()) };
   }
   if (id === 'W') {
     const m = await import('../src/models/warping_module.js');
-    const net = new m.WarpingModule(reader('warping_module', m.warpingModuleSpecs(), seed));
+    const net = new m.WarpingModule(reader('warping_module', seed));
     const f = tf.randomNormal([n, 16, 64, 64, 32], 0, 1, 'float32', 2) as tf.Tensor5D;
     const kpS = keypoints(n, 3);
     const kpD = keypoints(n, 4);
@@ -151,14 +151,17 @@ async function build(id: NetId, seed: number, n: number): Promise<Bench> {
   }
   if (id === 'G') {
     const m = await import('../src/models/spade_generator.js');
-    const net = new m.SpadeGenerator(reader('spade_generator', m.spadeGeneratorSpecs(), seed, m.spadeGeneratorSyntheticExtras(seed)));
+    const net = new m.SpadeGenerator(reader('spade_generator', seed));
     const x = tf.randomNormal([n, 64, 64, 256], 0, 1, 'float32', 5) as tf.Tensor4D;
     return { id, name: 'SPADE generator', call: () => [net.apply(x)], dispose: () => (net.dispose(), x.dispose()) };
   }
   // S: one frame's worth of the three MLPs (stitching, eye and lip retargeting).
   const m = await import('../src/models/stitching_retargeting_module.js');
   const specs = m.stitchingRetargetingSpecs();
-  const readerOf = (part: keyof typeof specs) => reader(`stitching_retargeting_module/${m.STITCHING_CHECKPOINT_NAMES[part]}`, specs[part], seed);
+  const readerOf = (part: keyof typeof specs) => {
+    const name = `stitching_retargeting_module/${m.STITCHING_CHECKPOINT_NAMES[part]}`;
+    return new ParamReader(syntheticStateDict(name, specs[part], seed), name, `synthetic seed ${seed}`);
+  };
   const net = new m.StitchingRetargetingModule({ stitching: readerOf('stitching'), lip: readerOf('lip'), eye: readerOf('eye') });
   const kpS = keypoints(n, 6);
   const kpD = keypoints(n, 7);

@@ -15,6 +15,7 @@ export { DenseMotionNetwork } from './models/dense_motion.js';
 export { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from './models/spade_generator.js';
 export { StitchingRetargetingModule, stitchingRetargetingSpecs, STITCHING_CHECKPOINT_NAMES, type StitchingPart } from './models/stitching_retargeting_module.js';
 export type * from './models/types.js';
+export { syntheticWeights, syntheticModuleWeights, type SyntheticModule } from './models/synthetic.js';
 
 // Layers (building blocks with no LivePortrait knowledge)
 export { Conv2d, Conv3d, BatchNorm, Linear, foldBatchNorm } from './layers/core.js';

@@ -14,8 +14,8 @@ import { isImagePath, readImage, resizeImage, resizeToLimit, writeImage, type Rg
 import { hasAudioStream, isVideoPath, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../io/video.js';
 import { concatFrame, hstackImages } from '../pipeline/concat.js';
 import { type CropResult, type Point2, bboxFromLandmarks, cropImage, cropImageByBbox } from '../pipeline/crop.js';
-import { type Face, type SourceCrop, detectFaces, drivingBbox, trackFace } from '../pipeline/faces.js';
-import { LivePortrait, imageToUint8, type DrivingFrameInput, type SourceInfo } from '../pipeline/live_portrait.js';
+import { type Face, detectFaces, drivingBbox, trackFace } from '../pipeline/faces.js';
+import { LivePortrait, type DrivingFrameInput, type SourceInfo } from '../pipeline/live_portrait.js';
 import type { AnimationOptions, AnimationRegion, DrivingOption } from '../pipeline/options.js';
 import { type PasteBackMask, pasteBack, preparePasteBack } from '../pipeline/paste_back.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../pipeline/ratios.js';

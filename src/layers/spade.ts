@@ -18,7 +18,7 @@ export function nearestIndex(dst: number, inSize: number, outSize: number): numb
 
 /** F.interpolate(x, size=[oh, ow], mode='nearest') on NHWC. */
 export function resizeNearest(x: tf.Tensor4D, size: [number, number]): tf.Tensor4D {
-  const [n, h, w, c] = x.shape;
+  const [, h, w] = x.shape;
   const [oh, ow] = size;
   if (oh === h && ow === w) return x.clone();
   return tf.tidy(() => {

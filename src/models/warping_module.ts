@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { SameBlock2d } from '../layers/blocks.js';
-import { Conv2d, type Disposable } from '../layers/core.js';
+import { Conv2d } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import type { ParamReader } from '../weights/params.js';
 import type { ParamSpec } from '../weights/synthetic.js';

@@ -19,17 +19,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../models/appearance_feature_extractor.js';
-import { MotionExtractor, motionExtractorSpecs } from '../models/motion_extractor.js';
-import { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../models/spade_generator.js';
-import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs, type StitchingPart } from '../models/stitching_retargeting_module.js';
+import { AppearanceFeatureExtractor } from '../models/appearance_feature_extractor.js';
+import { MotionExtractor } from '../models/motion_extractor.js';
+import { SpadeGenerator } from '../models/spade_generator.js';
+import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, type StitchingPart } from '../models/stitching_retargeting_module.js';
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet } from '../models/types.js';
-import { WarpingModule, warpingModuleSpecs } from '../models/warping_module.js';
+import { WarpingModule } from '../models/warping_module.js';
 import { loadWeights, type LivePortraitWeights, type LoadOptions } from '../weights/load.js';
 import { ParamReader } from '../weights/params.js';
-import { syntheticStateDict } from '../weights/synthetic.js';
+import { syntheticWeights } from '../models/synthetic.js';
 import type { HostTensor } from '../weights/types.js';
-import { type KpInfo, disposeKpInfo, getRotationMatrix, refineKpInfo, transformKeypointWith } from './camera.js';
+import { type KpInfo, getRotationMatrix, refineKpInfo, transformKeypointWith } from './camera.js';
 import { kalmanSmooth } from './kalman.js';
 import {
   type DrivingContext,
@@ -341,15 +341,7 @@ export class LivePortrait {
    * vectors come from spadeGeneratorSyntheticExtras(seed) unless given.
    */
   static synthetic(seed = 1, opts: LivePortraitOptions & { spadeExtras?: ReadonlyMap<string, HostTensor> } = {}): LivePortrait {
-    const st = stitchingRetargetingSpecs();
-    const sp = (p: StitchingPart) => syntheticStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`, st[p], seed);
-    const w: LivePortraitWeights = {
-      appearance_feature_extractor: syntheticStateDict('appearance_feature_extractor', appearanceFeatureExtractorSpecs(), seed),
-      motion_extractor: syntheticStateDict('motion_extractor', motionExtractorSpecs(), seed),
-      warping_module: syntheticStateDict('warping_module', warpingModuleSpecs(), seed),
-      spade_generator: syntheticStateDict('spade_generator', spadeGeneratorSpecs(), seed, opts.spadeExtras ?? spadeGeneratorSyntheticExtras(seed)),
-      stitching_retargeting_module: { stitching: sp('stitching'), lip: sp('lip'), eye: sp('eye') },
-    };
+    const w = syntheticWeights(seed, { spadeExtras: opts.spadeExtras });
     const lp = LivePortrait.fromStateDicts(w, `synthetic seed ${seed}`, opts);
     if (!opts.spadeExtras) lp.workerWeights = { seed };
     return lp;

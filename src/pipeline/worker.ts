@@ -6,11 +6,11 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
-import { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../models/spade_generator.js';
-import { WarpingModule, warpingModuleSpecs } from '../models/warping_module.js';
+import { SpadeGenerator } from '../models/spade_generator.js';
+import { syntheticModuleWeights } from '../models/synthetic.js';
+import { WarpingModule } from '../models/warping_module.js';
 import { loadModuleWeights } from '../weights/load.js';
 import { ParamReader } from '../weights/params.js';
-import { syntheticStateDict } from '../weights/synthetic.js';
 import type { StateDict } from '../weights/types.js';
 import type { WorkerReply, WorkerRequest, WorkerWeights } from './workers.js';
 
@@ -26,8 +26,8 @@ function stateDicts(w: WorkerWeights): { wm: StateDict; sg: StateDict; source: s
   if ('stateDicts' in w) return { wm: w.stateDicts.warping_module, sg: w.stateDicts.spade_generator, source: 'given state dicts' };
   if ('seed' in w)
     return {
-      wm: syntheticStateDict('warping_module', warpingModuleSpecs(), w.seed),
-      sg: syntheticStateDict('spade_generator', spadeGeneratorSpecs(), w.seed, spadeGeneratorSyntheticExtras(w.seed)),
+      wm: syntheticModuleWeights('warping_module', w.seed),
+      sg: syntheticModuleWeights('spade_generator', w.seed),
       source: `synthetic seed ${w.seed}`,
     };
   return { wm: loadModuleWeights(w.dir, 'warping_module', { set: w.set }), sg: loadModuleWeights(w.dir, 'spade_generator', { set: w.set }), source: w.dir };
