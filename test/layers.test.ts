@@ -5,7 +5,8 @@ import { InstanceNorm2d, nearestIndex, resizeNearest } from '../src/layers/spade
 import { resolveSpectralWeight, spectralConv2d, spectralSigma } from '../src/layers/spectral_norm.js';
 import { ParamReader } from '../src/weights/params.js';
 import { f32 } from '../src/weights/types.js';
-import { Conv3d } from '../src/layers/core.js';
+import { Conv2d, Conv3d } from '../src/layers/core.js';
+import { winogradFilter, winogradPays } from '../src/layers/winograd.js';
 import { syntheticTensor } from '../src/weights/synthetic.js';
 
 /** A small deterministic pseudo-random array in [-1, 1). */
@@ -174,4 +175,116 @@ describe('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
       expect(tf.memory().numTensors).toBeLessThanOrEqual(before);
     });
   }
+});
+
+describe('Winograd F(2x2, 3x3)', () => {
+  /** Construct with the Winograd path forced on or off, whatever the backend and the cost model say. */
+  function withWinograd<T>(on: boolean, make: () => T): T {
+    const saved = process.env.LIVEPORTRAIT_WINOGRAD;
+    process.env.LIVEPORTRAIT_WINOGRAD = on ? '1' : '0';
+    try {
+      return make();
+    } finally {
+      if (saved === undefined) delete process.env.LIVEPORTRAIT_WINOGRAD;
+      else process.env.LIVEPORTRAIT_WINOGRAD = saved;
+    }
+  }
+  const reader = (entries: [string, ReturnType<typeof syntheticTensor>][]) => new ParamReader(new Map(entries), 'test', 'test');
+  const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+
+  it('the cost model takes it for wide channels only', () => {
+    expect(winogradPays(512, 512)).toBe(true);
+    expect(winogradPays(128, 512)).toBe(true);
+    expect(winogradPays(64, 64)).toBe(true);
+    expect(winogradPays(32, 48)).toBe(false);
+    expect(winogradPays(3, 64)).toBe(false);
+    expect(winogradPays(32, 32)).toBe(false);
+    expect(winogradPays(32, 32, 3)).toBe(true); // a 3x3x3 convolution shares one input transform over its depth taps
+  });
+
+  for (const [pad, h, w] of [
+    [1, 9, 12],
+    [0, 8, 7],
+    [2, 5, 6],
+  ]) {
+    it(`Conv2d padding ${pad} on ${h}x${w}: equals the direct convolution, with bias, ReLU and two batch items, leaking nothing`, () => {
+      const [n, c, o] = [2, 5, 6];
+      const wt = syntheticTensor('w', [o, c, 3, 3], -0.5, 0.5, 3);
+      const b = syntheticTensor('b', [o], -0.2, 0.2, 3);
+      const fast = withWinograd(true, () => new Conv2d(reader([['c.weight', wt], ['c.bias', b]]), 'c', { padding: pad }));
+      const direct = withWinograd(false, () => new Conv2d(reader([['c.weight', wt], ['c.bias', b]]), 'c', { padding: pad }));
+      expect(fast.usesWinograd).toBe(true);
+      expect(direct.usesWinograd).toBe(false);
+      const x = tf.tensor4d(syntheticTensor('x', [n, h, w, c], -1, 1, 3).data as Float32Array, [n, h, w, c]);
+      const before = tf.memory().numTensors;
+      for (const act of ['linear', 'relu'] as const) {
+        const [got, want] = [fast.apply(x, act), direct.apply(x, act)];
+        expect(got.shape).toEqual([n, h + 2 * pad - 2, w + 2 * pad - 2, o]);
+        expect(got.shape).toEqual(want.shape);
+        expect(maxDiff(got, want)).toBeLessThan(1e-5);
+        if (act === 'relu') expect(Math.min(...got.dataSync())).toBeGreaterThanOrEqual(0);
+        tf.dispose([got, want]);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([x]);
+      fast.dispose();
+      direct.dispose();
+    });
+  }
+
+  it('Conv2d.applyShared transforms once and equals separate applies', () => {
+    const convs = [1, 2].map((seed) =>
+      withWinograd(true, () =>
+        new Conv2d(reader([['c.weight', syntheticTensor('w', [4, 3, 3, 3], -0.5, 0.5, seed)], ['c.bias', syntheticTensor('b', [4], -0.2, 0.2, seed)]]), 'c', { padding: 1 }),
+      ),
+    );
+    const x = tf.tensor4d(values(1 * 6 * 6 * 3, 9), [1, 6, 6, 3]);
+    const shared = Conv2d.applyShared(convs, x);
+    convs.forEach((c, i) => {
+      const alone = c.apply(x);
+      expect(Array.from(shared[i].dataSync())).toEqual(Array.from(alone.dataSync()));
+      alone.dispose();
+    });
+    tf.dispose([x, ...shared]);
+    convs.forEach((c) => c.dispose());
+  });
+
+  it('Conv3d 3x3x3 sums its depth taps in the transformed domain: equals the per-tap conv2d path', () => {
+    const [d, h, w, c, o] = [4, 7, 6, 3, 5];
+    const wt = syntheticTensor('w', [o, c, 3, 3, 3], -0.3, 0.3, 4);
+    const b = syntheticTensor('b', [o], -0.1, 0.1, 4);
+    const fast = withWinograd(true, () => new Conv3d(reader([['c.weight', wt], ['c.bias', b]]), 'c', { padding: 1 }));
+    const direct = withWinograd(false, () => new Conv3d(reader([['c.weight', wt], ['c.bias', b]]), 'c', { padding: 1 }));
+    expect(fast.usesWinograd).toBe(true);
+    expect(direct.usesWinograd).toBe(false);
+    const x = tf.tensor5d(syntheticTensor('x', [1, d, h, w, c], -1, 1, 4).data as Float32Array, [1, d, h, w, c]);
+    const before = tf.memory().numTensors;
+    const [got, want] = [fast.apply(x, 'relu'), direct.apply(x, 'relu')];
+    expect(got.shape).toEqual([1, d, h, w, o]);
+    expect(maxDiff(got, want)).toBeLessThan(1e-5);
+    tf.dispose([got, want]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x]);
+    fast.dispose();
+    direct.dispose();
+  });
+
+  it('the filter transform is G g Gᵀ', () => {
+    // One input and one output channel: U_k for k = 4i + j against the 4x3 G matrix by hand.
+    const g = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const G = [
+      [1, 0, 0],
+      [0.5, 0.5, 0.5],
+      [0.5, -0.5, 0.5],
+      [0, 0, 1],
+    ];
+    const U = winogradFilter(tf.tensor4d(g, [3, 3, 1, 1]));
+    for (let i = 0; i < 4; i++)
+      for (let j = 0; j < 4; j++) {
+        let want = 0;
+        for (let a = 0; a < 3; a++) for (let bb = 0; bb < 3; bb++) want += G[i][a] * g[a * 3 + bb] * G[j][bb];
+        expect(U[4 * i + j].dataSync()[0]).toBeCloseTo(want, 6);
+      }
+    tf.dispose(U);
+  });
 });

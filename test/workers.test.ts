@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import { WarpDecodePool, defaultWorkerCount, mapOrdered } from '../src/pipeline/workers.js';
 import { describeParity, fixture, fixtureStateDict, fixtureTensor, maxAbsDiff, TO_NDHWC, TO_NHWC } from './helpers/parity.js';
 import { toFloat32 } from '../src/weights/types.js';
@@ -36,6 +37,14 @@ it('worker count follows the backend', () => {
   expect(defaultWorkerCount('tensorflow')).toBe(0);
   expect(defaultWorkerCount('webgpu')).toBe(0);
   expect(defaultWorkerCount('wasm')).toBeGreaterThanOrEqual(0);
+});
+
+it('worker count is bounded by memory: none where two would not fit', () => {
+  const GiB = 2 ** 30;
+  const cores = availableParallelism();
+  expect(defaultWorkerCount('wasm', 8 * GiB)).toBe(0);
+  expect(defaultWorkerCount('wasm', 16 * GiB)).toBe(cores > 1 ? 2 : 0);
+  expect(defaultWorkerCount('cpu', 1024 * GiB)).toBe(cores > 1 ? cores : 0);
 });
 
 describeParity('frame workers (W and G in worker_threads)', () => {

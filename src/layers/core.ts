@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from '../weights/params.js';
+import { BIAS_POSITION, Winograd3x3, type WinogradTiles, disposeTiles, winogradConv, useWinograd, winogradOutput } from './winograd.js';
 
 /** Something that owns tfjs tensors. */
 export interface Disposable {
@@ -60,6 +61,7 @@ export class Conv2d implements Disposable {
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
     this.dilation = opts.dilation ?? 1;
+    this.winograd = this.makeWinograd();
   }
 
   /**
@@ -69,18 +71,64 @@ export class Conv2d implements Disposable {
   static fromTensors(filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, opts: Omit<ConvOptions, 'groups' | 'bias'> = {}): Conv2d {
     const c = Object.create(Conv2d.prototype) as Conv2d;
     Object.assign(c, { filter, bias, depthwise: false, stride: opts.stride ?? 1, padding: opts.padding ?? 0, dilation: opts.dilation ?? 1 });
+    c.winograd = c.makeWinograd();
     return c;
   }
 
   apply(x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D {
+    if (this.winograd) {
+      const tiles = this.winograd.tiles(x, this.padding);
+      try {
+        return this.applyTiles(tiles, activation);
+      } finally {
+        disposeTiles(tiles);
+      }
+    }
     const pad = this.padding > 0 ? this.padding : 'valid';
     const args = { x, filter: this.filter, strides: this.stride, pad, dilations: this.dilation, bias: this.bias, activation } as const;
     return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
   }
 
+  /**
+   * Several convolutions of one input (SPADE's gamma and beta): with
+   * Winograd, the input is transformed once for all of them.
+   */
+  static applyShared(convs: Conv2d[], x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D[] {
+    const padding = convs[0].padding;
+    if (!convs.every((c) => c.padding === padding && c.winograd)) return convs.map((c) => c.apply(x, activation));
+    const tiles = convs[0].winograd!.tiles(x, padding);
+    try {
+      return convs.map((c) => c.applyTiles(tiles, activation));
+    } finally {
+      disposeTiles(tiles);
+    }
+  }
+
+  /** Whether apply runs Winograd F(2x2, 3x3) rather than the backend's convolution kernel. */
+  get usesWinograd(): boolean {
+    return this.winograd !== undefined;
+  }
+
+  /**
+   * The Winograd F(2x2, 3x3) filters, for a stride-1 3x3 convolution that
+   * runs faster that way on the backend in use at construction; else none.
+   */
+  private winograd?: Winograd3x3;
+
+  private makeWinograd(): Winograd3x3 | undefined {
+    const [kh, kw, inC, outC] = this.filter.shape;
+    const eligible = kh === 3 && kw === 3 && this.stride === 1 && this.dilation === 1 && !this.depthwise && this.padding <= 2;
+    return eligible && useWinograd(inC, outC) ? new Winograd3x3([this.filter]) : undefined;
+  }
+
+  private applyTiles(tiles: WinogradTiles, activation: FusedActivation): tf.Tensor4D {
+    return winogradConv(tiles, this.winograd!.U[0], this.bias, activation);
+  }
+
   dispose(): void {
     this.filter.dispose();
     this.bias?.dispose();
+    this.winograd?.dispose();
   }
 }
 
@@ -112,12 +160,14 @@ export class Conv3d implements Disposable {
     const pad = opts.padding ?? 0;
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
     this.stacked = Conv3d.stackTaps(this.filters);
+    this.winograd = this.makeWinograd();
   }
 
   /** A 3-D convolution from per-tap filters [kh, kw, I, O] already in tfjs layout. Takes ownership. */
   static fromTensors(filters: tf.Tensor4D[], bias: tf.Tensor1D | undefined, padding: [number, number, number]): Conv3d {
     const c = Object.create(Conv3d.prototype) as Conv3d;
     Object.assign(c, { filters, bias, kd: filters.length, padding, stacked: Conv3d.stackTaps(filters) });
+    c.winograd = c.makeWinograd();
     return c;
   }
 
@@ -132,6 +182,7 @@ export class Conv3d implements Disposable {
 
   apply(x: tf.Tensor5D, activation: FusedActivation = 'linear'): tf.Tensor5D {
     if (this.stacked) return this.applyStacked(x, activation);
+    if (x.shape[0] === 1 && this.winograd) return this.applyWinograd(x, activation);
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
@@ -159,6 +210,55 @@ export class Conv3d implements Disposable {
         if (last && this.kd > 1 && activation === 'relu') y = tf.relu(y);
       }
       return y!.reshape([n, dOut, y!.shape[1], y!.shape[2], y!.shape[3]]) as tf.Tensor5D;
+    });
+  }
+
+  /** Whether apply runs Winograd F(2x2, 3x3) over H and W (batch 1). */
+  get usesWinograd(): boolean {
+    return this.winograd !== undefined;
+  }
+
+  /** Per depth tap, the Winograd F(2x2, 3x3) filters, where that path is faster (see Conv2d). */
+  private winograd?: Winograd3x3;
+
+  private makeWinograd(): Winograd3x3 | undefined {
+    const [kh, kw, inC, outC] = this.filters[0].shape;
+    const [, ph, pw] = this.padding;
+    const eligible = !this.stacked && kh === 3 && kw === 3 && ph === pw && ph <= 2;
+    return eligible && useWinograd(inC, outC, this.kd) ? new Winograd3x3(this.filters) : undefined;
+  }
+
+  /**
+   * Winograd F(2x2, 3x3) over H and W with the depth taps summed in the
+   * transformed domain: every depth slice is transformed once, and tap k
+   * reads depth slices k .. k + dOut - 1 of each V.
+   * Batch 1 only (the pipeline's).
+   */
+  private applyWinograd(x: tf.Tensor5D, activation: FusedActivation): tf.Tensor5D {
+    const wino = this.winograd!;
+    return tf.tidy(() => {
+      const [, d, h, w, c] = x.shape;
+      const [pd, ph] = this.padding;
+      const o = this.filters[0].shape[3];
+      const dp = d + 2 * pd;
+      const dOut = dp - this.kd + 1;
+      const xp = pd ? tf.pad(x, [[0, 0], [pd, pd], [0, 0], [0, 0], [0, 0]]) : x;
+      const tiles = wino.tiles(xp.reshape([dp, h, w, c]) as tf.Tensor4D, ph);
+      // Rows of V run over (depth slice, tile row, tile column): slices k .. k + dOut - 1 are one run.
+      const rows = tiles.th * tiles.tw;
+      const taps = (m: tf.Tensor2D, k: number) => tf.slice(m, [k * rows, 0], [dOut * rows, m.shape[1]]);
+      const M = tiles.V.map((v, k) => {
+        let m: tf.Tensor2D | undefined;
+        for (let t = 0; t < this.kd; t++) {
+          // Slice whichever side of the GEMM is narrower.
+          const p = c <= o ? tf.matMul(taps(v, t), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t);
+          m = (m ? tf.add(m, p) : p) as tf.Tensor2D;
+        }
+        return this.bias && k === BIAS_POSITION ? (tf.add(m!, this.bias) as tf.Tensor2D) : m!;
+      });
+      let y = winogradOutput(M, { ...tiles, batch: dOut });
+      if (activation === 'relu') y = tf.relu(y);
+      return y.reshape([1, dOut, tiles.outH, tiles.outW, o]) as tf.Tensor5D;
     });
   }
 
@@ -197,6 +297,7 @@ export class Conv3d implements Disposable {
   }
 
   dispose(): void {
+    this.winograd?.dispose();
     this.stacked?.dispose();
     for (const f of this.filters) f.dispose();
     this.bias?.dispose();

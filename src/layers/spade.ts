@@ -57,7 +57,8 @@ export class SPADE implements Disposable {
   readonly norm = new InstanceNorm2d();
   readonly mlpShared: Conv2d;
   // Two convolutions, not one of twice the width: splitting the wider output
-  // costs more on wasm than the wider GEMM saves (measured).
+  // costs more on wasm than the wider GEMM saves (measured). They share the
+  // Winograd transform of their input where that path is taken.
   readonly mlpGamma: Conv2d;
   readonly mlpBeta: Conv2d;
 
@@ -85,8 +86,7 @@ export class SPADE implements Disposable {
       const normalized = this.norm.apply(x);
       const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
       const actv = this.mlpShared.apply(seg, 'relu');
-      const gamma = this.mlpGamma.apply(actv);
-      const beta = this.mlpBeta.apply(actv);
+      const [gamma, beta] = Conv2d.applyShared([this.mlpGamma, this.mlpBeta], actv);
       return tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta);
     });
   }

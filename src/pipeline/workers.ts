@@ -7,7 +7,7 @@
  * `mapOrdered` keeps frame order with several frames in flight.
  */
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -35,13 +35,25 @@ export interface PoolFrame {
 }
 
 /**
- * Workers worth starting on this machine for this backend: one per core for
- * the single-threaded CPU backends (wasm, cpu), none (render in-process) for
- * backends that use the whole machine themselves (tensorflow, webgpu).
+ * Peak resident memory of one frame worker on wasm: W and G with their
+ * Winograd filters, and the transient tiles of G's 256² layers. 10.7 GiB
+ * was the whole process's peak with two workers here (main thread included).
  */
-export function defaultWorkerCount(backend: string | undefined): number {
+const WORKER_PEAK_BYTES = 4.5 * 2 ** 30;
+/** Left for the main thread (F, M, faces, video) and everything else. */
+const MAIN_RESERVE_BYTES = 2 * 2 ** 30;
+
+/**
+ * Workers worth starting on this machine for this backend: one per core for
+ * the single-threaded CPU backends (wasm, cpu), as many as 80% of the
+ * machine's memory holds; none (render in-process) for backends that use
+ * the whole machine themselves (tensorflow, webgpu), or where memory holds
+ * fewer than two.
+ */
+export function defaultWorkerCount(backend: string | undefined, memoryBytes: number = totalmem()): number {
   if (backend === 'tensorflow' || backend === 'webgpu' || backend === 'webgl') return 0;
-  const n = availableParallelism();
+  const byMemory = Math.floor((0.8 * memoryBytes - MAIN_RESERVE_BYTES) / WORKER_PEAK_BYTES);
+  const n = Math.min(availableParallelism(), byMemory);
   return n > 1 ? n : 0;
 }
 
