@@ -37,7 +37,7 @@ export interface ModelOptions {
   backend?: string;
   /**
    * Worker threads rendering frames, each with its own backend (the --workers
-   * flag; default one per core on the wasm and cpu backends, 0 on backends
+   * flag; default `defaultWorkerCount()`: one per core on wasm and cpu as memory allows, 0 on backends
    * that use the whole machine; an injected `model` renders in-process
    * unless this is set).
    */

@@ -348,8 +348,8 @@ export class LivePortrait {
   }
 
   /**
-   * Render frames in `n` worker threads (default: one per core on the wasm
-   * and cpu backends, none on backends that use the whole machine). Each
+   * Render frames in `n` worker threads (default `defaultWorkerCount()`: one per core on the wasm
+   * and cpu backends as memory allows, none on backends that use the whole machine). Each
    * worker has its own backend and its own W and G; animate() then keeps
    * several frames in flight and yields them in order. 0 stops the workers.
    * Returns the number of workers running.

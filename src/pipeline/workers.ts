@@ -36,7 +36,7 @@ export interface PoolFrame {
 
 /**
  * Peak resident memory of one frame worker on wasm: W and G with their
- * Winograd filters, and the transient tiles of G's 256² layers. 10.7 GiB
+ * Winograd filters, and the transient tiles of G's 256² layers. 10.5 GiB
  * was the whole process's peak with two workers here (main thread included).
  */
 const WORKER_PEAK_BYTES = 4.5 * 2 ** 30;
