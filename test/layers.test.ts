@@ -206,6 +206,10 @@ describe('Winograd F(2x2, 3x3)', () => {
     [1, 9, 12],
     [0, 8, 7],
     [2, 5, 6],
+    // Taller than two bands of 64 output rows: band by band, with the halo rows and the padding at the ends only.
+    [1, 140, 5],
+    [0, 133, 4],
+    [2, 131, 3],
   ]) {
     it(`Conv2d padding ${pad} on ${h}x${w}: equals the direct convolution, with bias, ReLU and two batch items, leaking nothing`, () => {
       const [n, c, o] = [2, 5, 6];

@@ -28,6 +28,9 @@ export interface ConvOptions {
   bias?: boolean;
 }
 
+/** Output rows per band of the Winograd path for tall inputs (G's 256² layers go in four bands). */
+const WINOGRAD_BAND_ROWS = 64;
+
 /** Activations the fused convolution kernels of every backend apply in place. */
 export type FusedActivation = 'linear' | 'relu';
 
@@ -76,14 +79,7 @@ export class Conv2d implements Disposable {
   }
 
   apply(x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D {
-    if (this.winograd) {
-      const tiles = this.winograd.tiles(x, this.padding);
-      try {
-        return this.applyTiles(tiles, activation);
-      } finally {
-        disposeTiles(tiles);
-      }
-    }
+    if (this.winograd) return Conv2d.applyWinograd([this], x, activation)[0];
     const pad = this.padding > 0 ? this.padding : 'valid';
     const args = { x, filter: this.filter, strides: this.stride, pad, dilations: this.dilation, bias: this.bias, activation } as const;
     return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
@@ -96,12 +92,44 @@ export class Conv2d implements Disposable {
   static applyShared(convs: Conv2d[], x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D[] {
     const padding = convs[0].padding;
     if (!convs.every((c) => c.padding === padding && c.winograd)) return convs.map((c) => c.apply(x, activation));
-    const tiles = convs[0].winograd!.tiles(x, padding);
-    try {
-      return convs.map((c) => c.applyTiles(tiles, activation));
-    } finally {
-      disposeTiles(tiles);
+    return Conv2d.applyWinograd(convs, x, activation);
+  }
+
+  /**
+   * Convolutions of one input with equal padding, all in Winograd form, the
+   * input transformed once. Inputs taller than two bands of output rows go
+   * band by band (each band reads its rows plus the 3x3 halo), which bounds
+   * the memory of the transformed tensors, 4x the input and output.
+   */
+  private static applyWinograd(convs: Conv2d[], x: tf.Tensor4D, activation: FusedActivation): tf.Tensor4D[] {
+    const p = convs[0].padding;
+    const [n, h, w, c] = x.shape;
+    const outH = h + 2 * p - 2;
+    const run = (xb: tf.Tensor4D, padRows: [number, number]) => {
+      const tiles = convs[0].winograd!.tiles(xb, p, padRows);
+      try {
+        return convs.map((conv) => conv.applyTiles(tiles, activation));
+      } finally {
+        disposeTiles(tiles);
+      }
+    };
+    if (outH <= 2 * WINOGRAD_BAND_ROWS) return run(x, [p, p]);
+    const bands: tf.Tensor4D[][] = [];
+    for (let r0 = 0; r0 < outH; r0 += WINOGRAD_BAND_ROWS) {
+      const r1 = Math.min(outH, r0 + WINOGRAD_BAND_ROWS);
+      // Output rows r0 .. r1 - 1 read padded rows r0 .. r1 + 1, input rows r0 - p .. r1 + 1 - p.
+      const lo = Math.max(0, r0 - p);
+      const hi = Math.min(h, r1 + 2 - p);
+      const xb = tf.slice(x, [0, lo, 0, 0], [n, hi - lo, w, c]);
+      bands.push(run(xb, [lo - (r0 - p), r1 + 2 - p - hi]));
+      xb.dispose();
     }
+    return convs.map((_, i) => {
+      const parts = bands.map((b) => b[i]);
+      const y = tf.concat(parts, 1);
+      tf.dispose(parts);
+      return y;
+    });
   }
 
   /** Whether apply runs Winograd F(2x2, 3x3) rather than the backend's convolution kernel. */
@@ -247,16 +275,21 @@ export class Conv3d implements Disposable {
       // Rows of V run over (depth slice, tile row, tile column): slices k .. k + dOut - 1 are one run.
       const rows = tiles.th * tiles.tw;
       const taps = (m: tf.Tensor2D, k: number) => tf.slice(m, [k * rows, 0], [dOut * rows, m.shape[1]]);
-      const M = tiles.V.map((v, k) => {
-        let m: tf.Tensor2D | undefined;
-        for (let t = 0; t < this.kd; t++) {
-          // Slice whichever side of the GEMM is narrower.
-          const p = c <= o ? tf.matMul(taps(v, t), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t);
-          m = (m ? tf.add(m, p) : p) as tf.Tensor2D;
-        }
-        return this.bias && k === BIAS_POSITION ? (tf.add(m!, this.bias) as tf.Tensor2D) : m!;
-      });
+      // Per position, in its own tidy: only the sums outlive it.
+      const M = tiles.V.map((v, k) =>
+        tf.tidy(() => {
+          let m: tf.Tensor2D | undefined;
+          for (let t = 0; t < this.kd; t++) {
+            // Slice whichever side of the GEMM is narrower.
+            const p = c <= o ? tf.matMul(taps(v, t), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t);
+            m = (m ? tf.add(m, p) : p) as tf.Tensor2D;
+          }
+          return this.bias && k === BIAS_POSITION ? (tf.add(m!, this.bias) as tf.Tensor2D) : m!;
+        }),
+      );
+      disposeTiles(tiles);
       let y = winogradOutput(M, { ...tiles, batch: dOut });
+      tf.dispose(M);
       if (activation === 'relu') y = tf.relu(y);
       return y.reshape([1, dOut, tiles.outH, tiles.outW, o]) as tf.Tensor5D;
     });

@@ -114,33 +114,34 @@ export class Winograd3x3 implements Disposable {
 
   /**
    * Bᵀ d B for every 4×4 tile (stride 2) of x zero-padded by `pad` on each
-   * side, as PyTorch's Conv2d(padding=pad). Each row of Bᵀ is a 4-tap
+   * side, as PyTorch's Conv2d(padding=pad) (rows: `padRows` above and
+   * below, for a band of a taller input). Each row of Bᵀ is a 4-tap
    * depthwise convolution at stride 2, down and then across: no slices
    * (each copies its whole input on wasm), and the products are exact
    * (weights 0 and ±1), so V equals the adds of the textbook form.
    */
-  tiles(x: tf.Tensor4D, pad: number): WinogradTiles {
+  tiles(x: tf.Tensor4D, pad: number, padRows: [number, number] = [pad, pad]): WinogradTiles {
     const [batch, h, w, c] = x.shape;
     if (c !== this.inC) throw new Error(`Winograd3x3: input has ${c} channels, the filters ${this.inC}`);
-    const outH = h + 2 * pad - 2;
+    const [top, bottom] = padRows;
+    const outH = h + top + bottom - 2;
     const outW = w + 2 * pad - 2;
     const th = Math.ceil(outH / 2);
     const tw = Math.ceil(outW / 2);
     const V = tf.tidy(() => {
       const xp = tf.pad(x, [
         [0, 0],
-        [pad, 2 * th + 2 - h - pad],
+        [top, 2 * th + 2 - h - top],
         [pad, 2 * tw + 2 - w - pad],
         [0, 0],
       ]) as tf.Tensor4D;
-      const v: tf.Tensor2D[] = new Array(16);
-      this.down.forEach((kd, i) => {
-        const rows = tf.depthwiseConv2d(xp, kd, [2, 1], 'valid'); // [batch, th, wp, c]
-        this.across.forEach((ka, j) => {
-          v[4 * i + j] = tf.depthwiseConv2d(rows, ka, [1, 2], 'valid').reshape([batch * th * tw, c]) as tf.Tensor2D;
-        });
-      });
-      return v;
+      // One row of Bᵀ at a time, so that only one intermediate [batch, th, wp, c] is alive.
+      return this.down.flatMap((kd) =>
+        tf.tidy(() => {
+          const rows = tf.depthwiseConv2d(xp, kd, [2, 1], 'valid'); // [batch, th, wp, c]
+          return this.across.map((ka) => tf.depthwiseConv2d(rows, ka, [1, 2], 'valid').reshape([batch * th * tw, c]) as tf.Tensor2D);
+        }),
+      );
     });
     return { V, batch, th, tw, outH, outW };
   }
@@ -168,10 +169,14 @@ export function winogradOutput(M: tf.Tensor2D[], tiles: Pick<WinogradTiles, 'bat
   const o = M[0].shape[1];
   return tf.tidy(() => {
     const s = [0, 1, 2, 3].map((j) => outputRows(M[j], M[4 + j], M[8 + j], M[12 + j])); // s[j][a], a = output row in the tile
-    const rows = [0, 1].map((a) => {
-      const [y0, y1] = outputRows(s[0][a], s[1][a], s[2][a], s[3][a]); // output columns b = 0, 1
-      return interleave(y0, y1).reshape([batch * th, 2 * tw * o]); // (item, ty, tx, b): one output row
-    });
+    const rows = [0, 1].map((a) =>
+      // Per output row, so that its intermediates go before the next.
+      tf.tidy(() => {
+        const [y0, y1] = outputRows(s[0][a], s[1][a], s[2][a], s[3][a]); // output columns b = 0, 1
+        return interleave(y0, y1).reshape([batch * th, 2 * tw * o]); // (item, ty, tx, b): one output row
+      }),
+    );
+    tf.dispose(s.flat());
     const y = interleave(rows[0], rows[1]).reshape([batch, 2 * th, 2 * tw, o]) as tf.Tensor4D;
     return outH === 2 * th && outW === 2 * tw ? y : (tf.slice(y, [0, 0, 0, 0], [batch, outH, outW, o]) as tf.Tensor4D);
   });
