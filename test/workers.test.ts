@@ -43,7 +43,7 @@ it('worker count is bounded by memory: none where two would not fit', () => {
   const GiB = 2 ** 30;
   const cores = availableParallelism();
   expect(defaultWorkerCount('wasm', 8 * GiB)).toBe(0);
-  expect(defaultWorkerCount('wasm', 16 * GiB)).toBe(cores > 1 ? 2 : 0);
+  expect(defaultWorkerCount('wasm', 16 * GiB)).toBe(cores > 1 ? Math.min(cores, 3) : 0); // (0.8 · 16 - 2) / 3.5 GiB
   expect(defaultWorkerCount('cpu', 1024 * GiB)).toBe(cores > 1 ? cores : 0);
 });
 

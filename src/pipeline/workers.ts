@@ -36,10 +36,11 @@ export interface PoolFrame {
 
 /**
  * Peak resident memory of one frame worker on wasm: W and G with their
- * Winograd filters, and the transient tiles of G's 256² layers. 10.5 GiB
- * was the whole process's peak with two workers here (main thread included).
+ * Winograd filters and the transient tiles of one convolution. 8.3 GiB
+ * (8453 MiB) was the whole process's peak with two workers here, main
+ * thread included.
  */
-const WORKER_PEAK_BYTES = 4.5 * 2 ** 30;
+const WORKER_PEAK_BYTES = 3.5 * 2 ** 30;
 /** Left for the main thread (F, M, faces, video) and everything else. */
 const MAIN_RESERVE_BYTES = 2 * 2 ** 30;
 
