@@ -18,7 +18,7 @@ export type * from './models/types.js';
 export { syntheticWeights, syntheticModuleWeights, type SyntheticModule } from './models/synthetic.js';
 
 // Layers (building blocks with no LivePortrait knowledge)
-export { Conv2d, Conv3d, BatchNorm, Linear, foldBatchNorm } from './layers/core.js';
+export { Conv2d, Conv3d, BatchNorm, Linear } from './layers/core.js';
 export { gridSample3d } from './layers/grid_sample3d.js';
 export { pixelShuffle } from './layers/pixel_shuffle.js';
 export { SPADE, SPADEResnetBlock, InstanceNorm2d } from './layers/spade.js';

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from '../weights/params.js';
-import { BatchNorm, Conv2d, Conv3d, type Disposable, foldBatchNorm } from './core.js';
+import { BatchNorm, Conv2d, Conv3d, type Disposable } from './core.js';
 
 /** AvgPool2d(2) on NHWC. */
 export function avgPool2x2(x: tf.Tensor4D): tf.Tensor4D {
@@ -40,7 +40,7 @@ export class SameBlock2d implements Disposable {
   readonly lrelu: boolean;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number; lrelu?: boolean } = {}) {
     this.lrelu = opts.lrelu ?? false;
-    this.conv = foldBatchNorm(new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
+    this.conv = new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1, norm: new BatchNorm(p, `${prefix}.norm`) });
   }
   apply(x: tf.Tensor4D): tf.Tensor4D {
     if (!this.lrelu) return this.conv.apply(x, 'relu');
@@ -55,7 +55,7 @@ export class SameBlock2d implements Disposable {
 export class DownBlock2d implements Disposable {
   readonly conv: Conv2d;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number } = {}) {
-    this.conv = foldBatchNorm(new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
+    this.conv = new Conv2d(p, `${prefix}.conv`, { padding: opts.padding ?? 1, norm: new BatchNorm(p, `${prefix}.norm`) });
   }
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => avgPool2x2(this.conv.apply(x, 'relu')));
@@ -94,7 +94,7 @@ export class ResBlock3d implements Disposable {
 export class DownBlock3d implements Disposable {
   readonly conv: Conv3d;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number } = {}) {
-    this.conv = foldBatchNorm(new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
+    this.conv = new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1, norm: new BatchNorm(p, `${prefix}.norm`) });
   }
   apply(x: tf.Tensor5D): tf.Tensor5D {
     return tf.tidy(() => avgPool3dHW(this.conv.apply(x, 'relu')));
@@ -108,7 +108,7 @@ export class DownBlock3d implements Disposable {
 export class UpBlock3d implements Disposable {
   readonly conv: Conv3d;
   constructor(p: ParamReader, prefix: string, opts: { padding?: number } = {}) {
-    this.conv = foldBatchNorm(new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1 }), new BatchNorm(p, `${prefix}.norm`));
+    this.conv = new Conv3d(p, `${prefix}.conv`, { padding: opts.padding ?? 1, norm: new BatchNorm(p, `${prefix}.norm`) });
   }
   apply(x: tf.Tensor5D): tf.Tensor5D {
     return tf.tidy(() => this.conv.apply(upsampleNearest3dHW(x), 'relu'));

@@ -26,6 +26,11 @@ export interface ConvOptions {
   /** 1 (default) or the number of input channels (depthwise). */
   groups?: number;
   bias?: boolean;
+  /**
+   * An eval-mode batch norm that follows the convolution, folded into its
+   * filter and bias at load (see foldNorm). The convolution takes ownership.
+   */
+  norm?: BatchNorm;
 }
 
 /** Output rows per band of the Winograd path for tall inputs (G's 256² layers go in four bands). */
@@ -57,7 +62,11 @@ export class Conv2d implements Disposable {
       filter = tf.tidy(() => tf.transpose(w, [2, 3, 0, 1])) as tf.Tensor4D;
     } else filter = torchConv2dFilter(w);
     w.dispose();
-    const bias = opts.bias ?? true ? (p.tensor(`${prefix}.bias`) as tf.Tensor1D) : undefined;
+    let bias = opts.bias ?? true ? (p.tensor(`${prefix}.bias`) as tf.Tensor1D) : undefined;
+    if (opts.norm) {
+      if (depthwise) throw new Error(`${prefix}: depthwise convolutions are not folded with a batch norm`);
+      ({ filters: [filter], bias } = foldNorm([filter], bias, opts.norm));
+    }
     this.filter = filter;
     this.bias = bias;
     this.depthwise = depthwise;
@@ -65,17 +74,6 @@ export class Conv2d implements Disposable {
     this.padding = opts.padding ?? 0;
     this.dilation = opts.dilation ?? 1;
     this.winograd = this.makeWinograd();
-  }
-
-  /**
-   * A convolution from tensors already in tfjs layout (filter [kh, kw, I, O]),
-   * for filters assembled at load time. Takes ownership of both tensors.
-   */
-  static fromTensors(filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, opts: Omit<ConvOptions, 'groups' | 'bias'> = {}): Conv2d {
-    const c = Object.create(Conv2d.prototype) as Conv2d;
-    Object.assign(c, { filter, bias, depthwise: false, stride: opts.stride ?? 1, padding: opts.padding ?? 0, dilation: opts.dilation ?? 1 });
-    c.winograd = c.makeWinograd();
-    return c;
   }
 
   apply(x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D {
@@ -177,26 +175,21 @@ export class Conv3d implements Disposable {
   readonly kd: number;
   readonly padding: [number, number, number];
 
-  constructor(p: ParamReader, prefix: string, opts: { padding?: number | [number, number, number]; bias?: boolean } = {}) {
+  constructor(p: ParamReader, prefix: string, opts: { padding?: number | [number, number, number]; bias?: boolean; norm?: BatchNorm } = {}) {
     const w = p.tensor(`${prefix}.weight`);
     if (w.rank !== 5) throw new Error(`${prefix}.weight: expected a 5-D Conv3d weight, got shape ${JSON.stringify(w.shape)}`);
     this.kd = w.shape[2] as number;
     // [O, I, kd, kh, kw] → [kd, kh, kw, I, O], split by tap.
-    this.filters = tf.tidy(() => tf.unstack(tf.transpose(w, [2, 3, 4, 1, 0]))) as tf.Tensor4D[];
+    let filters = tf.tidy(() => tf.unstack(tf.transpose(w, [2, 3, 4, 1, 0]))) as tf.Tensor4D[];
     w.dispose();
-    if (opts.bias ?? true) this.bias = p.tensor(`${prefix}.bias`) as tf.Tensor1D;
+    let bias = opts.bias ?? true ? (p.tensor(`${prefix}.bias`) as tf.Tensor1D) : undefined;
+    if (opts.norm) ({ filters, bias } = foldNorm(filters, bias, opts.norm));
+    this.filters = filters;
+    this.bias = bias;
     const pad = opts.padding ?? 0;
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
     this.stacked = Conv3d.stackTaps(this.filters);
     this.winograd = this.makeWinograd();
-  }
-
-  /** A 3-D convolution from per-tap filters [kh, kw, I, O] already in tfjs layout. Takes ownership. */
-  static fromTensors(filters: tf.Tensor4D[], bias: tf.Tensor1D | undefined, padding: [number, number, number]): Conv3d {
-    const c = Object.create(Conv3d.prototype) as Conv3d;
-    Object.assign(c, { filters, bias, kd: filters.length, padding, stacked: Conv3d.stackTaps(filters) });
-    c.winograd = c.makeWinograd();
-    return c;
   }
 
   /** The taps side by side as output channels [kh, kw, I, kd·O], for deep kernels only. */
@@ -370,23 +363,20 @@ export class BatchNorm implements Disposable {
 }
 
 /**
- * conv → batch norm, folded into one convolution at load time:
+ * conv → batch norm as one convolution:
  * BN(W * x + b) = (W · scale) * x + (b · scale + shift), scale per output
  * channel. The results differ from the unfolded pair by float32 rounding only.
- * Disposes both inputs.
+ * Disposes the given filters, bias and norm.
  */
-export function foldBatchNorm<C extends Conv2d | Conv3d>(conv: C, bn: BatchNorm): C {
-  if (conv instanceof Conv2d && conv.depthwise) throw new Error('foldBatchNorm: depthwise convolutions are not folded');
-  const filters = conv instanceof Conv2d ? [conv.filter] : (conv as Conv3d).filters;
-  const bias = tf.tidy(() => (conv.bias ? tf.add(tf.mul(conv.bias, bn.scale), bn.shift) : bn.shift.clone()) as tf.Tensor1D);
-  const folded = filters.map((f) => tf.tidy(() => tf.mul(f, bn.scale) as tf.Tensor4D));
-  const out =
-    conv instanceof Conv2d
-      ? Conv2d.fromTensors(folded[0], bias, { stride: conv.stride, padding: conv.padding, dilation: conv.dilation })
-      : Conv3d.fromTensors(folded, bias, (conv as Conv3d).padding);
-  conv.dispose();
+function foldNorm(filters: tf.Tensor4D[], bias: tf.Tensor1D | undefined, bn: BatchNorm): { filters: tf.Tensor4D[]; bias: tf.Tensor1D } {
+  const folded = {
+    filters: filters.map((f) => tf.tidy(() => tf.mul(f, bn.scale) as tf.Tensor4D)),
+    bias: tf.tidy(() => (bias ? tf.add(tf.mul(bias, bn.scale), bn.shift) : bn.shift.clone()) as tf.Tensor1D),
+  };
+  tf.dispose(filters);
+  bias?.dispose();
   bn.dispose();
-  return out as C;
+  return folded;
 }
 
 /** nn.Linear: y = x W^T + b, on [..., in]. */

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { DownBlock3d, UpBlock3d } from '../layers/blocks.js';
-import { BatchNorm, Conv2d, Conv3d, type Disposable, disposeAll, foldBatchNorm } from '../layers/core.js';
+import { BatchNorm, Conv2d, Conv3d, type Disposable, disposeAll } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import { kp2gaussian, makeCoordinateGrid } from '../layers/heatmap.js';
 import type { ParamReader } from '../weights/params.js';
@@ -97,7 +97,7 @@ export class Hourglass3d implements Disposable {
   constructor(p: ParamReader, prefix: string, numBlocks: number) {
     this.down = Array.from({ length: numBlocks }, (_, i) => new DownBlock3d(p, `${prefix}.encoder.down_blocks.${i}`));
     this.up = Array.from({ length: numBlocks }, (_, i) => new UpBlock3d(p, `${prefix}.decoder.up_blocks.${i}`));
-    this.conv = foldBatchNorm(new Conv3d(p, `${prefix}.decoder.conv`, { padding: 1 }), new BatchNorm(p, `${prefix}.decoder.norm`));
+    this.conv = new Conv3d(p, `${prefix}.decoder.conv`, { padding: 1, norm: new BatchNorm(p, `${prefix}.decoder.norm`) });
   }
 
   apply(x: tf.Tensor5D): tf.Tensor5D {
