@@ -29,7 +29,7 @@ import { loadWeights, type LivePortraitWeights, type LoadOptions } from '../weig
 import { ParamReader } from '../weights/params.js';
 import { syntheticWeights } from '../models/synthetic.js';
 import type { HostTensor } from '../weights/types.js';
-import { type KpInfo, getRotationMatrix, refineKpInfo, transformKeypointWith } from './camera.js';
+import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transformKeypointWith } from './camera.js';
 import { kalmanSmooth } from './kalman.js';
 import {
   type DrivingContext,
@@ -414,7 +414,7 @@ export class LivePortrait {
     const r = ratiosOf(ratios);
     const x_s_info = this.kpInfo(I_s);
     const [R_s, x_s] = tf.tidy(() => {
-      const R = getRotationMatrix(x_s_info.pitch, x_s_info.yaw, x_s_info.roll);
+      const R = kpInfoRotation(x_s_info);
       return [R, transformKeypointWith(x_s_info.kp, R, x_s_info.exp, x_s_info.scale, x_s_info.t)];
     }) as [tf.Tensor3D, tf.Tensor3D];
     return { x_s_info, R_s, x_s, ...r };
@@ -448,7 +448,7 @@ export class LivePortrait {
       const parts = tf.tidy(() => {
         const x = prepareImage(img, `driving frame ${i}`);
         const info = this.kpInfo(x);
-        const R = getRotationMatrix(info.pitch, info.yaw, info.roll);
+        const R = kpInfoRotation(info);
         const x_s = transformKeypointWith(info.kp, R, info.exp, info.scale, info.t);
         return [R, info.exp, info.t, info.scale, info.kp, x_s];
       });
