@@ -28,9 +28,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import { ParamReader } from '../src/weights/params.js';
-import { type SyntheticModule, syntheticModuleWeights } from '../src/models/synthetic.js';
-import { syntheticStateDict } from '../src/weights/synthetic.js';
+import { ParamReader } from '../src/layers/params.js';
+import { type SyntheticModule, syntheticModuleWeights } from '../src/models/registry.js';
+import { syntheticStateDict } from '../src/models/synthetic.js';
 
 type NetId = 'F' | 'M' | 'W' | 'G' | 'S';
 const ORDER: NetId[] = ['S', 'M', 'F', 'W', 'G'];

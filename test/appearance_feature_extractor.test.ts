@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../src/models/appearance_feature_extractor.js';
-import { ParamReader } from '../src/weights/params.js';
+import { ParamReader } from '../src/layers/params.js';
 import { TO_NDHWC, TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff } from './helpers/parity.js';
 
 const MODULE = 'appearance_feature_extractor';

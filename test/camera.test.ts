@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { getRotationMatrix, headposeBinsToDegree, transformKeypoint, type KpInfo } from '../src/pipeline/camera.js';
+import { getRotationMatrix, headposeBinsToDegree, transformKeypoint, type KpInfo } from '../src/motion/camera.js';
 import { describeParity, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
 
 describe('camera math', () => {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImage, writeImage } from '../src/io/image.js';
+import { createImage, writeImage } from '../src/image/image.js';
 import { MEDIA_DIR } from './helpers/parity.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -130,7 +130,7 @@ describe('bad input: one line naming the file and the fix, exit code 1, no outpu
 
 describe('progress output', () => {
   it('a terminal gets a redrawn bar; a pipe gets a line at most every interval, and one at the end', async () => {
-    const { Progress, summaryLine, formatDuration } = await import('../src/app/progress.js');
+    const { Progress, summaryLine, formatDuration } = await import('../src/node/app/progress.js');
     let t = 0;
     const now = () => t;
     const tty: string[] = [];

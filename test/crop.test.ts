@@ -20,8 +20,8 @@ import {
   parsePt2,
   parseRectFromLandmarks,
   warpImage,
-} from '../src/pipeline/crop.js';
-import { calcEyeCloseRatio, calcLipCloseRatio, calcRatio, combinedEyeRatio, combinedLipRatio } from '../src/pipeline/ratios.js';
+} from '../src/face/crop.js';
+import { calcEyeCloseRatio, calcLipCloseRatio, calcRatio, combinedEyeRatio, combinedLipRatio } from '../src/face/ratios.js';
 
 /**
  * A synthetic 468-point face in a unit frame (eyes at y = 0, lips at

@@ -1,4 +1,4 @@
-import { readImage } from '../src/io/image.js';
+import { readImage } from '../src/image/image.js';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -13,9 +13,9 @@ import {
   detectFaces,
   loadFaceModels,
   type Face,
-} from '../src/pipeline/faces.js';
-import { FM_EYE_L, FM_EYE_R, parsePt2, type Point2, type RgbImage } from '../src/pipeline/crop.js';
-import { calcEyeCloseRatio, calcLipCloseRatio } from '../src/pipeline/ratios.js';
+} from '../src/face/detector.js';
+import { FM_EYE_L, FM_EYE_R, parsePt2, type Point2, type RgbImage } from '../src/face/crop.js';
+import { calcEyeCloseRatio, calcLipCloseRatio } from '../src/face/ratios.js';
 
 /** First n frames of a video as RGB, through the bundled ffmpeg binary (frame size given). */
 function readFrames(path: string, n: number, width: number, height: number): RgbImage[] {

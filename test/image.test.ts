@@ -19,10 +19,10 @@ import {
   tensorToImage,
   writeImage,
   type RgbImage,
-} from '../src/io/image.js';
-import { runFfmpeg } from '../src/io/ffmpeg.js';
-import { withAtomicOutput, writeFileAtomic } from '../src/io/output.js';
-import { concatFrame, concatFrames, hstackImages } from '../src/pipeline/concat.js';
+} from '../src/image/image.js';
+import { runFfmpeg } from '../src/node/ffmpeg.js';
+import { withAtomicOutput, writeFileAtomic } from '../src/node/output.js';
+import { concatFrame, concatFrames, hstackImages } from '../src/image/concat.js';
 import { MEDIA_DIR } from './helpers/parity.js';
 
 const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 's0.jpg'));

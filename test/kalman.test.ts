@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { kalmanSmooth } from '../src/pipeline/kalman.js';
+import { kalmanSmooth } from '../src/motion/kalman.js';
 
 /**
  * Independent check: the RTS smoother's means are the posterior means of the

@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { pixelShuffle } from '../src/layers/pixel_shuffle.js';
 import { InstanceNorm2d, nearestIndex, resizeNearest } from '../src/layers/spade.js';
 import { resolveSpectralWeight, spectralConv2d, spectralSigma } from '../src/layers/spectral_norm.js';
-import { ParamReader } from '../src/weights/params.js';
-import { f32 } from '../src/weights/types.js';
+import { ParamReader } from '../src/layers/params.js';
+import { f32 } from '../src/formats/host_tensor.js';
 import { Conv2d, Conv3d } from '../src/layers/core.js';
 import { winogradFilter, winogradPays } from '../src/layers/winograd.js';
-import { syntheticTensor } from '../src/weights/synthetic.js';
+import { syntheticTensor } from '../src/models/synthetic.js';
 
 /** A small deterministic pseudo-random array in [-1, 1). */
 function values(n: number, seed = 1): Float32Array {

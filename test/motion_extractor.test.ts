@@ -4,8 +4,8 @@ import { Conv2d, Linear } from '../src/layers/core.js';
 import { ConvNeXtV2Block, GRN, LayerNorm, convNeXtV2BlockSpecs, gelu } from '../src/layers/convnext.js';
 import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import type { MotionOutput } from '../src/models/types.js';
-import { ParamReader } from '../src/weights/params.js';
-import { syntheticStateDict } from '../src/weights/synthetic.js';
+import { ParamReader } from '../src/layers/params.js';
+import { syntheticStateDict } from '../src/models/synthetic.js';
 import { TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff } from './helpers/parity.js';
 
 const MODULE = 'motion_extractor';

@@ -13,13 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs } from '../src/models/stitching_retargeting_module.js';
 import { LivePortrait, applyExpressionEdits, type SourceInfo } from '../src/pipeline/live_portrait.js';
-import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/pipeline/motion.js';
-import { kalmanSmooth } from '../src/pipeline/kalman.js';
-import { type AnimationOptions, resolveOptions } from '../src/pipeline/options.js';
-import { loadTemplate, type MotionFrame } from '../src/pipeline/template.js';
-import { mapOrdered } from '../src/pipeline/workers.js';
-import { ParamReader } from '../src/weights/params.js';
-import { syntheticStateDict } from '../src/weights/synthetic.js';
+import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/motion/transfer.js';
+import { kalmanSmooth } from '../src/motion/kalman.js';
+import { type AnimationOptions, resolveOptions } from '../src/motion/options.js';
+import { loadTemplate, type MotionFrame } from '../src/formats/template.js';
+import { mapOrdered } from '../src/node/workers.js';
+import { ParamReader } from '../src/layers/params.js';
+import { syntheticStateDict } from '../src/models/synthetic.js';
 import { MEDIA_DIR, describeParity, fixture, fixtureMetadata, fixtureStateDict, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
 
 interface OptionSet {

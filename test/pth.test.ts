@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PthError, flattenStateDict, isHostTensor, parsePth, readPth, readPthStateDict } from '../src/io/pth.js';
-import { type HostTensor, f32ToBf16, f32ToF16 } from '../src/weights/types.js';
+import { PthError, flattenStateDict, isHostTensor, parsePth, readPth, readPthStateDict } from '../src/formats/pth.js';
+import { type HostTensor, f32ToBf16, f32ToF16 } from '../src/formats/host_tensor.js';
 import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
 
 /** Bitwise equality of two host tensors (dtype, shape, bytes). */

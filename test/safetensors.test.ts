@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../src/io/safetensors.js';
-import { type HostTensor, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from '../src/weights/types.js';
+import { SafetensorsError, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../src/formats/safetensors.js';
+import { type HostTensor, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from '../src/formats/host_tensor.js';
 
 let dir: string;
 beforeAll(() => {

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../src/models/spade_generator.js';
-import { ParamReader } from '../src/weights/params.js';
-import { syntheticStateDict } from '../src/weights/synthetic.js';
+import { ParamReader } from '../src/layers/params.js';
+import { syntheticStateDict } from '../src/models/synthetic.js';
 import { TO_NCHW, TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifest, manifestSpecs, maxAbsDiff, paritySeed } from './helpers/parity.js';
 
 const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);

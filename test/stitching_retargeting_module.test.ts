@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StitchingRetargetingModule, stitchingRetargetingSpecs, STITCHING_CHECKPOINT_NAMES } from '../src/models/stitching_retargeting_module.js';
-import { ParamReader } from '../src/weights/params.js';
-import { syntheticStateDict } from '../src/weights/synthetic.js';
+import { ParamReader } from '../src/layers/params.js';
+import { syntheticStateDict } from '../src/models/synthetic.js';
 import { describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff } from './helpers/parity.js';
 
 const FIX = 'stitching_retargeting_module';

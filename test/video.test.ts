@@ -11,9 +11,9 @@ import {
   readVideoFrames,
   videoToGif,
   writeVideo,
-} from '../src/io/video.js';
-import { parseFpsText, parseProbeOutput } from '../src/io/ffmpeg.js';
-import { createImage, type RgbImage } from '../src/io/image.js';
+} from '../src/node/video.js';
+import { parseFpsText, parseProbeOutput } from '../src/node/ffmpeg.js';
+import { createImage, type RgbImage } from '../src/image/image.js';
 import { MEDIA_DIR } from './helpers/parity.js';
 
 const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 'd0.mp4'));

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { WarpingModule, type WarpingTaps, warpingModuleSpecs } from '../src/models/warping_module.js';
-import { ParamReader } from '../src/weights/params.js';
+import { ParamReader } from '../src/layers/params.js';
 import { describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff, TO_NCDHW, TO_NCHW, TO_NDHWC } from './helpers/parity.js';
 
 describeParity('warping module W vs PyTorch (seed fixtures)', () => {

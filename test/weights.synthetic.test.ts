@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fnv1a32, ruleRange, syntheticTensor, uniforms } from '../src/weights/synthetic.js';
+import { fnv1a32, ruleRange, syntheticTensor, uniforms } from '../src/models/synthetic.js';
 import { describeParity, manifest } from './helpers/parity.js';
 
 describe('synthetic weight rule', () => {

@@ -8,8 +8,8 @@
  * (liveportrait/base_models/..., as `huggingface-cli download KwaiVGI/LivePortrait` makes).
  * --modules converts only the listed modules.
  */
-import { convertWeights } from '../../src/weights/load.js';
-import { MODULES, type ModuleName, type WeightSet } from '../../src/weights/layout.js';
+import { convertWeights } from '../../src/node/weights.js';
+import { MODULES, type ModuleName, type WeightSet } from '../../src/models/checkpoints.js';
 
 const USAGE = 'usage: convert <src-dir> <out-dir> [--set human|animal] [--modules name,name,...]';
 

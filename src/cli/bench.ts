@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
-import { CliError } from '../app/errors.js';
+import { CliError } from '../node/app/errors.js';
 
 function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -1,7 +1,7 @@
 /** Options and helpers shared by the commands. */
 import type { Argv } from 'yargs';
-import type { ModelOptions } from '../app/animate.js';
-import { type ProgressStream } from '../app/progress.js';
+import type { ModelOptions } from '../node/app/animate.js';
+import { type ProgressStream } from '../node/app/progress.js';
 
 export interface CommonArgs {
   weights?: string;

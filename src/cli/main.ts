@@ -6,7 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
-import { UsageError, reportError } from '../app/errors.js';
+import { UsageError, reportError } from '../node/app/errors.js';
 import { animateCommand } from './animate.js';
 import { benchCommand } from './bench.js';
 import { retargetCommand } from './retarget.js';

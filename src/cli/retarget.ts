@@ -1,6 +1,6 @@
 /** `liveportrait retarget`: edit one portrait. */
 import type { Argv } from 'yargs';
-import { retarget } from '../app/retarget.js';
+import { retarget } from '../node/app/retarget.js';
 import { type CommonArgs, logger, modelOptions, say, withModelOptions } from './common.js';
 
 const EDIT = 'Edits:';

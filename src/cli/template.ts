@@ -1,6 +1,6 @@
 /** `liveportrait template`: a driving video's motion, saved for reuse. */
 import type { Argv } from 'yargs';
-import { makeTemplate } from '../app/template.js';
+import { makeTemplate } from '../node/app/template.js';
 import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
 
 export const templateCommand = {

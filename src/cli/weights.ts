@@ -1,15 +1,15 @@
 /** `liveportrait weights download|verify|convert`. */
 import type { Argv } from 'yargs';
-import { CliError, userMessage } from '../app/errors.js';
-import { Progress } from '../app/progress.js';
+import { CliError, userMessage } from '../node/app/errors.js';
+import { Progress } from '../node/app/progress.js';
 import { appearanceFeatureExtractorSpecs } from '../models/appearance_feature_extractor.js';
 import { motionExtractorSpecs } from '../models/motion_extractor.js';
 import { spadeGeneratorSpecs } from '../models/spade_generator.js';
 import { STITCHING_CHECKPOINT_NAMES, stitchingRetargetingSpecs, type StitchingPart } from '../models/stitching_retargeting_module.js';
 import { warpingModuleSpecs } from '../models/warping_module.js';
-import { downloadWeights, verifyWeights, type VerifyOptions } from '../weights/download.js';
-import { MODULES, type ModuleName, type WeightSet } from '../weights/layout.js';
-import { convertWeights } from '../weights/load.js';
+import { downloadWeights, verifyWeights, type VerifyOptions } from '../node/download.js';
+import { MODULES, type ModuleName, type WeightSet } from '../models/checkpoints.js';
+import { convertWeights } from '../node/weights.js';
 import { say } from './common.js';
 
 interface WArgs {

@@ -4,7 +4,7 @@
  * state-dict prefixes of the block (e.g. 'down_blocks.0').
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ParamReader } from '../weights/params.js';
+import type { ParamReader } from './params.js';
 import { BatchNorm, Conv2d, Conv3d, type Disposable } from './core.js';
 
 /** AvgPool2d(2) on NHWC. */

@@ -4,8 +4,8 @@
  * ConvNeXt-V2 residual block. Weights arrive in PyTorch layout.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ParamReader } from '../weights/params.js';
-import type { ParamSpec } from '../weights/synthetic.js';
+import type { ParamReader } from './params.js';
+import type { ParamSpec } from '../models/synthetic.js';
 import { Conv2d, type Disposable } from './core.js';
 
 /** (x - mean) / sqrt(var + eps) over the last axis, biased variance, without affine. */

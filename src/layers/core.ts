@@ -6,7 +6,7 @@
  * are sums of 2-D convolutions over depth slices.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ParamReader } from '../weights/params.js';
+import type { ParamReader } from './params.js';
 import { BIAS_POSITION, Winograd3x3, type WinogradTiles, disposeTiles, winogradConv, useWinograd, winogradOutput } from './winograd.js';
 
 /** Something that owns tfjs tensors. */

@@ -5,8 +5,8 @@
  * normalised convolutions.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ParamReader } from '../weights/params.js';
-import type { ParamSpec } from '../weights/synthetic.js';
+import type { ParamReader } from './params.js';
+import type { ParamSpec } from '../models/synthetic.js';
 import { Conv2d, type Disposable } from './core.js';
 import { spectralConv2d } from './spectral_norm.js';
 

@@ -4,8 +4,8 @@
  * vectors u and v as they are, sigma = u · (W v) with W = weight_orig
  * reshaped to [out, in·kh·kw], and the weight is weight_orig / sigma.
  */
-import { ParamReader, WeightsError } from '../weights/params.js';
-import { type HostTensor, type StateDict, f32, numel, toFloat32 } from '../weights/types.js';
+import { ParamReader, WeightsError } from './params.js';
+import { type HostTensor, type StateDict, f32, numel, toFloat32 } from '../formats/host_tensor.js';
 import { Conv2d, type ConvOptions } from './core.js';
 
 /** sigma = u · (W v), W = w as [u.length, v.length] (float64 accumulation, float32 result). */

@@ -10,8 +10,8 @@ import { DownBlock3d, UpBlock3d } from '../layers/blocks.js';
 import { BatchNorm, Conv2d, Conv3d, type Disposable, disposeAll } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import { kp2gaussian, makeCoordinateGrid } from '../layers/heatmap.js';
-import type { ParamReader } from '../weights/params.js';
-import type { ParamSpec } from '../weights/synthetic.js';
+import type { ParamReader } from '../layers/params.js';
+import type { ParamSpec } from './synthetic.js';
 
 export interface DenseMotionConfig {
   numKp: number;

@@ -11,9 +11,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Conv2d } from '../layers/core.js';
 import { pixelShuffle } from '../layers/pixel_shuffle.js';
 import { SPADEResnetBlock, resizeNearest } from '../layers/spade.js';
-import type { ParamReader } from '../weights/params.js';
-import { type ParamSpec, uniforms } from '../weights/synthetic.js';
-import { type HostTensor, f32 } from '../weights/types.js';
+import type { ParamReader } from '../layers/params.js';
+import { type ParamSpec, uniforms } from './synthetic.js';
+import { type HostTensor, f32 } from '../formats/host_tensor.js';
 import type { SpadeGeneratorNet } from './types.js';
 
 export const SPADE_GENERATOR = 'spade_generator';

@@ -14,8 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Linear, disposeAll } from '../layers/core.js';
-import type { ParamReader } from '../weights/params.js';
-import type { ParamSpec } from '../weights/synthetic.js';
+import type { ParamReader } from '../layers/params.js';
+import type { ParamSpec } from './synthetic.js';
 
 export const NUM_KP = 21;
 

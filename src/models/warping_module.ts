@@ -8,8 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { SameBlock2d } from '../layers/blocks.js';
 import { Conv2d } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
-import type { ParamReader } from '../weights/params.js';
-import type { ParamSpec } from '../weights/synthetic.js';
+import type { ParamReader } from '../layers/params.js';
+import type { ParamSpec } from './synthetic.js';
 import { DENSE_MOTION_CONFIG, DenseMotionNetwork, batchNormSpecs, convSpecs, denseMotionSpecs } from './dense_motion.js';
 import type { WarpingModuleNet, WarpingOutput } from './types.js';
 

@@ -25,12 +25,12 @@ import { SpadeGenerator } from '../models/spade_generator.js';
 import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, type StitchingPart } from '../models/stitching_retargeting_module.js';
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet } from '../models/types.js';
 import { WarpingModule } from '../models/warping_module.js';
-import { loadWeights, type LivePortraitWeights, type LoadOptions } from '../weights/load.js';
-import { ParamReader } from '../weights/params.js';
-import { syntheticWeights } from '../models/synthetic.js';
-import type { HostTensor } from '../weights/types.js';
-import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transformKeypointWith } from './camera.js';
-import { kalmanSmooth } from './kalman.js';
+import { loadWeights, type LivePortraitWeights, type LoadOptions } from '../node/weights.js';
+import { ParamReader } from '../layers/params.js';
+import { syntheticWeights } from '../models/registry.js';
+import type { HostTensor } from '../formats/host_tensor.js';
+import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transformKeypointWith } from '../motion/camera.js';
+import { kalmanSmooth } from '../motion/kalman.js';
 import {
   type DrivingContext,
   type SourceKeypoints,
@@ -41,10 +41,10 @@ import {
   sourceKeypointsFromMotion,
   sourceVideoEyeTarget,
   sourceVideoTargets,
-} from './motion.js';
-import { type AnimationOptions, resolveOptions } from './options.js';
-import { type MotionFrame, type MotionTemplate, checkMotionFrame, readNumpyPickle } from './template.js';
-import { type PoolFrame, WarpDecodePool, type WorkerWeights, defaultWorkerCount, mapOrdered } from './workers.js';
+} from '../motion/transfer.js';
+import { type AnimationOptions, resolveOptions } from '../motion/options.js';
+import { type MotionFrame, type MotionTemplate, checkMotionFrame, readNumpyPickle } from '../formats/template.js';
+import { type PoolFrame, WarpDecodePool, type WorkerWeights, defaultWorkerCount, mapOrdered } from '../node/workers.js';
 import { backendInfo } from '../backend.js';
 
 export const INPUT_SIZE = 256;

@@ -32,11 +32,11 @@
  * `pickleparser` and a small numpy-array reconstruction.
  */
 import { readFileSync } from 'node:fs';
-import { f16ToF32 } from '../weights/types.js';
+import { f16ToF32 } from './host_tensor.js';
 import { NameRegistry, Parser } from 'pickleparser';
-import { parseSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { HostTensor } from '../weights/types.js';
-import { toFloat32 } from '../weights/types.js';
+import { parseSafetensors, writeSafetensors } from './safetensors.js';
+import type { HostTensor } from './host_tensor.js';
+import { toFloat32 } from './host_tensor.js';
 
 /** One frame of driving motion (host arrays, row-major). */
 export interface MotionFrame {

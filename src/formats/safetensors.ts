@@ -4,7 +4,7 @@
  * raw little-endian data, offsets relative to the end of the header.
  */
 import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import { type DType, type HostTensor, type HostData, numel } from '../weights/types.js';
+import { type DType, type HostTensor, type HostData, numel } from './host_tensor.js';
 
 const BYTES: Record<DType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 

@@ -3,7 +3,7 @@
  * [driving | source | result] (or [source | result] without driving), each
  * panel resized (INTER_LINEAR, as cv2.resize's default) to the result's size.
  */
-import { createImage, resizeImage, type RgbImage } from '../io/image.js';
+import { createImage, resizeImage, type RgbImage } from './image.js';
 
 /** Join same-height RGB images left to right. */
 export function hstackImages(images: RgbImage[]): RgbImage {

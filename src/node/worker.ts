@@ -7,11 +7,11 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
 import { SpadeGenerator } from '../models/spade_generator.js';
-import { syntheticModuleWeights } from '../models/synthetic.js';
+import { syntheticModuleWeights } from '../models/registry.js';
 import { WarpingModule } from '../models/warping_module.js';
-import { loadModuleWeights } from '../weights/load.js';
-import { ParamReader } from '../weights/params.js';
-import type { StateDict } from '../weights/types.js';
+import { loadModuleWeights } from './weights.js';
+import { ParamReader } from '../layers/params.js';
+import type { StateDict } from '../formats/host_tensor.js';
 import type { WorkerReply, WorkerRequest, WorkerWeights } from './workers.js';
 
 if (!parentPort) throw new Error('worker.ts runs inside a worker thread');

@@ -4,12 +4,12 @@
  * edited face pasted back into the photo and written atomically.
  */
 import { extname, resolve } from 'node:path';
-import { readImage, resizeImage, resizeToLimit, writeImage, type RgbImage, WRITE_IMAGE_FORMATS } from '../io/image.js';
-import { cropImage } from '../pipeline/crop.js';
-import { detectFaces } from '../pipeline/faces.js';
-import type { RetargetEdit } from '../pipeline/live_portrait.js';
-import { pasteBack, preparePasteBack } from '../pipeline/paste_back.js';
-import { calcEyeCloseRatio, calcLipCloseRatio } from '../pipeline/ratios.js';
+import { readImage, resizeImage, resizeToLimit, writeImage, type RgbImage, WRITE_IMAGE_FORMATS } from '../../image/image.js';
+import { cropImage } from '../../face/crop.js';
+import { detectFaces } from '../../face/detector.js';
+import type { RetargetEdit } from '../../pipeline/live_portrait.js';
+import { pasteBack, preparePasteBack } from '../../face/paste_back.js';
+import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
 import { type ModelOptions, classifyInput, ensureBackend, loadModel } from './animate.js';
 import { CliError, UsageError, withFile } from './errors.js';
 

@@ -9,18 +9,18 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
-import { backendInfo, initBackend } from '../backend.js';
-import { isImagePath, readImage, resizeImage, resizeToLimit, writeImage, type RgbImage } from '../io/image.js';
-import { hasAudioStream, isVideoPath, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../io/video.js';
-import { concatFrame, hstackImages } from '../pipeline/concat.js';
-import { type CropResult, type Point2, bboxFromLandmarks, cropImage, cropImageByBbox } from '../pipeline/crop.js';
-import { type Face, detectFaces, drivingBbox, trackFace } from '../pipeline/faces.js';
-import { LivePortrait, type DrivingFrameInput, type SourceInfo } from '../pipeline/live_portrait.js';
-import type { AnimationOptions, AnimationRegion, DrivingOption } from '../pipeline/options.js';
-import { type PasteBackMask, pasteBack, preparePasteBack } from '../pipeline/paste_back.js';
-import { calcEyeCloseRatio, calcLipCloseRatio } from '../pipeline/ratios.js';
-import { type MotionFrame, type MotionTemplate, checkMotionFrame, loadTemplate } from '../pipeline/template.js';
-import { defaultWorkerCount, mapOrdered } from '../pipeline/workers.js';
+import { backendInfo, initBackend } from '../../backend.js';
+import { isImagePath, readImage, resizeImage, resizeToLimit, writeImage, type RgbImage } from '../../image/image.js';
+import { hasAudioStream, isVideoPath, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../video.js';
+import { concatFrame, hstackImages } from '../../image/concat.js';
+import { type CropResult, type Point2, bboxFromLandmarks, cropImage, cropImageByBbox } from '../../face/crop.js';
+import { type Face, detectFaces, drivingBbox, trackFace } from '../../face/detector.js';
+import { LivePortrait, type DrivingFrameInput, type SourceInfo } from '../../pipeline/live_portrait.js';
+import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../motion/options.js';
+import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
+import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
+import { type MotionFrame, type MotionTemplate, checkMotionFrame, loadTemplate } from '../../formats/template.js';
+import { defaultWorkerCount, mapOrdered } from '../workers.js';
 import { CliError, UsageError, userMessage, withFile } from './errors.js';
 import { Progress, summaryLine, type ProgressStream } from './progress.js';
 

@@ -8,11 +8,11 @@
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { readPthStateDict } from '../io/pth.js';
-import { WeightsError } from './params.js';
-import { MODULES, type ModuleName, SIGNATURE_KEYS, STITCHING_PARTS, type StitchingPart, type WeightSet, officialPath, pthCandidates, safetensorsName } from './layout.js';
-import type { StateDict } from './types.js';
+import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { readPthStateDict } from '../formats/pth.js';
+import { WeightsError } from '../layers/params.js';
+import { MODULES, type ModuleName, SIGNATURE_KEYS, STITCHING_PARTS, type StitchingPart, type WeightSet, officialPath, pthCandidates, safetensorsName } from '../models/checkpoints.js';
+import type { StateDict } from '../formats/host_tensor.js';
 
 export { WeightsError };
 

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { NameRegistry, Parser } from 'pickleparser';
-import { type DType, type HostData, type HostTensor, type StateDict, numel } from '../weights/types.js';
+import { type DType, type HostData, type HostTensor, type StateDict, numel } from './host_tensor.js';
 
 export class PthError extends Error {
   constructor(file: string, what: string) {

@@ -3,7 +3,7 @@
  * errors that name the network, the key and the file.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type HostTensor, type StateDict, toFloat32 } from './types.js';
+import { type HostTensor, type StateDict, toFloat32 } from '../formats/host_tensor.js';
 
 export class WeightsError extends Error {
   constructor(message: string) {

@@ -11,8 +11,8 @@ import { Jimp } from 'jimp';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { ffmpegPath, lastLine, parseProbeOutput } from './ffmpeg.js';
-import { withAtomicOutput } from './output.js';
+import { ffmpegPath, lastLine, parseProbeOutput } from '../node/ffmpeg.js';
+import { withAtomicOutput } from '../node/output.js';
 
 /** An 8-bit RGB image, HxWx3 interleaved. */
 export interface RgbImage {

@@ -7,7 +7,7 @@
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { lastLine, parseProbeOutput, runFfmpeg, spawnFfmpeg, type MediaInfo, type Rational } from './ffmpeg.js';
-import { createImage, resizeImage, type ResizeMode, type RgbImage } from './image.js';
+import { createImage, resizeImage, type ResizeMode, type RgbImage } from '../image/image.js';
 import { openAtomicOutput, tempPathFor } from './output.js';
 
 export type { MediaInfo as VideoInfo, Rational } from './ffmpeg.js';

@@ -10,10 +10,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import { WeightsError } from './params.js';
-import { HF_BASE_URL, MODULES, type ModuleName, type WeightSet, hfFileUrl, hfTreeUrl, officialPath, safetensorsName } from './layout.js';
-import { type ConvertResult, checkSignature, convertWeights, findModuleFile, readWeightsFile } from './load.js';
-import type { StateDict } from './types.js';
+import { WeightsError } from '../layers/params.js';
+import { HF_BASE_URL, MODULES, type ModuleName, type WeightSet, hfFileUrl, hfTreeUrl, officialPath, safetensorsName } from '../models/checkpoints.js';
+import { type ConvertResult, checkSignature, convertWeights, findModuleFile, readWeightsFile } from './weights.js';
+import type { StateDict } from '../formats/host_tensor.js';
 
 export const SHA256SUMS = 'sha256sums.json';
 

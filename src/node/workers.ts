@@ -11,8 +11,8 @@ import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { StateDict } from '../weights/types.js';
-import type { WeightSet } from '../weights/layout.js';
+import type { StateDict } from '../formats/host_tensor.js';
+import type { WeightSet } from '../models/checkpoints.js';
 
 /** Where a worker gets W and G from: a weights directory, a synthetic seed, or state dicts. */
 export type WorkerWeights =

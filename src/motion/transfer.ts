@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
 import type { KpInfo } from './camera.js';
 import type { AnimationOptions } from './options.js';
-import type { MotionFrame } from './template.js';
+import type { MotionFrame } from '../formats/template.js';
 
 export const NUM_KP = 21;
 
