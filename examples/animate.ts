@@ -9,20 +9,8 @@
  * and paste-back of the `liveportrait animate` command are left out here:
  * the source is centre-cropped, and the driving video is taken as a face crop.
  */
-import {
-  LivePortrait,
-  calcEyeCloseRatio,
-  calcLipCloseRatio,
-  detectFaces,
-  initBackend,
-  openVideoWriter,
-  probeVideo,
-  readImage,
-  readVideoFrames,
-  resizeSquare,
-  type DrivingFrameInput,
-  type RgbImage,
-} from '../src/index.js';
+import { LivePortrait, calcEyeCloseRatio, calcLipCloseRatio, initBackend, resizeSquare, type DrivingFrameInput, type RgbImage } from '../src/index.js';
+import { loadFaceDetector, loadLivePortrait, openVideoWriter, probeVideo, readImage, readVideoFrames, startFrameWorkers } from '../src/node/index.js';
 
 const [source, driving, output, weights = 'synthetic', maxFrames = '10'] = process.argv.slice(2);
 if (!source || !driving || !output) {
@@ -40,12 +28,13 @@ function centreSquare(img: RgbImage): RgbImage {
 }
 
 await initBackend(); // prints the backend it picked
-const lp = weights === 'synthetic' ? LivePortrait.synthetic(1) : LivePortrait.fromWeights(weights);
-const workers = await lp.useWorkers(); // one frame worker per core on wasm/cpu
+const lp = weights === 'synthetic' ? LivePortrait.synthetic(1) : loadLivePortrait(weights);
+const workers = await startFrameWorkers(lp); // one frame worker per core on wasm/cpu
 
 // F and M on the source (256×256), with its eye and lip openness from FaceMesh landmarks when a face is found.
 const src256 = resizeSquare(centreSquare(await readImage(source)), 256);
-const face = (await detectFaces(src256))[0];
+const detector = await loadFaceDetector();
+const face = (await detector.detect(src256))[0];
 const sourceInfo = lp.prepareSource(src256, face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : undefined);
 
 // Driving frames, streamed: never the whole video in memory.
@@ -67,6 +56,7 @@ try {
   throw e;
 } finally {
   lp.disposeSource(sourceInfo);
-  lp.dispose();
+  await lp.dispose();
+  detector.dispose();
 }
 console.log(`wrote ${output} with ${workers} frame worker(s)`);

@@ -29,7 +29,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { ParamReader } from '../src/layers/params.js';
-import { type SyntheticModule, syntheticModuleWeights } from '../src/models/registry.js';
+import { type NetworkName as SyntheticModule, syntheticModuleWeights } from '../src/models/registry.js';
+import { startFrameWorkers } from '../src/node/workers.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
 
 type NetId = 'F' | 'M' | 'W' | 'G' | 'S';
@@ -267,7 +268,7 @@ async function pipeline(args: Args): Promise<PipelineResult> {
   const { LivePortrait } = await import('../src/pipeline/live_portrait.js');
   const lp = LivePortrait.synthetic(args.seed);
   const t0 = performance.now();
-  const workers = await lp.useWorkers(args.workers);
+  const workers = await startFrameWorkers(lp, args.workers);
   const workerStartS = (performance.now() - t0) / 1000;
   const rgb = (seed: number) => ({ width: 256, height: 256, data: Uint8Array.from(tf.tidy(() => tf.randomUniform([256 * 256 * 3], 0, 255, 'int32', seed)).dataSync()) });
   const source = lp.prepareSource(rgb(100));

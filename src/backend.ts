@@ -8,7 +8,7 @@
  * option or the environment variable `LIVEPORTRAIT_BACKEND`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createRequire } from 'node:module';
+import { BackendError } from './errors.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 
@@ -33,7 +33,6 @@ export interface BackendOptions {
 export const BACKEND_ENV = 'LIVEPORTRAIT_BACKEND';
 const KNOWN = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
 
-const require = createRequire(import.meta.url);
 let current: BackendInfo | undefined;
 
 /** The backend chosen by the last `initBackend`, if any. */
@@ -41,18 +40,24 @@ export function backendInfo(): BackendInfo | undefined {
   return current;
 }
 
-function tryRequire(pkg: string): boolean {
+/** Import an optional package by name (kept in a variable so bundlers leave it out). */
+async function tryImport(pkg: string): Promise<boolean> {
   try {
-    require(pkg);
+    await import(/* @vite-ignore */ pkg);
     return true;
   } catch {
     return false;
   }
 }
 
+/** An environment variable where there is one (Node), else undefined (a page). */
+export function envVar(name: string): string | undefined {
+  return typeof process !== 'undefined' ? process.env?.[name] : undefined;
+}
+
 async function tryNative(): Promise<string | undefined> {
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-    if (tryRequire(pkg) && (await tf.setBackend('tensorflow').catch(() => false))) return pkg;
+    if ((await tryImport(pkg)) && (await tf.setBackend('tensorflow').catch(() => false))) return pkg;
   }
   return undefined;
 }
@@ -95,27 +100,27 @@ async function tryWebGpu(): Promise<boolean> {
  * later call with another backend switches.
  */
 export async function initBackend(opts: BackendOptions = {}): Promise<BackendInfo> {
-  const fromEnv = process.env[BACKEND_ENV];
+  const fromEnv = envVar(BACKEND_ENV);
   const asked = (opts.backend ?? fromEnv ?? 'auto').trim().toLowerCase();
   const reason: BackendInfo['reason'] = opts.backend ? 'option' : fromEnv ? 'env' : 'auto';
   if (!KNOWN.includes(asked)) {
     const where = opts.backend ? 'the backend option' : `${BACKEND_ENV}`;
-    throw new Error(`Unknown backend '${asked}' in ${where}: use one of ${KNOWN.join(', ')}.`);
+    throw new BackendError(`Unknown backend '${asked}' in ${where}: use one of ${KNOWN.join(', ')}.`);
   }
   let provider: string | undefined;
   if (asked === 'tensorflow') {
     provider = await tryNative();
     if (!provider)
-      throw new Error(
+      throw new BackendError(
         "Backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node: install one (npm install @tensorflow/tfjs-node) or pick 'wasm' or 'cpu'.",
       );
   } else if (asked === 'wasm') {
     if (!(await tryWasm(opts.wasmThreads)))
-      throw new Error("Backend 'wasm' could not start: is @tensorflow/tfjs-backend-wasm installed? Try --backend cpu.");
+      throw new BackendError("Backend 'wasm' could not start: is @tensorflow/tfjs-backend-wasm installed? Try --backend cpu.");
     provider = '@tensorflow/tfjs-backend-wasm';
   } else if (asked === 'webgpu') {
     if (!(await tryWebGpu()))
-      throw new Error(
+      throw new BackendError(
         "Backend 'webgpu' could not start: install @tensorflow/tfjs-backend-webgpu and a WebGPU binding (npm install webgpu) on a machine with a Vulkan driver.",
       );
     provider = '@tensorflow/tfjs-backend-webgpu';

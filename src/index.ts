@@ -1,55 +1,63 @@
 /**
- * LivePortrait in TypeScript on TensorFlow.js: the public API.
+ * LivePortrait in TypeScript on TensorFlow.js: the core, the same in Node
+ * and in a web page. Data flows image → face crop → F and M → keypoint math
+ * → W → G → paste-back.
  *
- * The networks (F, M, W, G, S) each take their official state dict; the
- * LivePortrait class runs the animation pipeline; the app layer turns files
- * into files (what the `liveportrait` command uses).
+ * - Node adapters (weights from disk, download, ffmpeg video, frame workers,
+ *   the file-to-file app): `liveportrait-tfjs/node`.
+ * - Building blocks with no LivePortrait knowledge: `liveportrait-tfjs/layers`.
+ * - File formats (safetensors, .pth, numpy pickles, motion templates) on
+ *   bytes: `liveportrait-tfjs/formats`.
+ *
+ * @example
+ * import { initBackend, LivePortrait } from 'liveportrait-tfjs';
+ * await initBackend();
+ * const lp = LivePortrait.synthetic(1);          // or loadLivePortrait('weights') from 'liveportrait-tfjs/node'
+ * const source = lp.prepareSource(image256);     // { data, width, height } RGB, or a tensor
+ * for await (const frame of lp.animate(source, drivingFrames)) use(frame.rgb);
+ * lp.disposeSource(source);
+ * await lp.dispose();
  */
 export { initBackend, backendInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName } from './backend.js';
+export { LivePortraitError, InputError, WeightsError, BackendError } from './errors.js';
 
-// Networks
-export { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from './models/appearance_feature_extractor.js';
-export { MotionExtractor, motionExtractorSpecs } from './models/motion_extractor.js';
-export { WarpingModule, warpingModuleSpecs } from './models/warping_module.js';
-export { DenseMotionNetwork } from './models/dense_motion.js';
-export { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from './models/spade_generator.js';
-export { StitchingRetargetingModule, stitchingRetargetingSpecs, STITCHING_CHECKPOINT_NAMES, type StitchingPart } from './models/stitching_retargeting_module.js';
-export type * from './models/types.js';
-export { syntheticWeights, syntheticModuleWeights, type SyntheticModule } from './models/registry.js';
+// The animation pipeline
+export {
+  LivePortrait,
+  type LivePortraitOptions,
+  type SourceInfo,
+  type SourceRatios,
+  type AnimatedFrame,
+  type ImageInput,
+  type RawImage,
+  type DrivingInput,
+  type DrivingFrameInput,
+} from './pipeline/live_portrait.js';
+export { type FramePool, type PoolFrame, type WorkerWeights } from './pipeline/frame_pool.js';
 
-// Layers (building blocks with no LivePortrait knowledge)
-export { Conv2d, Conv3d, BatchNorm, Linear } from './layers/core.js';
-export { gridSample3d } from './layers/grid_sample3d.js';
-export { pixelShuffle } from './layers/pixel_shuffle.js';
-export { SPADE, SPADEResnetBlock, InstanceNorm2d } from './layers/spade.js';
+// Networks and their registry
+export { NETWORKS, STITCHING, MODULES, createNetwork, createNetworks, syntheticWeights, syntheticModuleWeights, type NetworkName, type ModuleName, type LivePortraitWeights, type LivePortraitNets } from './models/registry.js';
+export { AppearanceFeatureExtractor } from './models/appearance_feature_extractor.js';
+export { MotionExtractor } from './models/motion_extractor.js';
+export { WarpingModule } from './models/warping_module.js';
+export { SpadeGenerator } from './models/spade_generator.js';
+export { StitchingRetargetingModule, type StitchingPart } from './models/stitching_retargeting_module.js';
+export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js';
 
-// Pipeline
-export { LivePortrait, type SourceInfo, type AnimatedFrame, type RetargetEdit, type ImageInput, type DrivingInput, type DrivingFrameInput, imageToUint8 } from './pipeline/live_portrait.js';
-export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
+// Keypoints and motion
 export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
-export { drivingKeypoints, motionMultiplier, convexHullVolume } from './motion/transfer.js';
+export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
+export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
+export { applyExpressionEdits, type RetargetEdit } from './motion/edits.js';
 export { kalmanSmooth } from './motion/kalman.js';
-export { type MotionFrame, type MotionTemplate, saveTemplate, loadTemplate, TemplateError } from './formats/template.js';
-export { WarpDecodePool, defaultWorkerCount, mapOrdered, type WorkerWeights } from './node/workers.js';
-export { detectFaces, cropSourceImage, cropSourceImageAll, cropDrivingVideo, type Face } from './face/detector.js';
-export { cropImage, type CropResult, type CropOptions } from './face/crop.js';
+export { type MotionFrame, type MotionTemplate, parseAnyTemplate, templateToTensors, TemplateError } from './formats/template.js';
+
+// Faces: detection, crop, ratios, paste-back
+export { FaceDetector, type Face, type DetectOptions, type FaceModelSources } from './face/detector.js';
+export { cropImage, cropImageByBbox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
 export { calcEyeCloseRatio, calcLipCloseRatio } from './face/ratios.js';
-export { preparePasteBack, pasteBack } from './face/paste_back.js';
+export { preparePasteBack, pasteBack, type PasteBackMask } from './face/paste_back.js';
 
-// Weights
-export { syntheticStateDict, syntheticTensor, ruleRange, fnv1a32, type ParamSpec } from './models/synthetic.js';
-export { ParamReader, WeightsError } from './layers/params.js';
-export { loadWeights, loadModuleWeights, convertWeights, type LivePortraitWeights } from './node/weights.js';
-export { downloadWeights, verifyWeights } from './node/download.js';
-export type { HostTensor, StateDict, DType } from './formats/host_tensor.js';
-
-// Files
-export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors, SafetensorsError } from './formats/safetensors.js';
-export { readPth, readPthStateDict, PthError } from './formats/pth.js';
-export { readImage, writeImage, resizeImage, resizeSquare, imageToTensor, type RgbImage } from './image/image.js';
-export { readVideoFrames, openVideoWriter, probeVideo, type VideoInfo } from './node/video.js';
-
-// Files in, files out (the CLI's layer)
-export { animate, type AnimateRequest, type AnimateResult } from './node/app/animate.js';
-export { retarget, type RetargetRequest } from './node/app/retarget.js';
-export { makeTemplate, type TemplateRequest } from './node/app/template.js';
+// Images in memory
+export { type RgbImage, createImage, resizeImage, resizeSquare, resizeToLimit, imageToTensor } from './image/image.js';
+export { concatFrame } from './image/concat.js';

@@ -6,8 +6,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImage, writeImage } from '../src/image/image.js';
+import { createImage } from '../src/image/image.js';
 import { MEDIA_DIR } from './helpers/parity.js';
+import { writeImage } from '../src/node/image_files.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'liveportrait.js');

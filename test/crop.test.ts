@@ -1,27 +1,9 @@
 import { describe, it, expect } from 'vitest';
-import {
-  type Affine,
-  type Point2,
-  type RgbImage,
-  FM_BROWS,
-  FM_EYE_L,
-  FM_EYE_R,
-  FM_JAW,
-  FM_MOUTH_CORNERS,
-  SOURCE_CROP,
-  applyAffine,
-  averageBbox,
-  bboxFromLandmarks,
-  composeAffine,
-  cropImage,
-  cropImageByBbox,
-  halfSize,
-  invertAffine,
-  parsePt2,
-  parseRectFromLandmarks,
-  warpImage,
-} from '../src/face/crop.js';
+import { FM_BROWS, FM_EYE_L, FM_EYE_R, FM_JAW, FM_MOUTH_CORNERS, SOURCE_CROP, averageBbox, bboxFromLandmarks, cropImage, cropImageByBbox, parsePt2, parseRectFromLandmarks } from '../src/face/crop.js';
 import { calcEyeCloseRatio, calcLipCloseRatio, calcRatio, combinedEyeRatio, combinedLipRatio } from '../src/face/ratios.js';
+import { applyAffine, composeAffine, invertAffine, type Affine, type Point2, warpImage } from '../src/image/affine.js';
+import { boxDownscale } from '../src/image/image.js';
+import { type RgbImage } from '../src/image/image.js';
 
 /**
  * A synthetic 468-point face in a unit frame (eyes at y = 0, lips at
@@ -83,7 +65,7 @@ describe('affine helpers and warp', () => {
 
   it('half size is the 2×2 mean', () => {
     const img = gradientImage(8, 6);
-    const h = halfSize(img);
+    const h = boxDownscale(img, 2);
     expect([h.width, h.height]).toEqual([4, 3]);
     expect(h.data[(1 * 4 + 2) * 3]).toBe(Math.round((4 + 5 + 4 + 5) / 4));
   });

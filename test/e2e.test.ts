@@ -13,15 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { animate } from '../src/node/app/animate.js';
 import { retarget } from '../src/node/app/retarget.js';
 import { makeTemplate } from '../src/node/app/template.js';
-import { cropImage as cropImageRegion, readImage, resizeImage, resizeToLimit, writeImage, type RgbImage } from '../src/image/image.js';
+import { cropRect as cropImageRegion, resizeImage, resizeToLimit } from '../src/image/image.js';
 import { probeVideo, readVideo } from '../src/node/video.js';
 import { hstackImages } from '../src/image/concat.js';
 import { cropImage } from '../src/face/crop.js';
-import { detectFaces } from '../src/face/detector.js';
+import { loadFaceDetector } from '../src/node/face_models.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { preparePasteBack } from '../src/face/paste_back.js';
-import { loadTemplate } from '../src/formats/template.js';
 import { MEDIA_DIR } from './helpers/parity.js';
+import { loadTemplate } from '../src/node/files.js';
+import { readImage, writeImage } from '../src/node/image_files.js';
+import { type RgbImage } from '../src/image/image.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const media = (f: string) => join(MEDIA_DIR, f);
@@ -46,7 +48,7 @@ const files = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
 /** Source pixels where no paste-back mask reaches are unchanged; some under the masks changed. */
 async function expectPastedOnlyOnFaces(result: RgbImage, source: RgbImage, faces: number) {
   expect([result.width, result.height]).toEqual([source.width, source.height]);
-  const found = await detectFaces(source);
+  const found = await (await loadFaceDetector()).detect(source);
   expect(found.length).toBe(faces);
   const covered = new Uint8Array(source.width * source.height);
   for (const f of found) {
@@ -124,7 +126,7 @@ describe('end to end with a stand-in for W+G', () => {
     const concat = await readImage(res.concat!);
     expect([concat.width, concat.height]).toEqual([1536, 512]);
     const panel = cropImageRegion(concat, 512, 0, 512, 512);
-    const [face] = await detectFaces(panel);
+    const [face] = await (await loadFaceDetector()).detect(panel);
     expect(face).toBeDefined();
     const [x0, y0, x1, y1] = face.box;
     expect(x0).toBeGreaterThan(0);
@@ -184,7 +186,7 @@ describe('end to end with a stand-in for W+G', () => {
     const v = await probeVideo(res.output);
     expect([v.frameCount, v.fps, v.hasAudio]).toEqual([2, 25, true]); // s13 has audio
     const [c] = await readVideo(res.concat!, { maxFrames: 1 });
-    const [face] = await detectFaces(cropImageRegion(c, 0, 0, 512, 512));
+    const [face] = await (await loadFaceDetector()).detect(cropImageRegion(c, 0, 0, 512, 512));
     expect(face).toBeDefined(); // the driving panel is a face crop, not the whole 720x1080 frame squashed
     expect(face.box[2] - face.box[0]).toBeGreaterThan(120);
   });

@@ -1,4 +1,3 @@
-import { readImage } from '../src/image/image.js';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -6,16 +5,13 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MEDIA_DIR } from './helpers/parity.js';
-import {
-  cropDrivingVideo,
-  cropSourceImage,
-  cropSourceImageAll,
-  detectFaces,
-  loadFaceModels,
-  type Face,
-} from '../src/face/detector.js';
-import { FM_EYE_L, FM_EYE_R, parsePt2, type Point2, type RgbImage } from '../src/face/crop.js';
+import { type Face } from '../src/face/detector.js';
+import { loadFaceDetector } from '../src/node/face_models.js';
+import { FM_EYE_L, FM_EYE_R, parsePt2 } from '../src/face/crop.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../src/face/ratios.js';
+import { readImage } from '../src/node/image_files.js';
+import { type Point2 } from '../src/image/affine.js';
+import { type RgbImage } from '../src/image/image.js';
 
 /** First n frames of a video as RGB, through the bundled ffmpeg binary (frame size given). */
 function readFrames(path: string, n: number, width: number, height: number): RgbImage[] {
@@ -85,10 +81,10 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
   const found: Record<string, Face[]> = {};
 
   beforeAll(async () => {
-    await loadFaceModels();
+    await loadFaceDetector();
     for (const f of ['s0.jpg', 's9.jpg', 'd12.jpg']) images[f] = await readImage(join(MEDIA_DIR, f));
     images['d0.mp4#0'] = readFrames(join(MEDIA_DIR, 'd0.mp4'), 1, 512, 512)[0];
-    for (const [k, img] of Object.entries(images)) found[k] = await detectFaces(img);
+    for (const [k, img] of Object.entries(images)) found[k] = await (await loadFaceDetector()).detect(img);
   });
 
   it('finds exactly one face in each photo and frame, with 468 landmarks on it', () => {
@@ -109,7 +105,7 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
 
   it('source crop: 512 and 256 images, M_c2o inverse of M_o2c, face held and level', async () => {
     for (const k of Object.keys(images)) {
-      const c = await cropSourceImage(images[k], { name: k });
+      const c = await (await loadFaceDetector()).cropSourceImage(images[k], { name: k });
       expect(c.imgCrop.width).toBe(512);
       expect(c.imgCrop.data.length).toBe(512 * 512 * 3);
       expect(c.imgCrop256.data.length).toBe(256 * 256 * 3);
@@ -143,21 +139,21 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
 
   it('all-faces path on a synthetic group photo: two faces, largest first, face index option', async () => {
     const group = sideBySide(images['d12.jpg'], images['d0.mp4#0']);
-    const all = await cropSourceImageAll(group, { name: 'group' });
+    const all = await (await loadFaceDetector()).cropSourceImageAll(group, { name: 'group' });
     expect(all.length).toBe(2);
     // d12's face (left, larger) first
     expect(all[0].face.box[2]).toBeLessThan(720);
     expect(all[1].face.box[0]).toBeGreaterThan(720);
     for (const c of all) expectGoodCrop(c.lmkCrop);
-    const second = await cropSourceImage(group, { faceIndex: 1, name: 'group' });
+    const second = await (await loadFaceDetector()).cropSourceImage(group, { faceIndex: 1, name: 'group' });
     expect(second.M_c2o[2]).toBeCloseTo(all[1].M_c2o[2], 3);
-    await expect(cropSourceImage(group, { faceIndex: 2, name: 'group' })).rejects.toThrow(/face index 2 out of range: 2 face/);
+    await expect((await loadFaceDetector()).cropSourceImage(group, { faceIndex: 2, name: 'group' })).rejects.toThrow(/face index 2 out of range: 2 face/);
   });
 
   it('driving video crop: tracked frames share one averaged axis-aligned box', async () => {
     const frames = readFrames(join(MEDIA_DIR, 'd0.mp4'), 3, 512, 512);
     const before = tf.memory().numTensors;
-    const r = await cropDrivingVideo(frames, { name: 'd0.mp4' });
+    const r = await (await loadFaceDetector()).cropDrivingVideo(frames, { name: 'd0.mp4' });
     expect(tf.memory().numTensors).toBe(before);
     expect(r.crops.length).toBe(3);
     expect(r.frameIndices).toEqual([0, 1, 2]);
@@ -173,7 +169,7 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
 
   it("a photo without a face gives 'no face found in <file>'", async () => {
     const flat: RgbImage = { width: 320, height: 240, data: new Uint8Array(320 * 240 * 3).fill(128) };
-    expect(await detectFaces(flat)).toEqual([]);
-    await expect(cropSourceImage(flat, { name: 'flat.png' })).rejects.toThrow('no face found in flat.png');
+    expect(await (await loadFaceDetector()).detect(flat)).toEqual([]);
+    await expect((await loadFaceDetector()).cropSourceImage(flat, { name: 'flat.png' })).rejects.toThrow('no face found in flat.png');
   });
 });

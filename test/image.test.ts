@@ -3,27 +3,12 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  centerSquareCrop,
-  createImage,
-  cropImage,
-  floatToImage,
-  imageToTensor,
-  imagesToTensor,
-  isImagePath,
-  readImage,
-  resizeFloat,
-  resizeImage,
-  resizeSquare,
-  resizeToLimit,
-  tensorToImage,
-  writeImage,
-  type RgbImage,
-} from '../src/image/image.js';
+import { centerSquareCrop, createImage, cropRect, floatToImage, imageToTensor, imagesToTensor, isImagePath, resizeFloat, resizeImage, resizeSquare, resizeToLimit, tensorToImage, type RgbImage } from '../src/image/image.js';
 import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { withAtomicOutput, writeFileAtomic } from '../src/node/output.js';
 import { concatFrame, concatFrames, hstackImages } from '../src/image/concat.js';
 import { MEDIA_DIR } from './helpers/parity.js';
+import { readImage, writeImage } from '../src/node/image_files.js';
 
 const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 's0.jpg'));
 
@@ -189,7 +174,7 @@ describe('resize (OpenCV semantics)', () => {
     const c = centerSquareCrop(p);
     expect([c.width, c.height]).toEqual([600, 600]);
     expect(c.data.subarray(0, 3)).toEqual(p.data.subarray(52 * 600 * 3, 52 * 600 * 3 + 3));
-    expect(() => cropImage(p, 500, 0, 200, 10)).toThrow(/outside image/);
+    expect(() => cropRect(p, 500, 0, 200, 10)).toThrow(/outside image/);
   });
 });
 

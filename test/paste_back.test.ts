@@ -1,11 +1,12 @@
-import { readImage } from '../src/image/image.js';
 import { describe, it, expect } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { MEDIA_DIR } from './helpers/parity.js';
-import { type Affine, type RgbImage, applyAffine, invertAffine, warpImage } from '../src/face/crop.js';
 import { makeCropMask, pasteBack, preparePasteBack, tensorToRgb } from '../src/face/paste_back.js';
+import { readImage } from '../src/node/image_files.js';
+import { applyAffine, invertAffine, type Affine, warpImage } from '../src/image/affine.js';
+import { type RgbImage } from '../src/image/image.js';
 
 /** Crop → original: a 512 crop of side `side` around (cx, cy), rotated by `deg`. */
 function cropToOrig(cx: number, cy: number, side: number, deg: number): Affine {

@@ -12,15 +12,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs } from '../src/models/stitching_retargeting_module.js';
-import { LivePortrait, applyExpressionEdits, type SourceInfo } from '../src/pipeline/live_portrait.js';
+import { startFrameWorkers } from '../src/node/workers.js';
+import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
+import { applyExpressionEdits } from '../src/motion/edits.js';
 import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/motion/transfer.js';
 import { kalmanSmooth } from '../src/motion/kalman.js';
 import { type AnimationOptions, resolveOptions } from '../src/motion/options.js';
-import { loadTemplate, type MotionFrame } from '../src/formats/template.js';
-import { mapOrdered } from '../src/node/workers.js';
+import { type MotionFrame } from '../src/formats/template.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
 import { MEDIA_DIR, describeParity, fixture, fixtureMetadata, fixtureStateDict, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
+import { loadTemplate } from '../src/node/files.js';
+import { mapOrdered } from '../src/pipeline/frame_pool.js';
 
 interface OptionSet {
   relative: boolean;
@@ -103,7 +106,7 @@ describeParity('pipeline parity', () => {
     // All twelve frames (4 option sets × 3), W and G in two worker threads;
     // keypoints here, in order. This also checks that worker rendering is the
     // reference's frame.
-    await lp.useWorkers(2);
+    await startFrameWorkers(lp, 2);
     const jobs = sets.flatMap(([name, o]) => {
       const { ratios, frames } = withRatios(o, motion);
       return frames.map((f, i) => ({ name, i, source: { ...src, ...ratios }, frame: f, first: frames[0], opts: toOptions(o) }));
@@ -135,7 +138,7 @@ describeParity('pipeline parity', () => {
       checked++;
     }
     expect(checked).toBe(12);
-    await lp.useWorkers(0);
+    await startFrameWorkers(lp, 0);
   }, 3_600_000);
 });
 

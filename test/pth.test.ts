@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PthError, flattenStateDict, isHostTensor, parsePth, readPth, readPthStateDict } from '../src/formats/pth.js';
+import { PthError, flattenStateDict, isHostTensor, parsePth } from '../src/formats/pth.js';
 import { type HostTensor, f32ToBf16, f32ToF16 } from '../src/formats/host_tensor.js';
 import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
+import { readPth, readPthStateDict } from '../src/node/files.js';
 
 /** Bitwise equality of two host tensors (dtype, shape, bytes). */
 function expectSameBits(got: HostTensor | undefined, want: HostTensor, key: string): void {

@@ -2,8 +2,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsError, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from '../src/formats/safetensors.js';
+import { SafetensorsError, parseSafetensors, serializeSafetensors } from '../src/formats/safetensors.js';
 import { type HostTensor, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from '../src/formats/host_tensor.js';
+import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 
 let dir: string;
 beforeAll(() => {

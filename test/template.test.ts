@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeSafetensors } from '../src/formats/safetensors.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
-import { type MotionTemplate, TemplateError, loadTemplate, parseAnyTemplate, saveTemplate } from '../src/formats/template.js';
+import { type MotionTemplate, TemplateError, parseAnyTemplate } from '../src/formats/template.js';
 import { MEDIA_DIR } from './helpers/parity.js';
+import { loadTemplate, saveTemplate, writeSafetensors } from '../src/node/files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lp-template-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,12 +5,13 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readSafetensors, writeSafetensors } from '../src/formats/safetensors.js';
 import { type DownloadProgress, SHA256SUMS, downloadWeights, readSha256Sums, verifyWeights } from '../src/node/download.js';
-import { MODULES, type ModuleName, SIGNATURE_KEYS, officialPath } from '../src/models/checkpoints.js';
+import { officialPath } from '../src/models/checkpoints.js';
 import { WeightsError, convertWeights, findModuleFile, loadModuleWeights, loadWeights } from '../src/node/weights.js';
 import { type HostTensor, type StateDict, numel } from '../src/formats/host_tensor.js';
 import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
+import { readSafetensors, writeSafetensors } from '../src/node/files.js';
+import { MODULES, SIGNATURE_KEYS, type ModuleName } from '../src/models/registry.js';
 
 const FIXTURE_MODULES = ['appearance_feature_extractor', 'stitching_retargeting_module'] as const;
 const ckpt = (m: string): string => join(PARITY_DIR, 'checkpoints', `${m}.pth`);

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { WarpDecodePool, defaultWorkerCount, mapOrdered } from '../src/node/workers.js';
+import { WarpDecodePool, defaultWorkerCount } from '../src/node/workers.js';
 import { describeParity, fixture, fixtureStateDict, fixtureTensor, maxAbsDiff, TO_NDHWC, TO_NHWC } from './helpers/parity.js';
 import { toFloat32 } from '../src/formats/host_tensor.js';
+import { mapOrdered } from '../src/pipeline/frame_pool.js';
 
 it('mapOrdered keeps input order with work finishing out of order', async () => {
   const delays = [30, 5, 20, 1, 10];

@@ -9,7 +9,8 @@
  * --modules converts only the listed modules.
  */
 import { convertWeights } from '../../src/node/weights.js';
-import { MODULES, type ModuleName, type WeightSet } from '../../src/models/checkpoints.js';
+import { type WeightSet } from '../../src/models/checkpoints.js';
+import { MODULES, type ModuleName } from '../../src/models/registry.js';
 
 const USAGE = 'usage: convert <src-dir> <out-dir> [--set human|animal] [--modules name,name,...]';
 

@@ -8,9 +8,10 @@ import { spadeGeneratorSpecs } from '../models/spade_generator.js';
 import { STITCHING_CHECKPOINT_NAMES, stitchingRetargetingSpecs, type StitchingPart } from '../models/stitching_retargeting_module.js';
 import { warpingModuleSpecs } from '../models/warping_module.js';
 import { downloadWeights, verifyWeights, type VerifyOptions } from '../node/download.js';
-import { MODULES, type ModuleName, type WeightSet } from '../models/checkpoints.js';
+import { type WeightSet } from '../models/checkpoints.js';
 import { convertWeights } from '../node/weights.js';
 import { say } from './common.js';
+import { MODULES, type ModuleName } from '../models/registry.js';
 
 interface WArgs {
   dir: string;

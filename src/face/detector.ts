@@ -3,8 +3,9 @@
  *
  * Models: MediaPipe BlazeFace (back/full-range, 256² input, 896 anchors) and
  * FaceMesh (192² input, 468 points), tfjs graph models shipped inside the npm
- * package `@vladmandic/human` (node_modules/@vladmandic/human/models), loaded
- * from memory (no download, no tfjs-node) and run on the active backend.
+ * package `@vladmandic/human` (its models/ folder: src/node/face_models.ts
+ * loads them from disk, a page from its static files), run on the active
+ * backend.
  *
  * The reference (LivePortrait) detects with InsightFace RetinaFace, crops from
  * InsightFace's 106 points and measures eye/lip ratios on its own 203-point
@@ -12,25 +13,10 @@
  * ratios.ts for the index mapping).
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import {
-  extentAlong,
-  type Affine,
-  type CropOptions,
-  type CropResult,
-  type Point2,
-  type RgbImage,
-  DRIVING_CROP,
-  SOURCE_CROP,
-  applyAffine,
-  averageBbox,
-  bboxFromLandmarks,
-  cropImage,
-  cropImageByBbox,
-  warpAffineFloat,
-} from './crop.js';
+import { InputError } from '../errors.js';
+import { extentAlong, type CropOptions, type CropResult, DRIVING_CROP, SOURCE_CROP, averageBbox, bboxFromLandmarks, cropImage, cropImageByBbox } from './crop.js';
+import { applyAffine, type Affine, type Point2, warpAffineFloat } from '../image/affine.js';
+import { type RgbImage, boxDownscale } from '../image/image.js';
 
 export interface Face {
   /** Axis-aligned box of the landmarks [x0, y0, x1, y1], image pixels. */
@@ -66,67 +52,16 @@ const MESH_SIZE = 192;
 /** MediaPipe's ROI enlargement around a face for the landmark model. */
 const ROI_SCALE = 1.5;
 
-interface FaceModels {
+/** The two graph models: BlazeFace (detector) and FaceMesh (mesh). */
+export interface FaceModels {
   detector: tf.GraphModel;
   mesh: tf.GraphModel;
 }
-let models: Promise<FaceModels> | undefined;
 
-/** Folder of the graph models inside @vladmandic/human. */
-export function humanModelsDir(): string {
-  const require = createRequire(import.meta.url);
-  // resolves to <pkg>/dist/human.node.js; the models sit in <pkg>/models
-  return join(dirname(require.resolve('@vladmandic/human')), '..', 'models');
-}
-
-interface ModelJson {
-  modelTopology: object;
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
-  format?: string;
-  generatedBy?: string;
-  convertedBy?: string;
-  userDefinedMetadata?: Record<string, unknown>;
-}
-
-/** Load a tfjs graph model from model.json + .bin files on disk. */
-export async function loadGraphModelFromFile(jsonPath: string): Promise<tf.GraphModel> {
-  const json = JSON.parse(await readFile(jsonPath, 'utf8')) as ModelJson;
-  const dir = dirname(jsonPath);
-  const bins = await Promise.all(json.weightsManifest.flatMap((g) => g.paths).map((p) => readFile(join(dir, p))));
-  const buf = Buffer.concat(bins);
-  const weightData = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
-  const handler = tf.io.fromMemory({
-    modelTopology: json.modelTopology,
-    weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
-    weightData,
-    format: json.format,
-    generatedBy: json.generatedBy,
-    convertedBy: json.convertedBy ?? undefined,
-    userDefinedMetadata: json.userDefinedMetadata as Record<string, object> | undefined,
-  });
-  return tf.loadGraphModel(handler);
-}
-
-/** Load (once) and return the detector and mesh models. */
-export function loadFaceModels(): Promise<FaceModels> {
-  if (!models) {
-    const dir = humanModelsDir();
-    models = Promise.all([
-      loadGraphModelFromFile(join(dir, 'blazeface.json')),
-      loadGraphModelFromFile(join(dir, 'facemesh.json')),
-    ]).then(([detector, mesh]) => ({ detector, mesh }));
-    models.catch(() => (models = undefined));
-  }
-  return models;
-}
-
-/** Free the models (a later call loads them again). */
-export async function disposeFaceModels(): Promise<void> {
-  if (!models) return;
-  const m = await models;
-  models = undefined;
-  m.detector.dispose();
-  m.mesh.dispose();
+/** Where the two models come from: a model.json URL or a tfjs IOHandler each. */
+export interface FaceModelSources {
+  detector: string | tf.io.IOHandler;
+  mesh: string | tf.io.IOHandler;
 }
 
 // ---------------------------------------------------------------- detector
@@ -154,26 +89,6 @@ interface Detection {
   keypoints: Point2[];
 }
 
-/** Box-filter an RGB image down by an integer factor (anti-aliasing before the detector). */
-function shrink(img: RgbImage, k: number): RgbImage {
-  if (k <= 1) return img;
-  const w = Math.floor(img.width / k);
-  const h = Math.floor(img.height / k);
-  const out = new Uint8Array(w * h * 3);
-  const n = k * k;
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++)
-      for (let c = 0; c < 3; c++) {
-        let s = 0;
-        for (let dy = 0; dy < k; dy++) {
-          const row = ((y * k + dy) * img.width + x * k) * 3 + c;
-          for (let dx = 0; dx < k; dx++) s += img.data[row + dx * 3];
-        }
-        out[(y * w + x) * 3 + c] = Math.round(s / n);
-      }
-  return { width: w, height: h, data: out };
-}
-
 function iou(a: number[], b: number[]): number {
   const ix = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
   const iy = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
@@ -186,7 +101,7 @@ function iou(a: number[], b: number[]): number {
 async function runDetector(model: tf.GraphModel, img: RgbImage, minScore: number, iouThr: number): Promise<Detection[]> {
   // anti-alias large images, then letterbox into 256²
   const k = Math.max(1, Math.floor(Math.max(img.width, img.height) / (2 * DET_SIZE)));
-  const small = shrink(img, k);
+  const small = boxDownscale(img, k);
   const side = Math.max(small.width, small.height);
   const s = side / DET_SIZE; // input pixel → small-image pixel
   const dst2src: Affine = [s, 0, 0.5 * s - 0.5, 0, s, 0.5 * s - 0.5];
@@ -291,8 +206,7 @@ function roiToImage(roi: Roi, n: number): Affine {
 }
 
 /** Run FaceMesh on one ROI: 468 points in image pixels and the face confidence. */
-export async function landmarksFromRoi(img: RgbImage, roi: Roi): Promise<{ landmarks: Point2[]; score: number }> {
-  const { mesh } = await loadFaceModels();
+async function landmarksFromRoi(mesh: tf.GraphModel, img: RgbImage, roi: Roi): Promise<{ landmarks: Point2[]; score: number }> {
   const M = roiToImage(roi, MESH_SIZE);
   const pixels = warpAffineFloat(img.data, img.width, img.height, 3, M, {
     x0: 0,
@@ -338,47 +252,122 @@ function landmarkBox(pts: Point2[]): [number, number, number, number] {
 const boxArea = (b: number[]) => (b[2] - b[0]) * (b[3] - b[1]);
 
 /**
- * Detect all faces: BlazeFace boxes, then FaceMesh twice per face (ROI from
- * the detection, then refined from the first mesh). Largest face first (the
- * reference's 'large-small' order).
+ * Faces and their 468 FaceMesh landmarks in RGB images, on the active tfjs
+ * backend. Load once, use for every image and frame, dispose at the end.
+ *
+ * @example
+ * const detector = await FaceDetector.load({ detector: 'models/blazeface.json', mesh: 'models/facemesh.json' });
+ * const faces = await detector.detect(image);   // largest first
+ * const crop = cropImage(image, faces[0].landmarks);
+ * detector.dispose();
  */
-export async function detectFaces(img: RgbImage, opts: DetectOptions = {}): Promise<Face[]> {
-  const { detector } = await loadFaceModels();
-  const dets = await runDetector(detector, img, opts.minScore ?? 0.5, opts.iou ?? 0.3);
-  const faces: Face[] = [];
-  for (const det of dets) {
-    let r = await landmarksFromRoi(img, roiFromDetection(det));
-    if (r.score < (opts.minMeshScore ?? 0.5)) continue;
-    r = await landmarksFromRoi(img, roiFromLandmarks(r.landmarks));
-    if (r.score < (opts.minMeshScore ?? 0.5)) continue;
-    faces.push({ box: landmarkBox(r.landmarks), score: det.score, meshScore: r.score, landmarks: r.landmarks });
-  }
-  // a mesh refinement can land two detections on one face: drop duplicates
-  faces.sort((a, b) => boxArea(b.box) - boxArea(a.box));
-  const unique: Face[] = [];
-  for (const f of faces) if (unique.every((u) => iou(u.box, f.box) < 0.5)) unique.push(f);
-  return opts.maxFaces ? unique.slice(0, opts.maxFaces) : unique;
-}
+export class FaceDetector {
+  private constructor(private readonly models: FaceModels) {}
 
-/**
- * Landmarks in a video frame tracked from the previous frame's landmarks (the
- * reference runs its landmark model from the last landmarks the same way);
- * falls back to detection when the track is lost. Returns undefined when no
- * face is found.
- */
-export async function trackFace(
-  img: RgbImage,
-  previous: Point2[] | undefined,
-  opts: DetectOptions = {},
-): Promise<Face | undefined> {
-  if (previous) {
-    const r = await landmarksFromRoi(img, roiFromLandmarks(previous));
-    if (r.score >= (opts.minMeshScore ?? 0.5)) {
-      return { box: landmarkBox(r.landmarks), score: r.score, meshScore: r.score, landmarks: r.landmarks };
+  /** Load both graph models (in Node, `loadFaceDetector()` of the node adapter finds them for you). */
+  static async load(sources: FaceModelSources): Promise<FaceDetector> {
+    const [detector, mesh] = await Promise.all([tf.loadGraphModel(sources.detector), tf.loadGraphModel(sources.mesh)]);
+    return new FaceDetector({ detector, mesh });
+  }
+
+  /** From models already loaded (the detector owns them from now on). */
+  static fromModels(models: FaceModels): FaceDetector {
+    return new FaceDetector(models);
+  }
+
+  /**
+   * Detect all faces: BlazeFace boxes, then FaceMesh twice per face (ROI from
+   * the detection, then refined from the first mesh). Largest face first (the
+   * reference's 'large-small' order).
+   */
+  async detect(img: RgbImage, opts: DetectOptions = {}): Promise<Face[]> {
+    const { detector, mesh } = this.models;
+    const dets = await runDetector(detector, img, opts.minScore ?? 0.5, opts.iou ?? 0.3);
+    const faces: Face[] = [];
+    for (const det of dets) {
+      let r = await landmarksFromRoi(mesh, img, roiFromDetection(det));
+      if (r.score < (opts.minMeshScore ?? 0.5)) continue;
+      r = await landmarksFromRoi(mesh, img, roiFromLandmarks(r.landmarks));
+      if (r.score < (opts.minMeshScore ?? 0.5)) continue;
+      faces.push({ box: landmarkBox(r.landmarks), score: det.score, meshScore: r.score, landmarks: r.landmarks });
+    }
+    // a mesh refinement can land two detections on one face: drop duplicates
+    faces.sort((a, b) => boxArea(b.box) - boxArea(a.box));
+    const unique: Face[] = [];
+    for (const f of faces) if (unique.every((u) => iou(u.box, f.box) < 0.5)) unique.push(f);
+    return opts.maxFaces ? unique.slice(0, opts.maxFaces) : unique;
+  }
+
+  /**
+   * Landmarks in a video frame tracked from the previous frame's landmarks (the
+   * reference runs its landmark model from the last landmarks the same way);
+   * falls back to detection when the track is lost. Returns undefined when no
+   * face is found.
+   */
+  async track(img: RgbImage, previous: Point2[] | undefined, opts: DetectOptions = {}): Promise<Face | undefined> {
+    if (previous) {
+      const r = await landmarksFromRoi(this.models.mesh, img, roiFromLandmarks(previous));
+      if (r.score >= (opts.minMeshScore ?? 0.5)) {
+        return { box: landmarkBox(r.landmarks), score: r.score, meshScore: r.score, landmarks: r.landmarks };
+      }
+    }
+    const faces = await this.detect(img, { ...opts, maxFaces: 1 });
+    return faces[0];
+  }
+
+  /** Crop every face of an image (group photos), largest first. Throws when there is none. */
+  async cropSourceImageAll(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop[]> {
+    const faces = await this.detect(img, opts);
+    if (faces.length === 0) throw noFace(opts.name);
+    return faces.map((face) => ({ ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks }));
+  }
+
+  /** The reference's crop_source_image: face `faceIndex` (default the largest), scale 2.3, vy −0.125, rotation aligned. */
+  async cropSourceImage(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop> {
+    const faces = await this.detect(img, opts);
+    if (faces.length === 0) throw noFace(opts.name);
+    const i = opts.faceIndex ?? 0;
+    if (i < 0 || i >= faces.length)
+      throw new InputError(`face index ${i} out of range: ${faces.length} face(s) found in ${opts.name ?? 'the image'}`);
+    const face = faces[i];
+    return { ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks };
+  }
+
+  /**
+   * Landmarks of one face through a video, one frame at a time: detection on
+   * the first frame (or whenever the track is lost), then tracking from the
+   * previous landmarks. Frames without a face get undefined.
+   */
+  async *trackVideo(frames: Frames, opts: DetectOptions = {}): AsyncGenerator<Point2[] | undefined> {
+    let prev: Point2[] | undefined;
+    for await (const frame of frames) {
+      const face = await this.track(frame, prev, opts);
+      prev = face?.landmarks;
+      yield prev;
     }
   }
-  const faces = await detectFaces(img, { ...opts, maxFaces: 1 });
-  return faces[0];
+
+  /**
+   * The reference's crop_driving_video: track the face, take each frame's
+   * axis-aligned box (scale 2.2, vy −0.1), average the boxes over the video
+   * (the reference's smoothing) and crop every frame with that one box.
+   * For long videos, use trackVideo / drivingBbox / cropImageByBbox
+   * to avoid holding all frames.
+   */
+  async cropDrivingVideo(frames: RgbImage[], opts: CropOptions & DetectOptions & { name?: string } = {}): Promise<DrivingCrop> {
+    const lmks: (Point2[] | undefined)[] = [];
+    for await (const l of this.trackVideo(frames, opts)) lmks.push(l);
+    const frameIndices = lmks.flatMap((l, i) => (l ? [i] : []));
+    if (frameIndices.length === 0) throw noFace(opts.name ?? 'the driving video');
+    const bbox = drivingBbox(frameIndices.map((i) => lmks[i] as Point2[]), opts);
+    const crops = frameIndices.map((i) => cropImageByBbox(frames[i], bbox, lmks[i], opts.dsize ?? DRIVING_CROP.dsize));
+    return { crops, frameIndices, bbox };
+  }
+
+  dispose(): void {
+    this.models.detector.dispose();
+    this.models.mesh.dispose();
+  }
 }
 
 // ---------------------------------------------------------------- crops
@@ -397,45 +386,11 @@ export interface SourceCrop extends CropResult {
   lmk: Point2[];
 }
 
-function noFace(name?: string): Error {
-  return new Error(`no face found in ${name ?? 'the image'}`);
-}
-
-/** Crop every face of an image (group photos), largest first. Throws when there is none. */
-export async function cropSourceImageAll(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop[]> {
-  const faces = await detectFaces(img, opts);
-  if (faces.length === 0) throw noFace(opts.name);
-  return faces.map((face) => ({ ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks }));
-}
-
-/** The reference's crop_source_image: face `faceIndex` (default the largest), scale 2.3, vy −0.125, rotation aligned. */
-export async function cropSourceImage(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop> {
-  const faces = await detectFaces(img, opts);
-  if (faces.length === 0) throw noFace(opts.name);
-  const i = opts.faceIndex ?? 0;
-  if (i < 0 || i >= faces.length)
-    throw new Error(`face index ${i} out of range: ${faces.length} face(s) found in ${opts.name ?? 'the image'}`);
-  const face = faces[i];
-  return { ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks };
+function noFace(name?: string): InputError {
+  return new InputError(`no face found in ${name ?? 'the image'}`);
 }
 
 type Frames = Iterable<RgbImage> | AsyncIterable<RgbImage>;
-
-/**
- * Landmarks of one face through a video: detection on the first frame (or
- * whenever the track is lost), then tracking from the previous landmarks.
- * Frames without a face get undefined.
- */
-export async function trackVideo(frames: Frames, opts: DetectOptions = {}): Promise<(Point2[] | undefined)[]> {
-  const out: (Point2[] | undefined)[] = [];
-  let prev: Point2[] | undefined;
-  for await (const frame of frames) {
-    const face = await trackFace(frame, prev, opts);
-    prev = face?.landmarks;
-    out.push(prev);
-  }
-  return out;
-}
 
 export interface DrivingCrop {
   /** Per frame (frames without a face are skipped, like the reference). */
@@ -446,52 +401,7 @@ export interface DrivingCrop {
   bbox: [number, number, number, number];
 }
 
-/**
- * The reference's crop_driving_video: track the face, take each frame's
- * axis-aligned box (scale 2.2, vy −0.1), average the boxes over the video
- * (the reference's smoothing) and crop every frame with that one box.
- * For long videos, call trackVideo / drivingBbox / cropImageByBbox yourself
- * to avoid holding all frames.
- */
-export async function cropDrivingVideo(
-  frames: RgbImage[],
-  opts: CropOptions & DetectOptions & { name?: string } = {},
-): Promise<DrivingCrop> {
-  const lmks = await trackVideo(frames, opts);
-  const frameIndices = lmks.flatMap((l, i) => (l ? [i] : []));
-  if (frameIndices.length === 0) throw noFace(opts.name ?? 'the driving video');
-  const bbox = drivingBbox(frameIndices.map((i) => lmks[i] as Point2[]), opts);
-  const crops = frameIndices.map((i) => cropImageByBbox(frames[i], bbox, lmks[i], opts.dsize ?? DRIVING_CROP.dsize));
-  return { crops, frameIndices, bbox };
-}
-
 /** The averaged driving box from per-frame landmarks. */
 export function drivingBbox(lmks: Point2[][], opts: CropOptions = {}): [number, number, number, number] {
   return averageBbox(lmks.map((l) => bboxFromLandmarks(l, { ...DRIVING_CROP, ...opts })));
-}
-
-/**
- * The reference's crop_source_video: per-frame rotation-aligned crops
- * (scale 2.3, vy −0.125) from tracked landmarks, no smoothing; frames
- * without a face are skipped.
- */
-export async function cropSourceVideo(
-  frames: Frames,
-  opts: CropOptions & DetectOptions & { name?: string } = {},
-): Promise<{ crops: (CropResult & { lmk: Point2[] })[]; frameIndices: number[] }> {
-  const crops: (CropResult & { lmk: Point2[] })[] = [];
-  const frameIndices: number[] = [];
-  let prev: Point2[] | undefined;
-  let i = 0;
-  for await (const frame of frames) {
-    const face = await trackFace(frame, prev, opts);
-    prev = face?.landmarks;
-    if (face) {
-      crops.push({ ...cropImage(frame, face.landmarks, { ...SOURCE_CROP, ...opts }), lmk: face.landmarks });
-      frameIndices.push(i);
-    }
-    i++;
-  }
-  if (crops.length === 0) throw noFace(opts.name ?? 'the source video');
-  return { crops, frameIndices };
 }

@@ -7,7 +7,8 @@
  * resolution.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { type Affine, type RgbImage, applyAffine, invertAffine, warpAffineFloat } from './crop.js';
+import { applyAffine, invertAffine, type Affine, warpAffineFloat } from '../image/affine.js';
+import { type RgbImage } from '../image/image.js';
 
 /**
  * The crop mask, one channel, uint8: 255 inside, a linear 0→255 ramp over the

@@ -12,7 +12,7 @@
  * Ratios do not depend on scale, rotation or translation, so landmarks in
  * original or crop coordinates give the same values.
  */
-import type { Point2 } from './crop.js';
+import type { Point2 } from '../image/affine.js';
 
 const EPS = 1e-6;
 const dist = (a: Point2, b: Point2) => Math.hypot(a[0] - b[0], a[1] - b[1]);

@@ -6,19 +6,17 @@
  * are materialised), dicts as Map. Nothing is executed: only the few globals a
  * state dict needs are understood; other globals become opaque objects.
  */
-import { readFileSync } from 'node:fs';
 import { unzipSync } from 'fflate';
 import { NameRegistry, Parser } from 'pickleparser';
-import { type DType, type HostData, type HostTensor, type StateDict, numel } from './host_tensor.js';
+import { type DType, type HostData, type HostTensor, type StateDict, DTYPE_BYTES, numel } from './host_tensor.js';
+import { InputError } from '../errors.js';
 
-export class PthError extends Error {
+export class PthError extends InputError {
   constructor(file: string, what: string) {
     super(`${file}: ${what}`);
-    this.name = 'PthError';
   }
 }
 
-const BYTES: Record<DType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 /** torch.<X>Storage class names → dtype. */
 const STORAGE_DTYPES: Record<string, DType> = {
@@ -95,7 +93,7 @@ function isContiguous(size: readonly number[], stride: readonly number[]): boole
  */
 export function materialise(file: string, storage: Storage, offset: number, size: number[], stride: number[]): HostTensor {
   const { dtype, bytes, key } = storage;
-  const item = BYTES[dtype];
+  const item = DTYPE_BYTES[dtype];
   const n = numel(size);
   let out = new Uint8Array(0);
   if (n > 0) {
@@ -170,7 +168,7 @@ export function parsePth(bytes: Uint8Array, file = 'checkpoint'): unknown {
     if (!s) {
       const rec = entries[`${prefix}data/${key}`];
       if (!rec) throw new PthError(file, `missing storage record '${prefix}data/${key}' in the zip; the file is incomplete or corrupt, download it again`);
-      const need = Number(count) * BYTES[type.dtype];
+      const need = Number(count) * DTYPE_BYTES[type.dtype];
       if (rec.length < need) throw new PthError(file, `truncated: storage record '${prefix}data/${key}' has ${rec.length} bytes, ${need} expected; download it again`);
       // Aligned (a copy where needed: Buffer.slice would be a view), so typed views of any width are possible.
       s = { key, dtype: type.dtype, bytes: rec.byteOffset % 8 === 0 ? rec : new Uint8Array(rec) };
@@ -218,17 +216,6 @@ export function parsePth(bytes: Uint8Array, file = 'checkpoint'): unknown {
   }
 }
 
-/** Read a .pth file: its pickled object, with dicts as Map and tensors as HostTensor. */
-export function readPth(path: string): unknown {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new PthError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parsePth(bytes, path);
-}
-
 /** Strip one leading `module.` (the DataParallel prefix), as the reference's loader does. */
 export function stripModulePrefix(key: string): string {
   return key.startsWith('module.') ? key.slice('module.'.length) : key;
@@ -259,9 +246,4 @@ export function flattenStateDict(obj: unknown, file = 'checkpoint'): StateDict {
   walk(obj, '');
   if (sd.size === 0) throw new PthError(file, 'not a state dict: the checkpoint holds no tensors');
   return sd;
-}
-
-/** Read a .pth file as a flat state dict (see flattenStateDict). */
-export function readPthStateDict(path: string): StateDict {
-  return flattenStateDict(readPth(path), path);
 }

@@ -3,20 +3,18 @@
  * ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}), then the
  * raw little-endian data, offsets relative to the end of the header.
  */
-import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import { type DType, type HostTensor, type HostData, numel } from './host_tensor.js';
+import { type DType, type HostTensor, type HostData, DTYPE_BYTES, numel } from './host_tensor.js';
+import { InputError } from '../errors.js';
 
-const BYTES: Record<DType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;
   metadata: Record<string, string>;
 }
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends InputError {
   constructor(file: string, what: string) {
     super(`${file}: ${what}`);
-    this.name = 'SafetensorsError';
   }
 }
 
@@ -75,28 +73,18 @@ export function parseSafetensors(bytes: Uint8Array, name = 'safetensors'): Safet
     if (typeof e !== 'object' || e === null || typeof e.dtype !== 'string' || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets) || e.data_offsets.length !== 2)
       throw new SafetensorsError(name, `malformed header entry for '${key}': needs dtype, shape and data_offsets`);
     const dtype = e.dtype as DType;
-    if (!(dtype in BYTES)) throw new SafetensorsError(name, `tensor '${key}' has unknown dtype '${e.dtype}'; supported: ${Object.keys(BYTES).join(', ')}`);
+    if (!(dtype in DTYPE_BYTES)) throw new SafetensorsError(name, `tensor '${key}' has unknown dtype '${e.dtype}'; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
     const shape = e.shape as number[];
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(name, `tensor '${key}' has a bad shape ${JSON.stringify(shape)}`);
     const [begin, end] = e.data_offsets as number[];
     if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin || end > dataLen)
       throw new SafetensorsError(name, `tensor '${key}' has offsets [${begin}, ${end}] outside the data (${dataLen} bytes); the file is truncated or corrupt`);
     const count = numel(shape);
-    if (end - begin !== count * BYTES[dtype])
-      throw new SafetensorsError(name, `tensor '${key}' has ${end - begin} bytes for shape ${JSON.stringify(shape)} of ${dtype} (${count * BYTES[dtype]} expected)`);
+    if (end - begin !== count * DTYPE_BYTES[dtype])
+      throw new SafetensorsError(name, `tensor '${key}' has ${end - begin} bytes for shape ${JSON.stringify(shape)} of ${dtype} (${count * DTYPE_BYTES[dtype]} expected)`);
     tensors.set(key, { dtype, shape, data: view(dtype, bytes.subarray(dataStart + begin, dataStart + end), count) });
   }
   return { tensors, metadata };
-}
-
-export function readSafetensors(path: string): SafetensorsFile {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new SafetensorsError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseSafetensors(bytes, path);
 }
 
 /** Serialise tensors (in insertion order) to safetensors bytes. */
@@ -106,15 +94,15 @@ export function serializeSafetensors(tensors: Map<string, HostTensor> | Record<s
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [key, t] of entries) {
-    if (!(t.dtype in BYTES)) throw new Error(`cannot write tensor '${key}': unknown dtype '${t.dtype}'`);
-    const nbytes = numel(t.shape) * BYTES[t.dtype];
+    if (!(t.dtype in DTYPE_BYTES)) throw new Error(`cannot write tensor '${key}': unknown dtype '${t.dtype}'`);
+    const nbytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
     if (t.data.byteLength !== nbytes) throw new Error(`cannot write tensor '${key}': ${t.data.byteLength} bytes of data for shape ${JSON.stringify(t.shape)} of ${t.dtype}`);
     header[key] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + nbytes] };
     offset += nbytes;
   }
   let json = JSON.stringify(header);
   // Pad the header with spaces so the data starts 8-byte aligned.
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);
   const hbytes = new TextEncoder().encode(json);
   const out = new Uint8Array(8 + hbytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(hbytes.length), true);
@@ -125,16 +113,4 @@ export function serializeSafetensors(tensors: Map<string, HostTensor> | Record<s
     pos += t.data.byteLength;
   }
   return out;
-}
-
-/** Write atomically: to a temporary name first, renamed when complete. */
-export function writeSafetensors(path: string, tensors: Map<string, HostTensor> | Record<string, HostTensor>, metadata?: Record<string, string>): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, serializeSafetensors(tensors, metadata));
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
 }

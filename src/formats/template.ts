@@ -31,10 +31,9 @@
  * (`c_d_lip_lst`) of [1,1]. `readReferenceTemplate` reads it with
  * `pickleparser` and a small numpy-array reconstruction.
  */
-import { readFileSync } from 'node:fs';
-import { f16ToF32 } from './host_tensor.js';
-import { NameRegistry, Parser } from 'pickleparser';
-import { parseSafetensors, writeSafetensors } from './safetensors.js';
+import { InputError } from '../errors.js';
+import { NdArray, unpickle } from './numpy_pickle.js';
+import { parseSafetensors } from './safetensors.js';
 import type { HostTensor } from './host_tensor.js';
 import { toFloat32 } from './host_tensor.js';
 
@@ -65,12 +64,8 @@ export interface MotionTemplate {
 export const TEMPLATE_FORMAT = 'liveportrait-motion-template';
 export const TEMPLATE_VERSION = '1';
 
-export class TemplateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'TemplateError';
-  }
-}
+/** A motion template that cannot be read or is malformed. */
+export class TemplateError extends InputError {}
 
 const SIZES = { R: 9, exp: 63, t: 3, scale: 1, kp: 63, x_s: 63 } as const;
 
@@ -107,11 +102,6 @@ export function templateToTensors(tpl: MotionTemplate): { tensors: Map<string, H
   if (all('lipRatio')) tensors.set('c_lip', stack(fr, (f) => [f.lipRatio!], 1, [1]));
   const metadata = { format: TEMPLATE_FORMAT, version: TEMPLATE_VERSION, n_frames: String(fr.length), fps: String(tpl.fps) };
   return { tensors, metadata };
-}
-
-export function saveTemplate(path: string, tpl: MotionTemplate): void {
-  const { tensors, metadata } = templateToTensors(tpl);
-  writeSafetensors(path, tensors, metadata);
 }
 
 /** Parse our format from bytes; `name` is for messages. */
@@ -153,110 +143,6 @@ export function parseTemplate(bytes: Uint8Array, name = 'motion template'): Moti
     frames.push(f);
   }
   return { fps: Number(md.fps) || 25, frames };
-}
-
-// ---------------------------------------------------------------- numpy pickles
-
-/** A numpy array rebuilt from a pickle: dtype, shape and values. */
-export class NdArray {
-  dtype = '';
-  shape: number[] = [];
-  data: Float64Array | Float32Array | Int32Array | Uint8Array = new Float32Array(0);
-
-  /** ndarray.__setstate__((version, shape, dtype, is_fortran, rawdata)). */
-  __setstate__(state: unknown[]): void {
-    const [, shape, dtype, fortran, raw] = state as [number, number[], NpDtype, boolean, Uint8Array | unknown[]];
-    this.shape = [...(shape as number[])];
-    if (!(dtype instanceof NpDtype)) throw new TemplateError('numpy array with an unknown dtype object');
-    if (!(raw instanceof Uint8Array) && !ArrayBuffer.isView(raw)) throw new TemplateError(`numpy array of dtype '${dtype.descr}' holds Python objects, not numbers`);
-    const bytes = raw as Uint8Array;
-    this.dtype = dtype.descr;
-    const n = this.shape.reduce((a, b) => a * b, 1);
-    this.data = decodeNumbers(bytes, dtype, n);
-    if (fortran && this.shape.length > 1) this.data = fortranToC(this.data, this.shape);
-  }
-
-  toFloat32(): Float32Array {
-    return this.data instanceof Float32Array ? this.data : Float32Array.from(this.data as ArrayLike<number>);
-  }
-}
-
-/** numpy.dtype(descr, align, copy) with __setstate__ giving the byte order. */
-export class NpDtype {
-  order = '<';
-  constructor(readonly descr: string) {}
-  __setstate__(state: unknown[]): void {
-    if (typeof state[1] === 'string') this.order = state[1];
-  }
-}
-
-function decodeNumbers(bytes: Uint8Array, dt: NpDtype, n: number): Float64Array | Float32Array | Int32Array | Uint8Array {
-  const kind = dt.descr.replace(/^[<>=|]/, '');
-  const little = !(dt.order === '>' || dt.descr.startsWith('>'));
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const size = { f8: 8, f4: 4, f2: 2, i8: 8, i4: 4, i2: 2, i1: 1, u1: 1, b1: 1, u2: 2, u4: 4, u8: 8 }[kind];
-  if (!size) throw new TemplateError(`numpy dtype '${dt.descr}' is not supported in motion templates`);
-  if (bytes.byteLength < n * size) throw new TemplateError(`numpy array of ${n} x ${kind} has only ${bytes.byteLength} bytes`);
-  const read: (o: number) => number = {
-    f8: (o: number) => dv.getFloat64(o, little),
-    f4: (o: number) => dv.getFloat32(o, little),
-    f2: (o: number) => f16ToF32(dv.getUint16(o, little)),
-    i8: (o: number) => Number(dv.getBigInt64(o, little)),
-    u8: (o: number) => Number(dv.getBigUint64(o, little)),
-    i4: (o: number) => dv.getInt32(o, little),
-    u4: (o: number) => dv.getUint32(o, little),
-    i2: (o: number) => dv.getInt16(o, little),
-    u2: (o: number) => dv.getUint16(o, little),
-    i1: (o: number) => dv.getInt8(o),
-    u1: (o: number) => dv.getUint8(o),
-    b1: (o: number) => dv.getUint8(o),
-  }[kind as 'f8'];
-  const out = kind === 'f4' || kind === 'f2' ? new Float32Array(n) : new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = read(i * size);
-  return out;
-}
-
-function fortranToC<T extends Float64Array | Float32Array | Int32Array | Uint8Array>(data: T, shape: number[]): T {
-  const out = new (data.constructor as new (n: number) => T)(data.length);
-  const nd = shape.length;
-  const idx = new Array(nd).fill(0);
-  for (let c = 0; c < data.length; c++) {
-    let f = 0;
-    let stride = 1;
-    for (let k = 0; k < nd; k++) {
-      f += idx[k] * stride;
-      stride *= shape[k];
-    }
-    out[c] = data[f];
-    for (let k = nd - 1; k >= 0; k--) {
-      if (++idx[k] < shape[k]) break;
-      idx[k] = 0;
-    }
-  }
-  return out;
-}
-
-function numpyRegistry(): NameRegistry {
-  const reg = new NameRegistry();
-  for (const mod of ['numpy.core.multiarray', 'numpy._core.multiarray']) {
-    reg.register(mod, '_reconstruct', () => new NdArray());
-    // numpy scalars: scalar(dtype, bytes)
-    reg.register(mod, 'scalar', (dt: NpDtype, raw: Uint8Array) => decodeNumbers(raw, dt, 1)[0]);
-  }
-  reg.register('numpy', 'dtype', (descr: string) => new NpDtype(descr));
-  reg.register('numpy', 'ndarray', () => undefined);
-  return reg;
-}
-
-/** Unpickle bytes holding plain Python data and numpy arrays. */
-export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
-  if (bytes.length < 2 || bytes[0] !== 0x80) throw new TemplateError(`${name}: not a Python pickle (protocol 2+ header missing)`);
-  try {
-    return new Parser({ nameResolver: numpyRegistry(), unpicklingTypeOfDictionary: 'Map' }).parse(bytes);
-  } catch (e) {
-    if (e instanceof TemplateError) throw new TemplateError(`${name}: ${e.message}`);
-    throw new TemplateError(`${name}: unreadable pickle (${(e as Error).message})`);
-  }
 }
 
 function field(obj: unknown, key: string): unknown {
@@ -306,29 +192,9 @@ export function readReferenceTemplate(bytes: Uint8Array, name = 'template.pkl'):
   return referenceTemplateFromObject(unpickle(bytes, name), name);
 }
 
-/**
- * Load a motion template from a file: our safetensors format or the
- * reference's `.pkl`, told apart by content. Anything else is a one-line error.
- */
-export function loadTemplate(path: string): MotionTemplate {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new TemplateError(`${path}: cannot read motion template (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return parseAnyTemplate(bytes, path);
-}
-
 export function parseAnyTemplate(bytes: Uint8Array, name = 'motion template'): MotionTemplate {
   if (bytes.length >= 2 && bytes[0] === 0x80 && bytes[1] >= 2 && bytes[1] <= 5) return readReferenceTemplate(bytes, name);
   if (bytes.length >= 9 && bytes[8] === 0x7b /* '{' of the JSON header */) return parseTemplate(bytes, name);
   throw new TemplateError(`${name}: not a motion template: expected this library's safetensors template or the reference's .pkl`);
 }
 
-/** Read a numpy array pickled on its own (e.g. the reference's lip_array.pkl) as float32. */
-export function readNumpyPickle(bytes: Uint8Array, name = 'array.pkl'): { shape: number[]; data: Float32Array } {
-  const obj = unpickle(bytes, name);
-  if (!(obj instanceof NdArray)) throw new TemplateError(`${name}: the pickle does not hold a numpy array`);
-  return { shape: obj.shape, data: obj.toFloat32() };
-}

@@ -1,18 +1,12 @@
 /**
- * Still images: reading and writing (jimp; webp decoded through ffmpeg, jimp
- * here has no webp codec), resizing with OpenCV's INTER_AREA / INTER_LINEAR
- * semantics on typed arrays, cropping, and conversion to and from the
- * networks' NHWC float tensors.
+ * Still images in memory: the one RGB image type, resizing with OpenCV's
+ * INTER_AREA / INTER_LINEAR semantics on typed arrays, rectangle crops, and
+ * conversion to and from the networks' NHWC float tensors. Reading and
+ * writing files is an adapter's job (src/node/image_files.ts).
  *
  * Images are interleaved RGB, row-major, 3 bytes per pixel, no alpha.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Jimp } from 'jimp';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { ffmpegPath, lastLine, parseProbeOutput } from '../node/ffmpeg.js';
-import { withAtomicOutput } from '../node/output.js';
 
 /** An 8-bit RGB image, HxWx3 interleaved. */
 export interface RgbImage {
@@ -23,14 +17,17 @@ export interface RgbImage {
 
 /** Extensions treated as still images (the reference's is_image list). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.gif', '.bmp', '.tiff', '.tif', '.webp'];
-/** Extensions readImage decodes. */
-export const READ_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp', 'gif', 'tiff', 'webp'];
-/** Extensions writeImage encodes. */
-export const WRITE_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp'];
 
 /** True when the path has a still-image extension (case-insensitive). */
 export function isImagePath(path: string): boolean {
-  return IMAGE_EXTENSIONS.includes(extname(path).toLowerCase());
+  return IMAGE_EXTENSIONS.includes(extensionOf(path));
+}
+
+/** The lower-case extension of a file name with its dot ('.jpg'), or ''. */
+export function extensionOf(path: string): string {
+  const name = path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+  const dot = name.lastIndexOf('.');
+  return dot > 0 ? name.slice(dot).toLowerCase() : '';
 }
 
 /** An image of the given size, zero-filled unless data is given. */
@@ -43,109 +40,6 @@ export function createImage(width: number, height: number, data?: Uint8Array): R
     throw new Error(`image data has ${data.length} bytes, expected ${n} for ${width}x${height}x3`);
   }
   return { width, height, data: data ?? new Uint8Array(n) };
-}
-
-// ------------------------------------------------------------- read/write ---
-
-function sniff(b: Uint8Array): string | undefined {
-  const ascii = (o: number, n: number) => String.fromCharCode(...b.subarray(o, o + n));
-  if (b[0] === 0xff && b[1] === 0xd8) return 'jpeg';
-  if (b[0] === 0x89 && ascii(1, 3) === 'PNG') return 'png';
-  if (ascii(0, 2) === 'BM') return 'bmp';
-  if (ascii(0, 3) === 'GIF') return 'gif';
-  if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'tiff';
-  if (ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') return 'webp';
-  return undefined;
-}
-
-/** Drop the alpha channel of RGBA data (jimp bitmaps). */
-function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array {
-  const n = width * height;
-  const out = new Uint8Array(n * 3);
-  for (let i = 0, j = 0; i < n; i++, j += 4) {
-    out[i * 3] = rgba[j];
-    out[i * 3 + 1] = rgba[j + 1];
-    out[i * 3 + 2] = rgba[j + 2];
-  }
-  return out;
-}
-
-function decodeWithFfmpeg(path: string): RgbImage {
-  const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const info = parseProbeOutput(probe.stderr?.toString('utf8') ?? '');
-  if (!info) throw new Error(`Cannot read image "${path}": ffmpeg cannot decode it`);
-  const r = spawnSync(
-    ffmpegPath(),
-    ['-hide_banner', '-nostdin', '-v', 'error', '-i', path, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-    { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 },
-  );
-  const n = info.width * info.height * 3;
-  if (r.status !== 0 || !r.stdout || r.stdout.length < n) {
-    throw new Error(`Cannot read image "${path}": ffmpeg failed: ${lastLine(r.stderr?.toString('utf8') ?? '')}`);
-  }
-  return createImage(info.width, info.height, new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, n).slice());
-}
-
-/**
- * Read an image file as 8-bit RGB (alpha dropped). jpg, png, bmp, gif (first
- * frame), tiff via jimp; webp via ffmpeg. Errors are one line naming the file.
- */
-export async function readImage(path: string): Promise<RgbImage> {
-  let bytes: Buffer;
-  try {
-    if (!statSync(path).isFile()) throw new Error(`Cannot read image "${path}": not a file`);
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`Cannot read image "${path}": file not found`);
-    if (code) throw new Error(`Cannot read image "${path}": ${code}`);
-    throw e;
-  }
-  const kind = sniff(bytes);
-  if (!kind) {
-    throw new Error(
-      `Cannot read image "${path}": not an image or unsupported format (supported: ${READ_IMAGE_FORMATS.join(', ')})`,
-    );
-  }
-  if (kind === 'webp') return decodeWithFfmpeg(path);
-  let img: Awaited<ReturnType<typeof Jimp.read>>;
-  try {
-    img = await Jimp.read(bytes);
-  } catch (e) {
-    throw new Error(`Cannot read image "${path}": corrupt ${kind} (${(e as Error).message.split('\n')[0]})`);
-  }
-  const { width, height, data } = img.bitmap;
-  return createImage(width, height, rgbaToRgb(data, width, height));
-}
-
-/**
- * Write an RGB image; the format follows the extension (jpg/jpeg, png, bmp).
- * Written atomically (temporary name, then rename). `quality` is the JPEG
- * quality (default 95, as cv2.imwrite).
- */
-export async function writeImage(path: string, image: RgbImage, opts: { quality?: number } = {}): Promise<void> {
-  const ext = extname(path).toLowerCase().slice(1);
-  const mime =
-    ext === 'jpg' || ext === 'jpeg' ? 'image/jpeg' : ext === 'png' ? 'image/png' : ext === 'bmp' ? 'image/bmp' : undefined;
-  if (!mime) {
-    throw new Error(`Cannot write image "${path}": unsupported extension (supported: ${WRITE_IMAGE_FORMATS.join(', ')})`);
-  }
-  const { width, height, data } = createImage(image.width, image.height, image.data);
-  const rgba = new Uint8Array(width * height * 4);
-  for (let i = 0, n = width * height; i < n; i++) {
-    rgba[i * 4] = data[i * 3];
-    rgba[i * 4 + 1] = data[i * 3 + 1];
-    rgba[i * 4 + 2] = data[i * 3 + 2];
-    rgba[i * 4 + 3] = 255;
-  }
-  const j = Jimp.fromBitmap({ width, height, data: Buffer.from(rgba.buffer) });
-  const buf =
-    mime === 'image/jpeg'
-      ? await j.getBuffer('image/jpeg', { quality: opts.quality ?? 95 })
-      : mime === 'image/png'
-        ? await j.getBuffer('image/png')
-        : await j.getBuffer('image/bmp');
-  await withAtomicOutput(path, (tmp) => writeFileSync(tmp, buf));
 }
 
 // --------------------------------------------------------------- resizing ---
@@ -280,6 +174,30 @@ export function toUint8(data: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/**
+ * Downscale by an integer factor k with k×k box means, rounded (exactly
+ * cv2's INTER_AREA, and at k = 2 its INTER_LINEAR too); the edge rows and
+ * columns past a multiple of k are dropped.
+ */
+export function boxDownscale(img: RgbImage, k: number): RgbImage {
+  if (k <= 1) return img;
+  const w = Math.floor(img.width / k);
+  const h = Math.floor(img.height / k);
+  const out = new Uint8Array(w * h * 3);
+  const n = k * k;
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++)
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let dy = 0; dy < k; dy++) {
+          const row = ((y * k + dy) * img.width + x * k) * 3 + c;
+          for (let dx = 0; dx < k; dx++) s += img.data[row + dx * 3];
+        }
+        out[(y * w + x) * 3 + c] = Math.round(s / n);
+      }
+  return { width: w, height: h, data: out };
+}
+
 /** Resize an RGB image (default INTER_AREA, as the reference's 256x256 crops). */
 export function resizeImage(image: RgbImage, width: number, height: number, mode: ResizeMode = 'area'): RgbImage {
   if (image.width === width && image.height === height) return createImage(width, height, image.data.slice());
@@ -308,13 +226,13 @@ export function resizeToLimit(image: RgbImage, maxDim = 1920, division = 2): Rgb
   const nh = img.height - (img.height % d);
   const nw = img.width - (img.width % d);
   if (nh === 0 || nw === 0 || (nh === img.height && nw === img.width)) return img;
-  return cropImage(img, 0, 0, nw, nh);
+  return cropRect(img, 0, 0, nw, nh);
 }
 
 // --------------------------------------------------------------- cropping ---
 
 /** Crop a rectangle (must lie inside the image). */
-export function cropImage(image: RgbImage, x: number, y: number, width: number, height: number): RgbImage {
+export function cropRect(image: RgbImage, x: number, y: number, width: number, height: number): RgbImage {
   if (x < 0 || y < 0 || x + width > image.width || y + height > image.height || width <= 0 || height <= 0) {
     throw new Error(`crop ${width}x${height}+${x}+${y} outside image ${image.width}x${image.height}`);
   }
@@ -329,7 +247,7 @@ export function cropImage(image: RgbImage, x: number, y: number, width: number, 
 /** The largest centred square (offset rounded down). */
 export function centerSquareCrop(image: RgbImage): RgbImage {
   const s = Math.min(image.width, image.height);
-  return cropImage(image, Math.floor((image.width - s) / 2), Math.floor((image.height - s) / 2), s, s);
+  return cropRect(image, Math.floor((image.width - s) / 2), Math.floor((image.height - s) / 2), s, s);
 }
 
 // ---------------------------------------------------------------- tensors ---

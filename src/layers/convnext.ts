@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
-import type { ParamSpec } from '../models/synthetic.js';
+import type { ParamSpec } from './params.js';
 import { Conv2d, type Disposable } from './core.js';
 
 /** (x - mean) / sqrt(var + eps) over the last axis, biased variance, without affine. */

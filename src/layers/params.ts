@@ -3,13 +3,15 @@
  * errors that name the network, the key and the file.
  */
 import * as tf from '@tensorflow/tfjs';
+import { WeightsError } from '../errors.js';
 import { type HostTensor, type StateDict, toFloat32 } from '../formats/host_tensor.js';
 
-export class WeightsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WeightsError';
-  }
+export { WeightsError };
+
+/** One parameter of a network: its official key and PyTorch shape. */
+export interface ParamSpec {
+  key: string;
+  shape: number[];
 }
 
 export class ParamReader {

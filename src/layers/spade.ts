@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
-import type { ParamSpec } from '../models/synthetic.js';
+import type { ParamSpec } from './params.js';
 import { Conv2d, type Disposable } from './core.js';
 import { spectralConv2d } from './spectral_norm.js';
 

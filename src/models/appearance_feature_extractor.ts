@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DownBlock2d, ResBlock3d, SameBlock2d } from '../layers/blocks.js';
 import { Conv2d, disposeAll } from '../layers/core.js';
 import type { ParamReader } from '../layers/params.js';
-import type { ParamSpec } from './synthetic.js';
+import type { ParamSpec } from '../layers/params.js';
 import type { AppearanceFeatureExtractorNet } from './types.js';
 
 export interface AppearanceFeatureExtractorConfig {

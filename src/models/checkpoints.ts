@@ -4,17 +4,13 @@
  * reference's `pretrained_weights/`), and the converted names.
  */
 
-export const MODULES = ['appearance_feature_extractor', 'motion_extractor', 'warping_module', 'spade_generator', 'stitching_retargeting_module'] as const;
-export type ModuleName = (typeof MODULES)[number];
+import type { ModuleName } from './registry.js';
 
 export type WeightSet = 'human' | 'animal';
 
 export const HF_REPO = 'KwaiVGI/LivePortrait';
 export const HF_BASE_URL = 'https://huggingface.co';
 
-/** The stitching checkpoint's three networks: our name → its dict key. */
-export const STITCHING_PARTS = { stitching: 'retarget_shoulder', lip: 'retarget_mouth', eye: 'retarget_eye' } as const;
-export type StitchingPart = keyof typeof STITCHING_PARTS;
 
 /**
  * Path of a module's .pth in the HF repository (and in the reference's
@@ -56,23 +52,3 @@ export function hfFileUrl(path: string, baseUrl = HF_BASE_URL): string {
 export function hfTreeUrl(folder: string, baseUrl = HF_BASE_URL): string {
   return `${baseUrl.replace(/\/+$/, '')}/api/models/${HF_REPO}/tree/main/${folder}`;
 }
-
-/**
- * A few keys and shapes each module's state dict must have (official names,
- * PyTorch shapes): enough to tell the modules, and a wrong file, apart.
- * Stitching keys are as converted: `<dict key>.<key>`.
- */
-export const SIGNATURE_KEYS: Record<ModuleName, Record<string, number[]>> = {
-  appearance_feature_extractor: { 'first.conv.weight': [64, 3, 3, 3] },
-  motion_extractor: { 'detector.downsample_layers.0.0.weight': [96, 3, 4, 4], 'detector.fc_kp.weight': [63, 768], 'detector.fc_exp.weight': [63, 768] },
-  warping_module: { 'fourth.weight': [256, 256, 1, 1], 'dense_motion_network.occlusion.weight': [1, 2272, 7, 7] },
-  spade_generator: { 'fc.weight': [512, 256, 3, 3] },
-  stitching_retargeting_module: {
-    'retarget_shoulder.mlp.0.weight': [128, 126],
-    'retarget_shoulder.mlp.6.weight': [65, 64],
-    'retarget_mouth.mlp.0.weight': [128, 65],
-    'retarget_mouth.mlp.6.weight': [63, 64],
-    'retarget_eye.mlp.0.weight': [256, 66],
-    'retarget_eye.mlp.10.weight': [63, 64],
-  },
-};

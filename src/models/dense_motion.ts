@@ -11,7 +11,7 @@ import { BatchNorm, Conv2d, Conv3d, type Disposable, disposeAll } from '../layer
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import { kp2gaussian, makeCoordinateGrid } from '../layers/heatmap.js';
 import type { ParamReader } from '../layers/params.js';
-import type { ParamSpec } from './synthetic.js';
+import type { ParamSpec } from '../layers/params.js';
 
 export interface DenseMotionConfig {
   numKp: number;

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Conv2d, Linear, disposeAll } from '../layers/core.js';
 import { ConvNeXtV2Block, LayerNorm, convNeXtV2BlockSpecs } from '../layers/convnext.js';
 import type { ParamReader } from '../layers/params.js';
-import type { ParamSpec } from './synthetic.js';
+import type { ParamSpec } from '../layers/params.js';
 import type { MotionExtractorNet, MotionOutput } from './types.js';
 
 export interface MotionExtractorConfig {

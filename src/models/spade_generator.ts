@@ -12,21 +12,26 @@ import { Conv2d } from '../layers/core.js';
 import { pixelShuffle } from '../layers/pixel_shuffle.js';
 import { SPADEResnetBlock, resizeNearest } from '../layers/spade.js';
 import type { ParamReader } from '../layers/params.js';
-import { type ParamSpec, uniforms } from './synthetic.js';
+import type { ParamSpec } from '../layers/params.js';
+import { uniforms } from './synthetic.js';
 import { type HostTensor, f32 } from '../formats/host_tensor.js';
 import type { SpadeGeneratorNet } from './types.js';
 
 export const SPADE_GENERATOR = 'spade_generator';
 
-/** Channel widths derived from models.yaml the way the reference does. */
-const BLOCK_EXPANSION = 64;
-const MAX_FEATURES = 512;
-const NUM_DOWN_BLOCKS = 2;
-const OUT_CHANNELS = 64; // SPADEDecoder's default
-const UPSCALE = 2;
+/** models.yaml: spade_generator_params (outChannels and middleBlocks are SPADEDecoder's defaults). */
+export const SPADE_GENERATOR_CONFIG = {
+  upscale: 2,
+  blockExpansion: 64,
+  maxFeatures: 512,
+  numDownBlocks: 2,
+  outChannels: 64,
+  middleBlocks: 6,
+} as const;
+
+const { upscale: UPSCALE, blockExpansion: BLOCK_EXPANSION, maxFeatures: MAX_FEATURES, numDownBlocks: NUM_DOWN_BLOCKS, outChannels: OUT_CHANNELS, middleBlocks: MIDDLE_BLOCKS } = SPADE_GENERATOR_CONFIG;
 /** Channels of the input feature (= label channels of every SPADE): 256. */
 export const G_INPUT_CHANNELS = Math.min(MAX_FEATURES, BLOCK_EXPANSION * 2 ** NUM_DOWN_BLOCKS);
-const MIDDLE_BLOCKS = 6;
 
 interface BlockDef {
   name: string;

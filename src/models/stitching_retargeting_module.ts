@@ -15,9 +15,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { Linear, disposeAll } from '../layers/core.js';
 import type { ParamReader } from '../layers/params.js';
-import type { ParamSpec } from './synthetic.js';
+import type { ParamSpec } from '../layers/params.js';
+import { NUM_KP } from './types.js';
 
-export const NUM_KP = 21;
 
 /** Layer widths of the three MLPs, input first. */
 export const STITCHING_SIZES = { stitching: [126, 128, 128, 64, 65], lip: [65, 128, 128, 64, 63], eye: [66, 256, 256, 128, 128, 64, 63] } as const;

@@ -3,13 +3,9 @@
  * (`shared/parity/README.md`), so that tests and offline runs need no
  * download. With the same seed they reproduce the fixtures' weights bit for bit.
  */
+import type { ParamSpec } from '../layers/params.js';
 import { type HostTensor, type StateDict, f32, numel } from '../formats/host_tensor.js';
 
-/** One parameter of a network: its official key and PyTorch shape. */
-export interface ParamSpec {
-  key: string;
-  shape: number[];
-}
 
 /** FNV-1a, 32 bit, over the UTF-8 bytes of `s`. */
 export function fnv1a32(s: string): number {

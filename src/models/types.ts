@@ -7,6 +7,9 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 
+/** Implicit keypoints per face (models.yaml: num_kp). */
+export const NUM_KP = 21;
+
 /** Output of the motion extractor M, per image (PyTorch's names and shapes). */
 export interface MotionOutput {
   /** Head-pose bin logits [N, 66]. */

@@ -9,7 +9,7 @@ import { SameBlock2d } from '../layers/blocks.js';
 import { Conv2d } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import type { ParamReader } from '../layers/params.js';
-import type { ParamSpec } from './synthetic.js';
+import type { ParamSpec } from '../layers/params.js';
 import { DENSE_MOTION_CONFIG, DenseMotionNetwork, batchNormSpecs, convSpecs, denseMotionSpecs } from './dense_motion.js';
 import type { WarpingModuleNet, WarpingOutput } from './types.js';
 

@@ -14,8 +14,8 @@ import type { StitchingRetargetingModule } from '../models/stitching_retargeting
 import type { KpInfo } from './camera.js';
 import type { AnimationOptions } from './options.js';
 import type { MotionFrame } from '../formats/template.js';
+import { NUM_KP } from '../models/types.js';
 
-export const NUM_KP = 21;
 
 /** The source's keypoint information (one image, batch 1). */
 export interface SourceKeypoints {

@@ -11,9 +11,10 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSy
 import { open } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { WeightsError } from '../layers/params.js';
-import { HF_BASE_URL, MODULES, type ModuleName, type WeightSet, hfFileUrl, hfTreeUrl, officialPath, safetensorsName } from '../models/checkpoints.js';
-import { type ConvertResult, checkSignature, convertWeights, findModuleFile, readWeightsFile } from './weights.js';
+import { HF_BASE_URL, type WeightSet, hfFileUrl, hfTreeUrl, officialPath, safetensorsName } from '../models/checkpoints.js';
+import { type ConvertResult, convertWeights, findModuleFile, readWeightsFile } from './weights.js';
 import type { StateDict } from '../formats/host_tensor.js';
+import { MODULES, checkSignature, type ModuleName } from '../models/registry.js';
 
 export const SHA256SUMS = 'sha256sums.json';
 

@@ -77,6 +77,13 @@ export async function withAtomicOutput<T>(
 }
 
 /** Write a whole buffer atomically. */
-export async function writeFileAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
-  await withAtomicOutput(finalPath, (tmp) => writeFileSync(tmp, data));
+export function writeFileAtomic(finalPath: string, data: Uint8Array | string): void {
+  const out = openAtomicOutput(finalPath);
+  try {
+    writeFileSync(out.tempPath, data);
+    out.commit();
+  } catch (e) {
+    out.abort();
+    throw e;
+  }
 }

@@ -8,28 +8,18 @@
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../formats/safetensors.js';
-import { readPthStateDict } from '../formats/pth.js';
-import { WeightsError } from '../layers/params.js';
-import { MODULES, type ModuleName, SIGNATURE_KEYS, STITCHING_PARTS, type StitchingPart, type WeightSet, officialPath, pthCandidates, safetensorsName } from '../models/checkpoints.js';
+import { InputError, WeightsError } from '../errors.js';
+import { LivePortrait } from '../pipeline/live_portrait.js';
+import { type WeightSet, officialPath, pthCandidates, safetensorsName } from '../models/checkpoints.js';
+import { type LivePortraitWeights, MODULES, type ModuleName, checkSignature, splitStitching } from '../models/registry.js';
 import type { StateDict } from '../formats/host_tensor.js';
+import { readBytes, readPthStateDict, readSafetensors, writeSafetensors } from './files.js';
 
 export { WeightsError };
 
 export interface LoadOptions {
   /** Which official set the directory holds (default 'human'). */
   set?: WeightSet;
-}
-
-/** The stitching checkpoint's three state dicts, keys like `mlp.0.weight`. */
-export type StitchingWeights = Record<StitchingPart, StateDict>;
-
-export interface LivePortraitWeights {
-  appearance_feature_extractor: StateDict;
-  motion_extractor: StateDict;
-  warping_module: StateDict;
-  spade_generator: StateDict;
-  stitching_retargeting_module: StitchingWeights;
 }
 
 export interface ModuleFile {
@@ -59,16 +49,6 @@ export function missingMessage(dir: string, module: ModuleName, set: WeightSet =
   );
 }
 
-/** Check that a state dict has the module's signature keys and shapes. */
-export function checkSignature(sd: StateDict, module: ModuleName, source: string): void {
-  for (const [key, shape] of Object.entries(SIGNATURE_KEYS[module])) {
-    const t = sd.get(key);
-    if (!t) throw new WeightsError(`${source}: not a ${module} checkpoint (no '${key}'); the file is for another module or corrupt`);
-    if (t.shape.join() !== shape.join())
-      throw new WeightsError(`${source}: ${module} weight '${key}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}; the file is for another model or configuration`);
-  }
-}
-
 /** Read one weights file (safetensors or .pth) as a flat state dict; errors name the file. */
 export function readWeightsFile(file: ModuleFile): StateDict {
   try {
@@ -89,17 +69,6 @@ export function loadModuleWeights(dir: string, module: ModuleName, opts: LoadOpt
   const sd = readWeightsFile(file);
   checkSignature(sd, module, file.path);
   return sd;
-}
-
-/** Split the flat stitching state dict into its three networks (stitching, lip, eye). */
-export function splitStitching(sd: StateDict, source = 'stitching_retargeting_module'): StitchingWeights {
-  const out = { stitching: new Map(), lip: new Map(), eye: new Map() } as StitchingWeights;
-  for (const [part, dictKey] of Object.entries(STITCHING_PARTS) as [StitchingPart, string][]) {
-    const prefix = `${dictKey}.`;
-    for (const [k, t] of sd) if (k.startsWith(prefix)) out[part].set(k.slice(prefix.length), t);
-    if (out[part].size === 0) throw new WeightsError(`${source}: the stitching checkpoint has no '${dictKey}' entry (its ${part} network)`);
-  }
-  return out;
 }
 
 /** All five modules' weights from `dir` (the stitching one split in three). */
@@ -171,4 +140,37 @@ export function convertWeights(srcDir: string, outDir: string, opts: ConvertOpti
     opts.onProgress?.({ module, index, total: sources.length, phase: 'done', from: file, to, tensors: sd.size, bytes });
   });
   return results;
+}
+
+export interface LoadLivePortraitOptions extends LoadOptions {
+  /**
+   * The reference's neutral-lip expression for image-driven relative motion:
+   * 63 numbers or the path of its lip_array.pkl (default: lip_array.pkl in
+   * the weights directory, when there).
+   */
+  lipArray?: ArrayLike<number> | string;
+}
+
+/** The lip array option as the library takes it: numbers, or the bytes of a .pkl file. */
+export function readLipArrayOption(v: ArrayLike<number> | string | undefined): ArrayLike<number> | Uint8Array | undefined {
+  if (typeof v !== 'string') return v;
+  return readBytes(v, (r) => new InputError(`lip array ${v}: ${r}; give the reference's src/utils/resources/lip_array.pkl`));
+}
+
+/**
+ * LivePortrait from a weights directory (converted safetensors or official
+ * .pth, see findModuleFile). Frame workers started later read the same files.
+ *
+ * @example
+ * await initBackend();
+ * const lp = loadLivePortrait('weights');
+ * await startFrameWorkers(lp);          // optional: frames in parallel
+ */
+export function loadLivePortrait(dir: string, opts: LoadLivePortraitOptions = {}): LivePortrait {
+  const w = loadWeights(dir, opts);
+  const lip = join(dir, 'lip_array.pkl');
+  const lipArray = readLipArrayOption(opts.lipArray ?? (existsSync(lip) ? lip : undefined));
+  const lp = LivePortrait.fromStateDicts(w, dir, { lipArray });
+  lp.workerWeights = { dir, set: opts.set }; // workers read the files themselves
+  return lp;
 }

@@ -12,7 +12,8 @@ import { WarpingModule } from '../models/warping_module.js';
 import { loadModuleWeights } from './weights.js';
 import { ParamReader } from '../layers/params.js';
 import type { StateDict } from '../formats/host_tensor.js';
-import type { WorkerReply, WorkerRequest, WorkerWeights } from './workers.js';
+import type { WorkerReply, WorkerRequest } from './workers.js';
+import type { WorkerWeights } from '../pipeline/frame_pool.js';
 
 if (!parentPort) throw new Error('worker.ts runs inside a worker thread');
 const port = parentPort;

@@ -11,14 +11,10 @@ import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { StateDict } from '../formats/host_tensor.js';
-import type { WeightSet } from '../models/checkpoints.js';
-
-/** Where a worker gets W and G from: a weights directory, a synthetic seed, or state dicts. */
-export type WorkerWeights =
-  | { dir: string; set?: WeightSet }
-  | { seed: number }
-  | { stateDicts: { warping_module: StateDict; spade_generator: StateDict } };
+import type { FramePool, PoolFrame, WorkerWeights } from '../pipeline/frame_pool.js';
+import type { LivePortrait } from '../pipeline/live_portrait.js';
+import { backendInfo } from '../backend.js';
+import { InputError } from '../errors.js';
 
 export interface PoolOptions {
   weights: WorkerWeights;
@@ -26,12 +22,6 @@ export interface PoolOptions {
   workers?: number;
   /** Backend for the workers (default: LIVEPORTRAIT_BACKEND, else auto). */
   backend?: string;
-}
-
-/** A decoded frame: float32 RGB in 0..1, [height, width, 3] row-major. */
-export interface PoolFrame {
-  data: Float32Array;
-  shape: [number, number, number, number];
 }
 
 /**
@@ -81,7 +71,7 @@ function startWorker(): Worker {
   return new Worker(boot, { eval: true });
 }
 
-export class WarpDecodePool {
+export class WarpDecodePool implements FramePool {
   private slots: Slot[] = [];
   private jobs = new Map<number, Pending>();
   private nextJob = 0;
@@ -171,28 +161,6 @@ export class WarpDecodePool {
   }
 }
 
-/**
- * Map an (async) sequence through an async function with up to `concurrency`
- * calls in flight, yielding results in input order. Only `concurrency`
- * inputs and results are held at once.
- */
-export async function* mapOrdered<T, R>(items: AsyncIterable<T> | Iterable<T>, fn: (item: T, index: number) => Promise<R>, concurrency: number): AsyncGenerator<R> {
-  const queue: Promise<R>[] = [];
-  let i = 0;
-  try {
-    for await (const item of items as AsyncIterable<T>) {
-      const p = fn(item, i++);
-      p.catch(() => undefined); // observed when its turn comes
-      queue.push(p);
-      if (queue.length >= Math.max(1, concurrency)) yield await queue.shift()!;
-    }
-    while (queue.length) yield await queue.shift()!;
-  } finally {
-    // Abandoned early: let in-flight work settle without unhandled rejections.
-    for (const p of queue) p.catch(() => undefined);
-  }
-}
-
 /** Messages to a worker. */
 export type WorkerRequest =
   | { type: 'init'; backend?: string; weights: WorkerWeights }
@@ -205,3 +173,19 @@ export type WorkerReply =
   | { type: 'init-error'; message: string }
   | { type: 'frame'; job: number; data: Float32Array; shape: [number, number, number, number] }
   | { type: 'error'; job: number; message: string };
+
+/**
+ * Render `lp`'s frames in `n` worker threads (default `defaultWorkerCount()`:
+ * one per core on the wasm and cpu backends as memory allows, none on
+ * backends that use the whole machine). Each worker has its own backend and
+ * its own W and G, loaded from `lp.workerWeights`; animate() then keeps
+ * several frames in flight and yields them in order. 0 stops the workers.
+ * Returns the number of workers running.
+ */
+export async function startFrameWorkers(lp: LivePortrait, n: number = defaultWorkerCount(backendInfo()?.name), opts: { backend?: string } = {}): Promise<number> {
+  await lp.usePool(undefined);
+  if (n <= 0) return 0;
+  if (!lp.workerWeights) throw new InputError('frame workers need a weights source: this LivePortrait was built from networks, not weights');
+  await lp.usePool(await WarpDecodePool.create({ weights: lp.workerWeights, workers: n, backend: opts.backend ?? backendInfo()?.name }));
+  return lp.workers;
+}

@@ -1,7 +1,7 @@
 /**
  * LivePortrait: the five networks and the animation pipeline around them.
  *
- *   const lp = LivePortrait.fromWeights('weights');        // or LivePortrait.synthetic(1)
+ *   const lp = await loadLivePortrait('weights');          // Node (src/node); or LivePortrait.synthetic(1)
  *   const src = lp.prepareSource(image256, { eyeRatio, lipRatio });
  *   for await (const frame of lp.animate(src, drivingFrames, { stitching: true })) ...
  *   lp.disposeSource(src); lp.dispose();
@@ -16,36 +16,20 @@
  * [1, 256, 256, 3] (int32 0..255 or float32 0..1), or raw pixels
  * `{ data, width, height }` (Uint8Array 0..255 or Float32Array 0..1, RGB or RGBA).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { AppearanceFeatureExtractor } from '../models/appearance_feature_extractor.js';
-import { MotionExtractor } from '../models/motion_extractor.js';
-import { SpadeGenerator } from '../models/spade_generator.js';
-import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, type StitchingPart } from '../models/stitching_retargeting_module.js';
+import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet } from '../models/types.js';
-import { WarpingModule } from '../models/warping_module.js';
-import { loadWeights, type LivePortraitWeights, type LoadOptions } from '../node/weights.js';
-import { ParamReader } from '../layers/params.js';
-import { syntheticWeights } from '../models/registry.js';
+import { type LivePortraitNets, type LivePortraitWeights, createNetworks, syntheticWeights } from '../models/registry.js';
+import { InputError } from '../errors.js';
+import { type RetargetEdit, applyExpressionEdits } from '../motion/edits.js';
 import type { HostTensor } from '../formats/host_tensor.js';
 import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transformKeypointWith } from '../motion/camera.js';
 import { kalmanSmooth } from '../motion/kalman.js';
-import {
-  type DrivingContext,
-  type SourceKeypoints,
-  combinedEyeRatio,
-  combinedLipRatio,
-  disposeSourceKeypoints,
-  drivingKeypoints,
-  sourceKeypointsFromMotion,
-  sourceVideoEyeTarget,
-  sourceVideoTargets,
-} from '../motion/transfer.js';
+import { type DrivingContext, type SourceKeypoints, combinedEyeRatio, combinedLipRatio, disposeSourceKeypoints, drivingKeypoints, sourceKeypointsFromMotion, sourceVideoEyeTarget, sourceVideoTargets } from '../motion/transfer.js';
 import { type AnimationOptions, resolveOptions } from '../motion/options.js';
-import { type MotionFrame, type MotionTemplate, checkMotionFrame, readNumpyPickle } from '../formats/template.js';
-import { type PoolFrame, WarpDecodePool, type WorkerWeights, defaultWorkerCount, mapOrdered } from '../node/workers.js';
-import { backendInfo } from '../backend.js';
+import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../formats/template.js';
+import { type FramePool, type PoolFrame, type WorkerWeights, mapOrdered } from './frame_pool.js';
+import { readNumpyPickle } from '../formats/numpy_pickle.js';
 
 export const INPUT_SIZE = 256;
 
@@ -99,55 +83,16 @@ export interface AnimatedFrame {
   x_d: Float32Array;
 }
 
-/** Single-image edits, as the reference's gradio retargeting panel. */
-export interface RetargetEdit {
-  /** Target eye-open ratio (needs the source's eye ratios). */
-  eyeRatio?: number;
-  /** Target lip-open ratio (needs the source's lip ratio). */
-  lipRatio?: number;
-  /** Degrees added to the source head pose. */
-  pitch?: number;
-  yaw?: number;
-  roll?: number;
-  /** Moves of keypoint 5 (x, y), and a zoom factor on s (default 1). */
-  movX?: number;
-  movY?: number;
-  movZ?: number;
-  smile?: number;
-  wink?: number;
-  eyebrow?: number;
-  eyeballX?: number;
-  eyeballY?: number;
-  /** The gradio panel's four lip sliders. */
-  lipVariation?: [number?, number?, number?, number?];
-  /** Offsets added to individual expression keypoints δ[index] (x, y, z). */
-  expression?: { index: number; delta: [number, number, number] }[];
-  /** Stitch the result (default true). */
-  stitching?: boolean;
-}
-
-export interface LivePortraitNets {
-  F: AppearanceFeatureExtractorNet;
-  M: MotionExtractorNet;
-  W: WarpingModuleNet;
-  G: SpadeGeneratorNet;
-  S: StitchingRetargetingModule;
-}
+export type { LivePortraitNets, RetargetEdit };
 
 export interface LivePortraitOptions {
   /**
    * The reference's neutral-lip expression (lip_array.pkl, [1, 21, 3]) for
-   * image-driven relative motion: 63 numbers, or the path of that .pkl.
+   * image-driven relative motion: 63 numbers, or the bytes of that .pkl.
    */
-  lipArray?: ArrayLike<number> | string;
+  lipArray?: ArrayLike<number> | Uint8Array;
 }
 
-class InputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InputError';
-  }
-}
 
 function isTensor(x: unknown): x is tf.Tensor {
   return x instanceof tf.Tensor;
@@ -225,62 +170,6 @@ async function* iterate<T>(it: AnyIterable<T>): AsyncGenerator<T> {
   for await (const x of it as AsyncIterable<T>) yield x;
 }
 
-// The gradio panel's expression sliders: [keypoint, axis, coefficient] per unit.
-const SLIDERS: Record<string, [number, number, number][]> = {
-  smile: [[20, 1, -0.01], [14, 1, -0.02], [17, 1, 0.0065], [17, 2, 0.003], [13, 1, -0.00275], [16, 1, -0.00275], [3, 1, -0.0035], [7, 1, -0.0035]],
-  wink: [[11, 1, 0.001], [13, 1, -0.0003], [17, 0, 0.0003], [17, 1, 0.0003], [3, 1, -0.0003]],
-  lip0: [[19, 0, 1]],
-  lip1: [[14, 1, 0.001], [3, 1, -0.0005], [7, 1, -0.0005], [17, 2, -0.0005]],
-  lip2: [[20, 2, -0.001], [20, 1, -0.001], [14, 1, -0.001]],
-  lip3: [[19, 1, 0.001], [19, 2, 0.0001], [17, 1, -0.0001]],
-};
-
-/** The gradio panel's edits of δ [63], in its order. */
-export function applyExpressionEdits(exp: Float32Array, e: RetargetEdit): Float32Array {
-  const d = Float32Array.from(exp);
-  const add = (k: number, a: number, v: number) => (d[3 * k + a] += v);
-  const slider = (name: string, v: number | undefined) => {
-    if (v) for (const [k, a, c] of SLIDERS[name]) add(k, a, v * c);
-  };
-  const ex = e.eyeballX ?? 0;
-  const ey = e.eyeballY ?? 0;
-  if (ex !== 0 || ey !== 0) {
-    add(11, 0, ex * (ex > 0 ? 0.0007 : 0.001));
-    add(15, 0, ex * (ex > 0 ? 0.001 : 0.0007));
-    add(11, 1, ey * -0.001);
-    add(15, 1, ey * -0.001);
-    const blink = -ey / 2;
-    add(11, 1, blink * -0.001);
-    add(13, 1, blink * 0.0003);
-    add(15, 1, blink * -0.001);
-    add(16, 1, blink * 0.0003);
-  }
-  slider('smile', e.smile);
-  slider('wink', e.wink);
-  const b = e.eyebrow ?? 0;
-  if (b > 0) {
-    add(1, 1, b * 0.001);
-    add(2, 1, b * -0.001);
-  } else if (b < 0) {
-    add(1, 0, b * -0.001);
-    add(2, 0, b * 0.001);
-    add(1, 1, b * 0.0003);
-    add(2, 1, b * -0.0003);
-  }
-  const lv = e.lipVariation ?? [];
-  slider('lip0', lv[0]);
-  slider('lip1', lv[1]);
-  slider('lip2', lv[2]);
-  slider('lip3', lv[3]);
-  if (e.movX) add(5, 0, -e.movX);
-  if (e.movY) add(5, 1, e.movY);
-  for (const { index, delta } of e.expression ?? []) {
-    if (!Number.isInteger(index) || index < 0 || index >= 21) throw new InputError(`expression keypoint index must be 0..20, got ${index}`);
-    for (let a = 0; a < 3; a++) add(index, a, delta[a] ?? 0);
-  }
-  return d;
-}
-
 export class LivePortrait {
   readonly F: AppearanceFeatureExtractorNet;
   readonly M: MotionExtractorNet;
@@ -291,7 +180,7 @@ export class LivePortrait {
   lipArray?: Float32Array;
   /** Where frame workers get W and G from (set by the static constructors). */
   workerWeights?: WorkerWeights;
-  private pool?: WarpDecodePool;
+  private pool?: FramePool;
   private disposed = false;
 
   constructor(nets: LivePortraitNets, opts: LivePortraitOptions = {}) {
@@ -301,37 +190,8 @@ export class LivePortrait {
 
   /** The networks from state dicts (`source` names them in errors). */
   static fromStateDicts(w: LivePortraitWeights, source: string, opts: LivePortraitOptions = {}): LivePortrait {
-    const r = (sd: LivePortraitWeights['warping_module'], name: string) => new ParamReader(sd, name, source);
-    const made: Partial<LivePortraitNets> = {};
-    try {
-      made.F = new AppearanceFeatureExtractor(r(w.appearance_feature_extractor, 'appearance_feature_extractor'));
-      made.M = new MotionExtractor(r(w.motion_extractor, 'motion_extractor'));
-      made.W = new WarpingModule(r(w.warping_module, 'warping_module'));
-      made.G = new SpadeGenerator(r(w.spade_generator, 'spade_generator'));
-      const s = w.stitching_retargeting_module;
-      const parts = Object.fromEntries(
-        (['stitching', 'lip', 'eye'] as StitchingPart[]).map((p) => [p, new ParamReader(s[p], `stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`, source)]),
-      ) as Record<StitchingPart, ParamReader>;
-      made.S = new StitchingRetargetingModule(parts);
-    } catch (e) {
-      for (const n of Object.values(made)) n?.dispose();
-      throw e;
-    }
-    const lp = new LivePortrait(made as LivePortraitNets, opts);
+    const lp = new LivePortrait(createNetworks(w, source), opts);
     lp.workerWeights = { stateDicts: { warping_module: w.warping_module, spade_generator: w.spade_generator } };
-    return lp;
-  }
-
-  /**
-   * From a weights directory (see weights/load.ts). A `lip_array.pkl` there
-   * (the reference's src/utils/resources/lip_array.pkl) is picked up for
-   * image-driven relative motion unless `opts.lipArray` is given.
-   */
-  static fromWeights(dir: string, opts: LivePortraitOptions & LoadOptions = {}): LivePortrait {
-    const w = loadWeights(dir, opts);
-    const lip = join(dir, 'lip_array.pkl');
-    const lp = LivePortrait.fromStateDicts(w, dir, { lipArray: opts.lipArray ?? (existsSync(lip) ? lip : undefined) });
-    lp.workerWeights = { dir, set: opts.set }; // workers read the files themselves
     return lp;
   }
 
@@ -348,20 +208,14 @@ export class LivePortrait {
   }
 
   /**
-   * Render frames in `n` worker threads (default `defaultWorkerCount()`: one per core on the wasm
-   * and cpu backends as memory allows, none on backends that use the whole machine). Each
-   * worker has its own backend and its own W and G; animate() then keeps
-   * several frames in flight and yields them in order. 0 stops the workers.
-   * Returns the number of workers running.
+   * Render W and G in `pool` from now on (Node: `startFrameWorkers(lp)`);
+   * undefined renders here again. The pool given before is closed.
    */
-  async useWorkers(n: number = defaultWorkerCount(backendInfo()?.name), opts: { backend?: string } = {}): Promise<number> {
+  async usePool(pool: FramePool | undefined): Promise<void> {
     this.check();
-    await this.pool?.close();
-    this.pool = undefined;
-    if (n <= 0) return 0;
-    if (!this.workerWeights) throw new InputError('useWorkers: this LivePortrait was built from networks, not weights; workers need a weights source');
-    this.pool = await WarpDecodePool.create({ weights: this.workerWeights, workers: n, backend: opts.backend ?? backendInfo()?.name });
-    return this.pool.size;
+    const old = this.pool;
+    this.pool = pool;
+    await old?.close();
   }
 
   /** Worker threads rendering frames (0 when frames render in this thread). */
@@ -369,15 +223,15 @@ export class LivePortrait {
     return this.pool?.size ?? 0;
   }
 
-  /** 63 numbers, or the path of the reference's lip_array.pkl. */
-  static readLipArray(v: ArrayLike<number> | string): Float32Array {
-    const a = typeof v === 'string' ? readNumpyPickle(readFileSync(v), v).data : Float32Array.from(v);
+  /** 63 numbers, or the bytes of the reference's lip_array.pkl. */
+  static readLipArray(v: ArrayLike<number> | Uint8Array, name = 'lip_array.pkl'): Float32Array {
+    const a = v instanceof Uint8Array ? readNumpyPickle(v, name).data : Float32Array.from(v);
     if (a.length !== 63) throw new InputError(`lipArray must hold 21 x 3 = 63 numbers, got ${a.length}`);
     return a;
   }
 
   private check(): void {
-    if (this.disposed) throw new Error('this LivePortrait was disposed');
+    if (this.disposed) throw new InputError('this LivePortrait was disposed: make a new one');
   }
 
   // ------------------------------------------------------------ steps
@@ -692,13 +546,18 @@ export class LivePortrait {
     }
   }
 
-  dispose(): void {
-    if (this.disposed) return;
+  /**
+   * Free the networks' tensors and end the frame pool, if any. The returned
+   * promise settles when the pool's workers have ended (await it where the
+   * process must not exit before).
+   */
+  dispose(): Promise<void> {
+    if (this.disposed) return Promise.resolve();
     this.disposed = true;
     for (const n of [this.F, this.M, this.W, this.G, this.S]) n.dispose();
-    // Ends the worker threads (asynchronously), so they don't hold the process open.
-    void this.pool?.close();
+    const pool = this.pool;
     this.pool = undefined;
+    return pool ? pool.close() : Promise.resolve();
   }
 }
 

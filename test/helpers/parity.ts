@@ -8,9 +8,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, it } from 'vitest';
-import { readSafetensors } from '../../src/formats/safetensors.js';
-import { syntheticStateDict, type ParamSpec } from '../../src/models/synthetic.js';
+import { syntheticStateDict } from '../../src/models/synthetic.js';
+import type { ParamSpec } from '../../src/layers/params.js';
 import { type HostTensor, type StateDict, toFloat32 } from '../../src/formats/host_tensor.js';
+import { readSafetensors } from '../../src/node/files.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PARITY_DIR = resolve(process.env.LP_PARITY_DIR ?? join(ROOT, '..', 'shared', 'parity', 'seed1'));

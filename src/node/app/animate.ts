@@ -10,19 +10,26 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { backendInfo, initBackend } from '../../backend.js';
-import { isImagePath, readImage, resizeImage, resizeToLimit, writeImage, type RgbImage } from '../../image/image.js';
+import { isImagePath, resizeImage, resizeToLimit } from '../../image/image.js';
 import { hasAudioStream, isVideoPath, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../video.js';
 import { concatFrame, hstackImages } from '../../image/concat.js';
-import { type CropResult, type Point2, bboxFromLandmarks, cropImage, cropImageByBbox } from '../../face/crop.js';
-import { type Face, detectFaces, drivingBbox, trackFace } from '../../face/detector.js';
+import { type CropResult, bboxFromLandmarks, cropImage, cropImageByBbox } from '../../face/crop.js';
+import { type Face, drivingBbox } from '../../face/detector.js';
+import { loadFaceDetector } from '../face_models.js';
 import { LivePortrait, type DrivingFrameInput, type SourceInfo } from '../../pipeline/live_portrait.js';
 import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../motion/options.js';
 import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
-import { type MotionFrame, type MotionTemplate, checkMotionFrame, loadTemplate } from '../../formats/template.js';
-import { defaultWorkerCount, mapOrdered } from '../workers.js';
+import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../../formats/template.js';
+import { defaultWorkerCount, startFrameWorkers } from '../workers.js';
+import { loadLivePortrait, readLipArrayOption } from '../weights.js';
 import { CliError, UsageError, userMessage, withFile } from './errors.js';
 import { Progress, summaryLine, type ProgressStream } from './progress.js';
+import { loadTemplate } from '../files.js';
+import { readImage, writeImage } from '../image_files.js';
+import { type Point2 } from '../../image/affine.js';
+import { type RgbImage } from '../../image/image.js';
+import { mapOrdered } from '../../pipeline/frame_pool.js';
 
 // ------------------------------------------------------------------ model
 
@@ -90,7 +97,7 @@ export function loadModel(opts: ModelOptions): LivePortrait {
   if (w === 'synthetic') {
     if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${seed}`);
     // Synthetic weights are meaningless anyway: a zero neutral-lip expression stands in for lip_array.pkl.
-    lp = LivePortrait.synthetic(seed, { lipArray: opts.lipArray ?? new Float32Array(63) });
+    lp = LivePortrait.synthetic(seed, { lipArray: readLipArrayOption(opts.lipArray) ?? new Float32Array(63) });
   } else {
     const dir = resolve(w);
     if (!existsSync(dir) || !statSync(dir).isDirectory())
@@ -99,7 +106,7 @@ export function loadModel(opts: ModelOptions): LivePortrait {
           `or pass --weights DIR (or --weights synthetic --seed 1 to try everything offline with meaningless weights)`,
       );
     try {
-      lp = LivePortrait.fromWeights(dir, { set: opts.set, lipArray: opts.lipArray });
+      lp = loadLivePortrait(dir, { set: opts.set, lipArray: opts.lipArray });
     } catch (e) {
       throw new CliError(userMessage(e), { cause: e });
     }
@@ -316,7 +323,7 @@ export async function planDrivingFrames(r: AnimateRequest, kind: InputKind, limi
     const crop = r.cropDriving ?? img.width !== img.height;
     let panel: RgbImage;
     let lmk: Point2[] | undefined;
-    const faces = crop || needRatios ? await detectFaces(img, { maxFaces: 1 }) : [];
+    const faces = crop || needRatios ? await (await loadFaceDetector()).detect(img, { maxFaces: 1 }) : [];
     if (crop) {
       if (!faces[0]) throw new CliError(`no face found in the driving image ${path}; use an image with a clearly visible face, or a square face crop without --crop-driving`);
       const c = cropImageByBbox(img, bboxFromLandmarks(faces[0].landmarks), faces[0].landmarks);
@@ -362,7 +369,7 @@ export async function planDrivingFrames(r: AnimateRequest, kind: InputKind, limi
         const panel = resizeImage(f, 256, 256, 'linear');
         let ratios = {};
         if (needRatios) {
-          const face = await trackFace(f, prev);
+          const face = await (await loadFaceDetector()).track(f, prev);
           prev = face?.landmarks;
           ratios = ratiosOf(prev);
         }
@@ -377,7 +384,7 @@ export async function planDrivingFrames(r: AnimateRequest, kind: InputKind, limi
   let prev: Point2[] | undefined;
   try {
     for await (const f of read()) {
-      const face: Face | undefined = await trackFace(f, prev);
+      const face: Face | undefined = await (await loadFaceDetector()).track(f, prev);
       prev = face?.landmarks;
       lmks.push(prev);
       bar?.tick();
@@ -574,7 +581,7 @@ async function ensureWorkers(lp: LivePortrait, opts: ModelOptions): Promise<void
   if (!Number.isInteger(want) || want < 0) throw new UsageError(`--workers must be a non-negative integer, got ${want}`);
   if (lp.workers === want) return;
   try {
-    await lp.useWorkers(want, { backend: opts.backend });
+    await startFrameWorkers(lp, want, { backend: opts.backend });
   } catch (e) {
     throw new CliError(`could not start ${want} frame worker(s): ${userMessage(e)}; try --workers 0`, { cause: e });
   }
@@ -606,7 +613,7 @@ async function animateImageSource(
   let crops: CropResult[];
   let lmks: (Point2[] | undefined)[];
   if (doCrop) {
-    const faces = await detectFaces(img);
+    const faces = await (await loadFaceDetector()).detect(img);
     if (faces.length === 0) throw new CliError(`no face found in the source ${r.source}; ${NO_FACE_FIX}`);
     let chosen = faces;
     if (!r.allFaces) {
@@ -619,7 +626,7 @@ async function animateImageSource(
     r.log?.(`source ${r.source}: ${faces.length} face(s) found, animating ${chosen.length}`);
   } else {
     const small = resizeImage(img, 256, 256, 'linear');
-    const face = (await detectFaces(img, { maxFaces: 1 }))[0];
+    const face = (await (await loadFaceDetector()).detect(img, { maxFaces: 1 }))[0];
     crops = [{ imgCrop: img, imgCrop256: small, M_o2c: [1, 0, 0, 0, 1, 0], M_c2o: [1, 0, 0, 0, 1, 0], lmkCrop: [], lmkCrop256: [] }];
     lmks = [face?.landmarks];
   }
@@ -692,7 +699,7 @@ async function animateVideoSource(
     for await (const raw of read()) {
       cropBar?.tick();
       const f = resizeToLimit(raw, maxDim, 2);
-      const face = await trackFace(f, prev);
+      const face = await (await loadFaceDetector()).track(f, prev);
       prev = face?.landmarks;
       if (doCrop) {
         if (face) {

@@ -4,14 +4,16 @@
  * edited face pasted back into the photo and written atomically.
  */
 import { extname, resolve } from 'node:path';
-import { readImage, resizeImage, resizeToLimit, writeImage, type RgbImage, WRITE_IMAGE_FORMATS } from '../../image/image.js';
+import { resizeImage, resizeToLimit } from '../../image/image.js';
 import { cropImage } from '../../face/crop.js';
-import { detectFaces } from '../../face/detector.js';
-import type { RetargetEdit } from '../../pipeline/live_portrait.js';
+import { loadFaceDetector } from '../face_models.js';
+import type { RetargetEdit } from '../../motion/edits.js';
 import { pasteBack, preparePasteBack } from '../../face/paste_back.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
 import { type ModelOptions, classifyInput, ensureBackend, loadModel } from './animate.js';
 import { CliError, UsageError, withFile } from './errors.js';
+import { WRITE_IMAGE_FORMATS, readImage, writeImage } from '../image_files.js';
+import { type RgbImage } from '../../image/image.js';
 
 export interface RetargetRequest extends ModelOptions {
   source: string;
@@ -60,7 +62,7 @@ export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
   }
   await ensureBackend(req, req.log);
   const doCrop = req.crop ?? true;
-  const faces = await detectFaces(img);
+  const faces = await (await loadFaceDetector()).detect(img);
   if (doCrop && faces.length === 0)
     throw new CliError(`no face found in the source ${req.source}; use a photo where the face is clearly visible (frontal, not tiny), or pass --no-crop if the image is already a face crop`);
   const fi = req.faceIndex ?? 0;

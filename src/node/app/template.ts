@@ -4,13 +4,13 @@
  * format (`.lpmotion.safetensors`), readable by `liveportrait animate -d`.
  */
 import { extname, resolve } from 'node:path';
-import { saveTemplate } from '../../formats/template.js';
 import type { DrivingFrameInput } from '../../pipeline/live_portrait.js';
 import { type AnimateRequest, type ModelOptions, classifyInput, ensureBackend, loadModel } from './animate.js';
 import { planDrivingFrames } from './animate.js';
 import { CliError, UsageError, userMessage } from './errors.js';
 import { Progress, type ProgressStream } from './progress.js';
 import { withAtomicOutput } from '../output.js';
+import { saveTemplate } from '../files.js';
 
 export interface TemplateRequest extends ModelOptions {
   driving: string;

@@ -1,0 +1,22 @@
+/**
+ * The library's errors, so callers branch on the class, not on message text.
+ * Every message is one line that names the file or argument and what to do.
+ *
+ * - InputError: an input the caller gave is wrong (an image, a file, a
+ *   format, an option). Format errors (safetensors, .pth, motion templates)
+ *   are InputErrors too.
+ * - WeightsError: weights missing, incomplete, or for another network.
+ * - BackendError: the tfjs backend asked for cannot start.
+ */
+export class LivePortraitError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class InputError extends LivePortraitError {}
+
+export class WeightsError extends LivePortraitError {}
+
+export class BackendError extends LivePortraitError {}

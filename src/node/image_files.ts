@@ -1,0 +1,118 @@
+/**
+ * Image files (Node): reading (jimp; webp through ffmpeg, jimp here has no
+ * webp codec) and writing (jpg, png, bmp), atomically.
+ */
+import { Jimp } from 'jimp';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { type RgbImage, createImage } from '../image/image.js';
+import { ffmpegPath, lastLine, parseProbeOutput } from './ffmpeg.js';
+import { withAtomicOutput } from './output.js';
+
+/** Extensions readImage decodes. */
+export const READ_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp', 'gif', 'tiff', 'webp'];
+/** Extensions writeImage encodes. */
+export const WRITE_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp'];
+
+function sniff(b: Uint8Array): string | undefined {
+  const ascii = (o: number, n: number) => String.fromCharCode(...b.subarray(o, o + n));
+  if (b[0] === 0xff && b[1] === 0xd8) return 'jpeg';
+  if (b[0] === 0x89 && ascii(1, 3) === 'PNG') return 'png';
+  if (ascii(0, 2) === 'BM') return 'bmp';
+  if (ascii(0, 3) === 'GIF') return 'gif';
+  if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'tiff';
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') return 'webp';
+  return undefined;
+}
+
+/** Drop the alpha channel of RGBA data (jimp bitmaps). */
+function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array {
+  const n = width * height;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0, j = 0; i < n; i++, j += 4) {
+    out[i * 3] = rgba[j];
+    out[i * 3 + 1] = rgba[j + 1];
+    out[i * 3 + 2] = rgba[j + 2];
+  }
+  return out;
+}
+
+function decodeWithFfmpeg(path: string): RgbImage {
+  const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const info = parseProbeOutput(probe.stderr?.toString('utf8') ?? '');
+  if (!info) throw new Error(`Cannot read image "${path}": ffmpeg cannot decode it`);
+  const r = spawnSync(
+    ffmpegPath(),
+    ['-hide_banner', '-nostdin', '-v', 'error', '-i', path, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
+    { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 },
+  );
+  const n = info.width * info.height * 3;
+  if (r.status !== 0 || !r.stdout || r.stdout.length < n) {
+    throw new Error(`Cannot read image "${path}": ffmpeg failed: ${lastLine(r.stderr?.toString('utf8') ?? '')}`);
+  }
+  return createImage(info.width, info.height, new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, n).slice());
+}
+
+/**
+ * Read an image file as 8-bit RGB (alpha dropped). jpg, png, bmp, gif (first
+ * frame), tiff via jimp; webp via ffmpeg. Errors are one line naming the file.
+ */
+export async function readImage(path: string): Promise<RgbImage> {
+  let bytes: Buffer;
+  try {
+    if (!statSync(path).isFile()) throw new Error(`Cannot read image "${path}": not a file`);
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new Error(`Cannot read image "${path}": file not found`);
+    if (code) throw new Error(`Cannot read image "${path}": ${code}`);
+    throw e;
+  }
+  const kind = sniff(bytes);
+  if (!kind) {
+    throw new Error(
+      `Cannot read image "${path}": not an image or unsupported format (supported: ${READ_IMAGE_FORMATS.join(', ')})`,
+    );
+  }
+  if (kind === 'webp') return decodeWithFfmpeg(path);
+  let img: Awaited<ReturnType<typeof Jimp.read>>;
+  try {
+    img = await Jimp.read(bytes);
+  } catch (e) {
+    throw new Error(`Cannot read image "${path}": corrupt ${kind} (${(e as Error).message.split('\n')[0]})`);
+  }
+  const { width, height, data } = img.bitmap;
+  return createImage(width, height, rgbaToRgb(data, width, height));
+}
+
+/**
+ * Write an RGB image; the format follows the extension (jpg/jpeg, png, bmp).
+ * Written atomically (temporary name, then rename). `quality` is the JPEG
+ * quality (default 95, as cv2.imwrite).
+ */
+export async function writeImage(path: string, image: RgbImage, opts: { quality?: number } = {}): Promise<void> {
+  const ext = extname(path).toLowerCase().slice(1);
+  const mime =
+    ext === 'jpg' || ext === 'jpeg' ? 'image/jpeg' : ext === 'png' ? 'image/png' : ext === 'bmp' ? 'image/bmp' : undefined;
+  if (!mime) {
+    throw new Error(`Cannot write image "${path}": unsupported extension (supported: ${WRITE_IMAGE_FORMATS.join(', ')})`);
+  }
+  const { width, height, data } = createImage(image.width, image.height, image.data);
+  const rgba = new Uint8Array(width * height * 4);
+  for (let i = 0, n = width * height; i < n; i++) {
+    rgba[i * 4] = data[i * 3];
+    rgba[i * 4 + 1] = data[i * 3 + 1];
+    rgba[i * 4 + 2] = data[i * 3 + 2];
+    rgba[i * 4 + 3] = 255;
+  }
+  const j = Jimp.fromBitmap({ width, height, data: Buffer.from(rgba.buffer) });
+  const buf =
+    mime === 'image/jpeg'
+      ? await j.getBuffer('image/jpeg', { quality: opts.quality ?? 95 })
+      : mime === 'image/png'
+        ? await j.getBuffer('image/png')
+        : await j.getBuffer('image/bmp');
+  await withAtomicOutput(path, (tmp) => writeFileSync(tmp, buf));
+}
+
