@@ -20,3 +20,6 @@ export class InputError extends LivePortraitError {}
 export class WeightsError extends LivePortraitError {}
 
 export class BackendError extends LivePortraitError {}
+
+/** Image-driven relative motion needs the reference's neutral-lip expression (lip_array.pkl), and none was given. */
+export class LipArrayMissingError extends WeightsError {}

@@ -19,7 +19,7 @@
  * await lp.dispose();
  */
 export { initBackend, backendInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName } from './backend.js';
-export { LivePortraitError, InputError, WeightsError, BackendError } from './errors.js';
+export { LivePortraitError, InputError, WeightsError, BackendError, LipArrayMissingError } from './errors.js';
 
 // The animation pipeline
 export {

@@ -1,31 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { WarpingModule, type WarpingTaps, warpingModuleSpecs } from '../src/models/warping_module.js';
-import { ParamReader } from '../src/layers/params.js';
-import { describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff, TO_NCDHW, TO_NCHW, TO_NDHWC } from './helpers/parity.js';
+import { type WarpingModule, type WarpingTaps, warpingModuleSpecs } from '../src/models/warping_module.js';
+import type { ParamReader } from '../src/layers/params.js';
+import { compareToFixture, describeParity, fixtureNetwork, fixtureTensor, manifestSpecs, TO_NCDHW, TO_NCHW, TO_NDHWC } from './helpers/parity.js';
 
 describeParity('warping module W vs PyTorch (seed fixtures)', () => {
   let reader: ParamReader;
-  let net: WarpingModule;
+  let net: WarpingModule | undefined;
   let taps: WarpingTaps;
   let tensorsBefore: number;
   let tensorsAfter: number;
   const errors: Record<string, number> = {};
 
-  /** Max abs error of a channel-last output against the fixture tensor in PyTorch layout. */
-  const err = (key: string, actual: tf.Tensor, perm?: number[]) => {
-    const expected = fixtureTensor('warping_module', key);
-    const a = perm ? tf.transpose(actual, perm) : actual;
-    const e = maxAbsDiff(a, expected);
-    if (a !== actual) a.dispose();
-    expected.dispose();
-    errors[key] = e;
-    return e;
-  };
-
   beforeAll(() => {
-    reader = new ParamReader(fixtureStateDict('warping_module'), 'warping_module', 'parity fixture');
-    net = new WarpingModule(reader);
+    const built = fixtureNetwork('warping_module');
+    reader = built.reader;
+    net = built.net as WarpingModule;
     const feature = fixtureTensor('appearance_feature_extractor', 'output', TO_NDHWC) as tf.Tensor5D;
     const kpSource = fixtureTensor('warping_module', 'kp_source') as tf.Tensor3D;
     const kpDriving = fixtureTensor('warping_module', 'kp_driving') as tf.Tensor3D;
@@ -45,6 +35,12 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
     net?.dispose();
   });
 
+  const check = (checks: Parameters<typeof compareToFixture>[1]) => {
+    const r = compareToFixture('warping_module', checks);
+    Object.assign(errors, r.errors);
+    expect(r.failed).toEqual([]);
+  };
+
   it('has the official parameter specs and reads every weight', () => {
     expect(warpingModuleSpecs()).toEqual(manifestSpecs('warping_module'));
     expect(reader.unused()).toEqual([]);
@@ -55,23 +51,22 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
   });
 
   it('compress_out (the compress conv, before norm) and the hourglass output match', () => {
-    expect(err('compress_out', taps.compressOut, TO_NCDHW)).toBeLessThanOrEqual(1e-4);
     // hourglass output [:, :, ::4, ::4, ::4] in NCDHW
-    const [n, d, h, w, c] = taps.hourglassOut.shape;
-    const sub = tf.tidy(() => tf.stridedSlice(tf.transpose(taps.hourglassOut, TO_NCDHW), [0, 0, 0, 0, 0], [n, c, d, h, w], [1, 1, 4, 4, 4]));
-    expect(err('hourglass_out_sub', sub, undefined)).toBeLessThanOrEqual(1e-3);
-    sub.dispose();
+    check({
+      compress_out: { actual: taps.compressOut, perm: TO_NCDHW, tol: 1e-4 },
+      hourglass_out_sub: { actual: taps.hourglassOut, perm: TO_NCDHW, strides: [1, 1, 4, 4, 4], tol: 1e-3 },
+    });
   });
 
   it('deformation matches within 1e-4', () => {
-    expect(err('deformation', taps.deformation)).toBeLessThanOrEqual(1e-4);
+    check({ deformation: { actual: taps.deformation, tol: 1e-4 } });
   });
 
   it('occlusion_map matches within 1e-4', () => {
-    expect(err('occlusion_map', taps.occlusionMap, TO_NCHW)).toBeLessThanOrEqual(1e-4);
+    check({ occlusion_map: { actual: taps.occlusionMap, perm: TO_NCHW, tol: 1e-4 } });
   });
 
   it('out matches within 1e-3', () => {
-    expect(err('out', taps.out, TO_NCHW)).toBeLessThanOrEqual(1e-3);
+    check({ out: { actual: taps.out, perm: TO_NCHW, tol: 1e-3 } });
   });
 });

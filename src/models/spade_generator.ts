@@ -134,23 +134,32 @@ export class SpadeGenerator implements SpadeGeneratorNet {
     };
     let fcOut: tf.Tensor4D | undefined;
     let gMiddle0Out: tf.Tensor4D | undefined;
-    let x = this.fc.apply(feature);
-    if (taps) fcOut = x.clone();
-    // Replace x by f(x), freeing the old x.
-    const step = (f: (t: tf.Tensor4D) => tf.Tensor4D): void => {
-      const next = f(x);
-      x.dispose();
-      x = next;
-    };
-    this.blocks.forEach((block, i) => {
-      if (this.upsampleBefore[i]) step((t) => resizeNearest(t, [2 * t.shape[1], 2 * t.shape[2]]));
-      step((t) => block.apply(t, segAt(t)));
-      if (taps && i === 0) gMiddle0Out = x.clone();
-    });
-    for (const [res, s] of segs) if (res !== h) s.dispose();
-    const output = tf.tidy(() => tf.sigmoid(pixelShuffle(this.convImg.apply(tf.leakyRelu(x, 0.2)), UPSCALE)));
-    x.dispose();
-    return { output, fcOut, gMiddle0Out };
+    let x: tf.Tensor4D | undefined;
+    try {
+      x = this.fc.apply(feature);
+      if (taps) fcOut = x.clone();
+      // Replace x by f(x), freeing the old x.
+      const step = (f: (t: tf.Tensor4D) => tf.Tensor4D): void => {
+        const next = f(x!);
+        x!.dispose();
+        x = next;
+      };
+      this.blocks.forEach((block, i) => {
+        if (this.upsampleBefore[i]) step((t) => resizeNearest(t, [2 * t.shape[1], 2 * t.shape[2]]));
+        step((t) => block.apply(t, segAt(t)));
+        if (taps && i === 0) gMiddle0Out = x!.clone();
+      });
+      const last = x;
+      const output = tf.tidy(() => tf.sigmoid(pixelShuffle(this.convImg.apply(tf.leakyRelu(last, 0.2)), UPSCALE)));
+      return { output, fcOut, gMiddle0Out };
+    } catch (e) {
+      fcOut?.dispose();
+      gMiddle0Out?.dispose();
+      throw e;
+    } finally {
+      x?.dispose();
+      for (const [res, s] of segs) if (res !== h) s.dispose();
+    }
   }
 
   dispose(): void {

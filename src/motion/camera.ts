@@ -127,7 +127,3 @@ export function transformKeypointWith(kp: tf.Tensor3D, R: tf.Tensor3D, exp: tf.T
 export function transformKeypoint(info: KpInfo): tf.Tensor3D {
   return tf.tidy(() => transformKeypointWith(info.kp, kpInfoRotation(info), info.exp, info.scale, info.t));
 }
-
-export function disposeKpInfo(info: KpInfo): void {
-  for (const v of Object.values(info)) (v as tf.Tensor).dispose();
-}

@@ -15,6 +15,7 @@ import type { KpInfo } from './camera.js';
 import type { AnimationOptions } from './options.js';
 import type { MotionFrame } from '../formats/template.js';
 import { NUM_KP } from '../models/types.js';
+import { LipArrayMissingError } from '../errors.js';
 
 
 /** The source's keypoint information (one image, batch 1). */
@@ -111,7 +112,7 @@ export function rawDrivingKeypoints(source: SourceKeypoints, frame: MotionFrame,
         if (drivingIsVideo) base = d0.exp;
         else if (region === 'eyes') base = tf.zeros([1, NUM_KP, 3]);
         else {
-          if (!ctx.lipArray) throw new Error("image-driven relative motion needs the reference's neutral-lip expression (lip_array.pkl): pass lipArray");
+          if (!ctx.lipArray) throw new LipArrayMissingError("image-driven relative motion needs the reference's neutral-lip expression (lip_array.pkl): pass lipArray");
           if (ctx.lipArray.length !== NUM_KP * 3) throw new Error(`lipArray must have ${NUM_KP * 3} values, got ${ctx.lipArray.length}`);
           base = kp3(ctx.lipArray);
         }
@@ -342,7 +343,7 @@ export function sourceVideoTargets(
     const exp = new Float32Array(63);
     if (drivingIsVideo) for (let k = 0; k < 63; k++) exp[k] = src.exp[k] + (drv.exp[k] - drv0.exp[k]);
     else {
-      if (!lipArray) throw new Error("image-driven relative motion needs the reference's neutral-lip expression (lip_array.pkl): pass lipArray");
+      if (!lipArray) throw new LipArrayMissingError("image-driven relative motion needs the reference's neutral-lip expression (lip_array.pkl): pass lipArray");
       for (let k = 0; k < 63; k++) exp[k] = src.exp[k] + (drv0.exp[k] - lipArray[k]);
     }
     const R = drivingIsVideo ? mulAB(mulABt(drv.R, drv0.R), src.R) : Float32Array.from(src.R);

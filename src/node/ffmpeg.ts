@@ -5,7 +5,7 @@
  * one bundled by the npm package `@ffmpeg-installer/ffmpeg` (a 2018 static
  * build, no ffprobe: media are probed by parsing `ffmpeg -i` output).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -49,11 +49,6 @@ export function ffmpegPath(): string {
   );
 }
 
-/** Forget the resolved binary (tests that change the environment). */
-export function resetFfmpegPath(): void {
-  cached = undefined;
-}
-
 /** The last non-empty line of ffmpeg's stderr (progress lines use \r). */
 export function lastLine(stderr: string): string {
   const lines = stderr.split(/[\r\n]+/).map((l) => l.trim()).filter((l) => l.length > 0);
@@ -76,16 +71,6 @@ export function runFfmpeg(args: string[]): Promise<FfmpegResult> {
     child.on('error', reject);
     child.on('close', (code) => resolvePromise({ code, stderr: Buffer.concat(err).toString('utf8') }));
   });
-}
-
-/** Same as runFfmpeg, synchronously (small probes). */
-export function runFfmpegSync(args: string[]): FfmpegResult {
-  const r = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.error) throw r.error;
-  return { code: r.status, stderr: r.stderr.toString('utf8') };
 }
 
 /**

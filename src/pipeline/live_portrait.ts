@@ -71,7 +71,14 @@ type AnyIterable<T> = Iterable<T> | AsyncIterable<T>;
  * iterable or async iterable of images, frames with ratios, or motion
  * frames), or a motion template.
  */
-export type DrivingInput = ImageInput | MotionTemplate | AnyIterable<FrameLike>;
+export type DrivingInput = ImageInput | DrivingFrameInput | MotionTemplate | AnyIterable<FrameLike>;
+
+/** One frame of animateFaces: the animated crop of each face, and the driving input it came from. */
+export interface AnimatedFaces {
+  index: number;
+  faces: AnimatedFrame[];
+  input: ImageInput | DrivingFrameInput | MotionFrame;
+}
 
 export interface AnimatedFrame {
   index: number;
@@ -408,33 +415,55 @@ export class LivePortrait {
    */
   async *animate(source: ImageInput | SourceInfo, driving: DrivingInput, options: Partial<AnimationOptions> = {}): AsyncGenerator<AnimatedFrame> {
     this.check();
-    const opts = resolveOptions(options);
     const own = !isSourceInfo(source);
     const src = own ? this.prepareSource(source as ImageInput) : (source as SourceInfo);
     try {
-      const { frames, drivingIsVideo } = this.drivingFrames(driving);
-      if (this.pool) this.pool.setSource(src.f_s.dataSync() as Float32Array, src.f_s.shape);
-      let first: MotionFrame | undefined;
-      let count = 0;
-      // Motion and keypoints here, in frame order; W and G here or in workers.
-      const render = async (fr: FrameLike, i: number): Promise<AnimatedFrame> => {
-        const m = this.motionOf(fr, i);
-        first ??= m;
-        const x_d = this.drivingKeypoints(src, m, first, opts, { drivingIsVideo, lipArray: this.lipArray });
-        try {
-          return await this.renderFrame(i, src.f_s, src.x_s, x_d);
-        } finally {
-          x_d.dispose();
-        }
-      };
-      for await (const frame of mapOrdered(frames, render, this.inFlight)) {
-        count++;
-        yield frame;
-      }
-      if (count === 0) throw new InputError('the driving sequence is empty: no frames to animate');
+      for await (const f of this.animateFaces([src], driving, options)) yield f.faces[0];
     } finally {
       if (own) this.disposeSource(src);
     }
+  }
+
+  /**
+   * The animation loop: several prepared faces of one picture (a group
+   * photo) driven by the same driving input, frame by frame. Motion and
+   * keypoints are computed here in frame order; W and G here or in the frame
+   * pool, several frames in flight, yielded in order. Each item carries the
+   * driving input it came from (`input`), e.g. for a side-by-side view.
+   * `drivingIsVideo` overrides what the input suggests (a template cut to
+   * one frame is still a video's motion).
+   */
+  async *animateFaces(sources: SourceInfo[], driving: DrivingInput, options: Partial<AnimationOptions> = {}, ctx: { drivingIsVideo?: boolean } = {}): AsyncGenerator<AnimatedFaces> {
+    this.check();
+    if (sources.length === 0) throw new InputError('animateFaces: no source faces');
+    const opts = resolveOptions(options);
+    const plan = this.drivingFrames(driving);
+    const drivingIsVideo = ctx.drivingIsVideo ?? plan.drivingIsVideo;
+    // One face: its f_s goes to the pool once. Several: with every job.
+    const perFrameFeature = sources.length > 1;
+    if (this.pool && !perFrameFeature) this.pool.setSource(sources[0].f_s.dataSync() as Float32Array, sources[0].f_s.shape);
+    let first: MotionFrame | undefined;
+    let count = 0;
+    const render = async (fr: FrameLike, i: number): Promise<AnimatedFaces> => {
+      const m = this.motionOf(fr, i);
+      first ??= m;
+      const faces = await Promise.all(
+        sources.map(async (src) => {
+          const x_d = this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray });
+          try {
+            return await this.renderFrame(i, src.f_s, src.x_s, x_d, perFrameFeature);
+          } finally {
+            x_d.dispose();
+          }
+        }),
+      );
+      return { index: i, faces, input: fr };
+    };
+    for await (const frame of mapOrdered(plan.frames, render, this.inFlight)) {
+      count++;
+      yield frame;
+    }
+    if (count === 0) throw new InputError('the driving sequence is empty: no frames to animate');
   }
 
   private drivingFrames(driving: DrivingInput): { frames: AsyncGenerator<FrameLike>; drivingIsVideo: boolean } {
@@ -442,7 +471,7 @@ export class LivePortrait {
       if (driving.frames.length === 0) throw new InputError('the motion template has no frames');
       return { frames: iterate(driving.frames), drivingIsVideo: driving.frames.length > 1 };
     }
-    if (isTensor(driving) || isRawImage(driving)) return { frames: iterate([driving]), drivingIsVideo: false };
+    if (isTensor(driving) || isRawImage(driving) || isFrameInput(driving)) return { frames: iterate([driving]), drivingIsVideo: false };
     if (isIterable(driving)) return { frames: iterate(driving as AnyIterable<FrameLike>), drivingIsVideo: true };
     throw new InputError(`driving: expected an image, a sequence of frames or a motion template, got ${describeValue(driving)}`);
   }

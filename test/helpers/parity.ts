@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { describe, it } from 'vitest';
 import { syntheticStateDict } from '../../src/models/synthetic.js';
-import type { ParamSpec } from '../../src/layers/params.js';
+import { ParamReader, type ParamSpec } from '../../src/layers/params.js';
+import { NETWORKS, type NetworkName } from '../../src/models/registry.js';
 import { type HostTensor, type StateDict, toFloat32 } from '../../src/formats/host_tensor.js';
 import { readSafetensors } from '../../src/node/files.js';
 
@@ -107,4 +108,44 @@ export function describeParity(name: string, fn: () => void): void {
     console.warn(`skipping '${name}': ${reason}`);
     describe.skip(name, fn);
   }
+}
+
+/** A network of the registry built from the fixture's weights, with its reader (to check every weight was read). */
+export function fixtureNetwork<K extends NetworkName>(name: K): { net: ReturnType<(typeof NETWORKS)[K]['create']>; reader: ParamReader } {
+  const reader = new ParamReader(fixtureStateDict(name), name, 'parity fixture');
+  return { net: NETWORKS[name].create(reader) as ReturnType<(typeof NETWORKS)[K]['create']>, reader };
+}
+
+/** One output or tap of ours, compared with a fixture tensor (PyTorch layout). */
+export interface FixtureCheck {
+  /** Ours, channel-last. */
+  actual: tf.Tensor;
+  /** Permutation to the fixture's layout (e.g. TO_NCHW), if any. */
+  perm?: number[];
+  /** Strides taken after the permutation (the fixtures' `_sub` taps, e.g. [1, 1, 4, 4, 4]). */
+  strides?: number[];
+  /** Largest max |ours - reference| accepted. */
+  tol: number;
+}
+
+/**
+ * Compare outputs and taps with the fixture file's tensors of the same
+ * names: returns each max abs error and the names over their tolerance, so
+ * a layer test is `expect(compareToFixture(file, checks).failed).toEqual([])`.
+ */
+export function compareToFixture(file: string, checks: Record<string, FixtureCheck>): { errors: Record<string, number>; failed: string[] } {
+  const errors: Record<string, number> = {};
+  const failed: string[] = [];
+  for (const [key, c] of Object.entries(checks)) {
+    const expected = fixtureTensor(file, key);
+    const ours = tf.tidy(() => {
+      let a = c.perm ? tf.transpose(c.actual, c.perm) : c.actual;
+      if (c.strides) a = tf.stridedSlice(a, a.shape.map(() => 0), a.shape, c.strides);
+      return a === c.actual ? a.clone() : a;
+    });
+    errors[key] = maxAbsDiff(ours, expected);
+    if (!(errors[key] <= c.tol)) failed.push(`${key}: ${errors[key]} > ${c.tol}`);
+    tf.dispose([ours, expected]);
+  }
+  return { errors, failed };
 }

@@ -16,7 +16,7 @@ import { concatFrame, hstackImages } from '../../image/concat.js';
 import { type CropResult, bboxFromLandmarks, cropImage, cropImageByBbox } from '../../face/crop.js';
 import { type Face, drivingBbox } from '../../face/detector.js';
 import { loadFaceDetector } from '../face_models.js';
-import { LivePortrait, type DrivingFrameInput, type SourceInfo } from '../../pipeline/live_portrait.js';
+import { LivePortrait, type DrivingFrameInput, type DrivingInput, type SourceInfo } from '../../pipeline/live_portrait.js';
 import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../motion/options.js';
 import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
@@ -24,12 +24,12 @@ import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../../f
 import { defaultWorkerCount, startFrameWorkers } from '../workers.js';
 import { loadLivePortrait, readLipArrayOption } from '../weights.js';
 import { CliError, UsageError, userMessage, withFile } from './errors.js';
+import { LipArrayMissingError } from '../../errors.js';
 import { Progress, summaryLine, type ProgressStream } from './progress.js';
 import { loadTemplate } from '../files.js';
 import { readImage, writeImage } from '../image_files.js';
 import { type Point2 } from '../../image/affine.js';
 import { type RgbImage } from '../../image/image.js';
-import { mapOrdered } from '../../pipeline/frame_pool.js';
 
 // ------------------------------------------------------------------ model
 
@@ -119,12 +119,6 @@ export function loadModel(opts: ModelOptions): LivePortrait {
 function loadModelCheck(opts: ModelOptions): void {
   const dir = resolve(weightsSpec(opts));
   if (!existsSync(dir) || !statSync(dir).isDirectory()) loadModel(opts);
-}
-
-/** Dispose the cached models (tests). */
-export function disposeModels(): void {
-  for (const m of models.values()) m.dispose();
-  models.clear();
 }
 
 /**
@@ -542,7 +536,7 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
     await abortAll(outputs);
     if (e instanceof CliError) throw e;
     let msg = userMessage(e);
-    if (msg.includes('lip_array.pkl'))
+    if (e instanceof LipArrayMissingError)
       msg += `; put the reference's src/utils/resources/lip_array.pkl (github.com/KwaiVGI/LivePortrait) in ${resolve(weightsSpec(r))} or pass --lip-array FILE, or use --no-relative`;
     throw new CliError(msg, { cause: e });
   } finally {
@@ -585,13 +579,6 @@ async function ensureWorkers(lp: LivePortrait, opts: ModelOptions): Promise<void
   } catch (e) {
     throw new CliError(`could not start ${want} frame worker(s): ${userMessage(e)}; try --workers 0`, { cause: e });
   }
-}
-
-/** Motion of one driving item (extracted here for frames, as is for template frames). */
-function motionOf(lp: LivePortrait, item: DrivingItem, i: number): MotionFrame {
-  const f = item.frame;
-  if ('R' in f) return f;
-  return lp.extractMotion(f.image, { eyeRatio: f.eyeRatio, lipRatio: f.lipRatio })[0];
 }
 
 async function animateImageSource(
@@ -637,34 +624,24 @@ async function animateImageSource(
       faces.push({ crop: c, info: lp.prepareSource(c.imgCrop256, ratiosOf(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
     }
     await ensureWorkers(lp, r);
-    let first: MotionFrame | undefined;
     emit.begin?.();
-    // Motion and keypoints in frame order here; W and G here or in the
-    // workers, several frames in flight; results written in order.
-    const render = async (item: DrivingItem, i: number) => {
-      const m = motionOf(lp, item, i);
-      first ??= m;
-      const results = await Promise.all(
-        faces.map(async (f) => {
-          const x_d = lp.drivingKeypoints(f.info, m, first!, opts, { drivingIsVideo: driving.isVideo });
-          try {
-            const out = await lp.renderImage(f.info.f_s, f.info.x_s, x_d);
-            return { width: out.width, height: out.height, data: out.rgb } as RgbImage;
-          } finally {
-            x_d.dispose();
-          }
-        }),
-      );
+    // The library's animation loop (motion and keypoints in order, W and G
+    // here or in the workers); paste-back and the comparison panels here.
+    async function* inputs() {
+      for await (const item of driving.frames()) yield item.frame;
+    }
+    const infos = faces.map((f) => f.info);
+    for await (const out of lp.animateFaces(infos, inputs(), opts, { drivingIsVideo: driving.isVideo })) {
+      const results: RgbImage[] = out.faces.map((f) => ({ width: f.width, height: f.height, data: f.rgb }));
       let result = results[0];
       if (doPaste) {
         result = img;
         faces.forEach((f, k) => (result = pasteBack(results[k], f.crop.M_c2o, result, f.mask!)));
       }
-      const concat = () =>
-        faces.length === 1 ? concatFrame(item.panel, faces[0].crop.imgCrop256, results[0]) : panelRow([...(item.panel ? [item.panel] : []), img, result], 512);
-      return { result, concat };
-    };
-    for await (const { result, concat } of mapOrdered(driving.frames(), render, lp.inFlight)) await emit(result, concat);
+      const panel = 'image' in out.input ? (out.input.image as RgbImage) : undefined;
+      const concat = () => (faces.length === 1 ? concatFrame(panel, faces[0].crop.imgCrop256, results[0]) : panelRow([...(panel ? [panel] : []), img, result], 512));
+      await emit(result, concat);
+    }
   } finally {
     for (const f of faces) lp.disposeSource(f.info);
   }
@@ -720,12 +697,12 @@ async function animateVideoSource(
   await ensureWorkers(lp, r);
   r.log?.(`source video ${r.source}: ${src.length} frame(s) with a face; extracting the motion of every frame first (for smoothing)`);
   const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosOf(s.lmk) }));
-  const drivingInput: MotionTemplate | DrivingFrameInput[] =
+  const drivingInput: DrivingInput =
     driving.kind === 'template'
       ? { fps: 25, frames: drv.map((d) => d.frame as MotionFrame) }
       : driving.isVideo
         ? drv.slice(0, count).map((d) => d.frame as DrivingFrameInput)
-        : { fps: 25, frames: [motionOf(lp, drv[0], 0)] };
+        : (drv[0].frame as DrivingFrameInput);
   // Originals for paste-back, read again in step with the results.
   const originals = doPaste ? read()[Symbol.asyncIterator]() : undefined;
   let origIdx = -1;

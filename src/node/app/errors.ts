@@ -5,13 +5,15 @@
  * LIVEPORTRAIT_DEBUG=1.
  */
 
+import { LivePortraitError } from '../../errors.js';
+
 export const DEBUG_ENV = 'LIVEPORTRAIT_DEBUG';
 
-export class CliError extends Error {
+/** An error the command line reports as one line, with its exit code. */
+export class CliError extends LivePortraitError {
   readonly exitCode: number;
   constructor(message: string, opts: { exitCode?: number; cause?: unknown } = {}) {
     super(oneLine(message), opts.cause !== undefined ? { cause: opts.cause } : undefined);
-    this.name = 'CliError';
     this.exitCode = opts.exitCode ?? 1;
   }
 }
@@ -20,7 +22,6 @@ export class CliError extends Error {
 export class UsageError extends CliError {
   constructor(message: string) {
     super(message, { exitCode: 2 });
-    this.name = 'UsageError';
   }
 }
 
