@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { FM_BROWS, FM_EYE_L, FM_EYE_R, FM_JAW, FM_MOUTH_CORNERS, SOURCE_CROP, averageBbox, bboxFromLandmarks, cropImage, cropImageByBbox, parsePt2, parseRectFromLandmarks } from '../src/face/crop.js';
-import { calcEyeCloseRatio, calcLipCloseRatio, calcRatio, combinedEyeRatio, combinedLipRatio } from '../src/face/ratios.js';
+import { calcEyeCloseRatio, calcLipCloseRatio, calcRatio, ratiosFromLandmarks } from '../src/face/ratios.js';
 import { applyAffine, composeAffine, invertAffine, type Affine, type Point2, warpImage } from '../src/image/affine.js';
 import { boxDownscale } from '../src/image/image.js';
 import { type RgbImage } from '../src/image/image.js';
@@ -147,12 +147,7 @@ describe('eye and lip ratios', () => {
     expect(r.eyes[0].length).toBe(1);
     expect(r.eyes[0][0].length).toBe(2);
     expect(r.lip[1]).toEqual([[calcLipCloseRatio(closed)[0][0]]]);
-    const ce = combinedEyeRatio(r.eyes[1], open);
-    expect(ce.length).toBe(1);
-    expect(ce[0].length).toBe(3);
-    expect(ce[0][2]).toBe(r.eyes[1][0][0]);
-    const cl = combinedLipRatio(r.lip[0], closed);
-    expect(cl[0].length).toBe(2);
-    expect(cl[0][1]).toBe(r.lip[0][0][0]);
+    expect(ratiosFromLandmarks(open)).toEqual({ eyeRatio: calcEyeCloseRatio(open)[0], lipRatio: calcLipCloseRatio(open)[0][0] });
+    expect(ratiosFromLandmarks(undefined)).toEqual({});
   });
 });

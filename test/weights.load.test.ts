@@ -110,7 +110,8 @@ describeParity('loading and converting the reference checkpoints', () => {
     expectRule(w.stitching_retargeting_module.lip, 'stitching_retargeting_module/retarget_mouth');
     expectRule(w.stitching_retargeting_module.eye, 'stitching_retargeting_module/retarget_eye');
     expect(w.stitching_retargeting_module.eye.has('mlp.10.weight')).toBe(true);
-    expect(w.motion_extractor.has('detector.fc_kp.weight')).toBe(true);
+    for (const k of Object.keys(SIGNATURE_KEYS.motion_extractor)) expect(w.motion_extractor.has(k)).toBe(true);
+    expect(w.motion_extractor.has('detector.fc_exp.weight')).toBe(true);
   });
 
   it('refuses a checkpoint of another module', () => {

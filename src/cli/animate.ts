@@ -1,7 +1,8 @@
 /** `liveportrait animate`: thin over src/app/animate.ts. */
 import type { Argv } from 'yargs';
 import { resolve } from 'node:path';
-import { animate, removePartials } from '../node/app/animate.js';
+import { animate } from '../node/app/animate.js';
+import { removePartials } from '../node/output.js';
 import type { AnimationRegion, DrivingOption } from '../motion/options.js';
 import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
 

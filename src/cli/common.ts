@@ -1,6 +1,6 @@
 /** Options and helpers shared by the commands. */
 import type { Argv } from 'yargs';
-import type { ModelOptions } from '../node/app/animate.js';
+import type { ModelOptions } from '../node/app/model.js';
 import { type ProgressStream } from '../node/app/progress.js';
 
 export interface CommonArgs {

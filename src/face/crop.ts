@@ -2,7 +2,7 @@
  * The reference's face crop (src/utils/crop.py) on FaceMesh landmarks, with
  * the affine warps of src/image/affine.ts.
  */
-import { type Affine, type Point2, applyAffine, invertAffine, transformPoints, warpImage } from '../image/affine.js';
+import { type Affine, type Point2, invertAffine, transformPoints, warpImage } from '../image/affine.js';
 import { type RgbImage, boxDownscale } from '../image/image.js';
 
 // ------------------------------------------------------------ the crop

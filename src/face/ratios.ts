@@ -1,7 +1,7 @@
 /**
  * Eye and lip open ratios (the reference's retargeting_utils
- * calc_eye_close_ratio / calc_lip_close_ratio and the wrapper's combined
- * ratios), on FaceMesh 468 points.
+ * calc_eye_close_ratio / calc_lip_close_ratio), on FaceMesh 468 points; the
+ * retargeting networks' combined inputs are in src/motion/transfer.ts.
  *
  * Mapping from the reference's 203-point model:
  *   eye  (per eye): |upper lid − lower lid| / |outer corner − inner corner|
@@ -36,20 +36,8 @@ export function calcRatio(lmkList: Point2[][]): { eyes: number[][][]; lip: numbe
   return { eyes: lmkList.map(calcEyeCloseRatio), lip: lmkList.map(calcLipCloseRatio) };
 }
 
-/**
- * Input of the eye retargeting network [1, 3]: the source's two eye ratios
- * and the driving frame's first eye ratio (c_d_eyes_i[0][0], as the reference).
- */
-export function combinedEyeRatio(cDEyesI: number[][] | number, sourceLmk: Point2[]): number[][] {
-  const cD = typeof cDEyesI === 'number' ? cDEyesI : cDEyesI[0][0];
-  return [[...calcEyeCloseRatio(sourceLmk)[0], cD]];
-}
-
-/** Input of the lip retargeting network [1, 2]: [source lip ratio, driving lip ratio]. */
-export function combinedLipRatio(cDLipI: number[][] | number[] | number, sourceLmk: Point2[]): number[][] {
-  let cD: number;
-  if (typeof cDLipI === 'number') cD = cDLipI;
-  else if (typeof cDLipI[0] === 'number') cD = cDLipI[0];
-  else cD = (cDLipI as number[][])[0][0];
-  return [[calcLipCloseRatio(sourceLmk)[0][0], cD]];
+/** A face's eye and lip ratios from its landmarks, as the networks take them (none without landmarks). */
+export function ratiosFromLandmarks(lmk: Point2[] | undefined): { eyeRatio?: number[]; lipRatio?: number } {
+  if (!lmk || lmk.length === 0) return {};
+  return { eyeRatio: calcEyeCloseRatio(lmk)[0], lipRatio: calcLipCloseRatio(lmk)[0][0] };
 }

@@ -16,7 +16,6 @@ import * as tf from '@tensorflow/tfjs';
 import { Linear, disposeAll } from '../layers/core.js';
 import type { ParamReader } from '../layers/params.js';
 import type { ParamSpec } from '../layers/params.js';
-import { NUM_KP } from './types.js';
 
 
 /** Layer widths of the three MLPs, input first. */

@@ -3,7 +3,7 @@
  * directory as the final file and renamed over it only when complete, so a
  * failure (or a crash) never leaves a half-written result under the final name.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -86,4 +86,24 @@ export function writeFileAtomic(finalPath: string, data: Uint8Array | string): v
     out.abort();
     throw e;
   }
+}
+
+/**
+ * Remove this process's temporary outputs (`.<name>.partial-<pid>-…`, see
+ * io/output.ts) from `dir`: for an interrupted run (Ctrl-C), where the
+ * writers get no chance to clean up.
+ */
+export function removePartials(dir: string): number {
+  let n = 0;
+  try {
+    for (const f of readdirSync(dir)) {
+      if (f.startsWith('.') && f.includes(`.partial-${process.pid}-`)) {
+        rmSync(join(dir, f), { force: true });
+        n++;
+      }
+    }
+  } catch {
+    /* the directory may not exist yet */
+  }
+  return n;
 }

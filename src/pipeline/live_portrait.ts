@@ -165,7 +165,7 @@ export function imageToUint8(x: tf.Tensor): Uint8Array {
   return Uint8Array.from(d);
 }
 
-function ratiosOf(r?: SourceRatios): { eyeRatio?: number[]; lipRatio?: number } {
+function checkRatios(r?: SourceRatios): { eyeRatio?: number[]; lipRatio?: number } {
   const eyeRatio = r?.eyeRatio ? Array.from(r.eyeRatio) : undefined;
   if (eyeRatio && eyeRatio.length !== 2) throw new InputError(`eyeRatio must have 2 values (left, right), got ${eyeRatio.length}`);
   const lipRatio = r?.lipRatio;
@@ -272,7 +272,7 @@ export class LivePortrait {
   }
 
   private sourceKeypointsOf(I_s: tf.Tensor4D, ratios?: SourceRatios): SourceKeypoints {
-    const r = ratiosOf(ratios);
+    const r = checkRatios(ratios);
     const x_s_info = this.kpInfo(I_s);
     const [R_s, x_s] = tf.tidy(() => {
       const R = kpInfoRotation(x_s_info);
@@ -315,7 +315,7 @@ export class LivePortrait {
       });
       const [R, exp, t, scale, kp, x_s] = parts.map((p) => p.dataSync() as Float32Array);
       tf.dispose(parts);
-      const { eyeRatio, lipRatio } = ratiosOf(rs[i]);
+      const { eyeRatio, lipRatio } = checkRatios(rs[i]);
       const f: MotionFrame = { R: R.slice(), exp: exp.slice(), t: t.slice(), scale: scale[0], kp: kp.slice(), x_s: x_s.slice() };
       if (eyeRatio) f.eyeRatio = Float32Array.from(eyeRatio);
       if (lipRatio !== undefined) f.lipRatio = lipRatio;

@@ -7,11 +7,12 @@ tensors also the number of differing elements. Reports tensors present on one si
 compares weights_manifest.json ('seed' and 'modules').
 Exit status 1 when a shape differs or a tensor is missing from B.
 """
+import sys
+sys.dont_write_bytecode = True  # leave no __pycache__ here or in the reference checkout
 import argparse
 import glob
 import json
 import os
-import sys
 
 import numpy as np
 

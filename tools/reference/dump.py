@@ -9,6 +9,8 @@ mode, float32, on the CPU.
 
 See tools/reference/README.md for usage and the file / tensor naming.
 """
+import sys
+sys.dont_write_bytecode = True  # leave no __pycache__ here or in the reference checkout
 import argparse
 import datetime
 import hashlib
@@ -17,7 +19,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import time
 import types
 

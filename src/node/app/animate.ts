@@ -7,183 +7,26 @@
  * `<source>--<driving>_concat.mp4`) with the driving's frame rate and audio.
  * Outputs are written under temporary names and renamed at the end.
  */
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
-import { backendInfo, initBackend } from '../../backend.js';
-import { isImagePath, resizeImage, resizeToLimit } from '../../image/image.js';
-import { hasAudioStream, isVideoPath, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../video.js';
-import { concatFrame, hstackImages } from '../../image/concat.js';
-import { type CropResult, bboxFromLandmarks, cropImage, cropImageByBbox } from '../../face/crop.js';
-import { type Face, drivingBbox } from '../../face/detector.js';
-import { loadFaceDetector } from '../face_models.js';
-import { LivePortrait, type DrivingFrameInput, type DrivingInput, type SourceInfo } from '../../pipeline/live_portrait.js';
-import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../motion/options.js';
-import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
-import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
-import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../../formats/template.js';
-import { defaultWorkerCount, startFrameWorkers } from '../workers.js';
-import { loadLivePortrait, readLipArrayOption } from '../weights.js';
-import { CliError, UsageError, userMessage, withFile } from './errors.js';
+import { existsSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
 import { LipArrayMissingError } from '../../errors.js';
-import { Progress, summaryLine, type ProgressStream } from './progress.js';
-import { loadTemplate } from '../files.js';
+import { type RgbImage, resizeImage, resizeToLimit } from '../../image/image.js';
+import type { Point2 } from '../../image/affine.js';
+import { concatFrame, hstackImages } from '../../image/concat.js';
+import { type CropOptions, type CropResult, cropImage } from '../../face/crop.js';
+import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
+import { ratiosFromLandmarks } from '../../face/ratios.js';
+import type { MotionFrame } from '../../formats/template.js';
+import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../motion/options.js';
+import type { DrivingFrameInput, DrivingInput, LivePortrait, SourceInfo } from '../../pipeline/live_portrait.js';
+import { loadFaceDetector } from '../face_models.js';
 import { readImage, writeImage } from '../image_files.js';
-import { type Point2 } from '../../image/affine.js';
-import { type RgbImage } from '../../image/image.js';
-
-// ------------------------------------------------------------------ model
-
-export interface ModelOptions {
-  /** A weights directory, or 'synthetic' (default $LIVEPORTRAIT_WEIGHTS, else ./weights). */
-  weights?: string;
-  /** Seed of the synthetic weights (default 1). */
-  seed?: number;
-  /** Official weight set (default 'human'). */
-  set?: 'human' | 'animal';
-  /** tfjs backend (default auto / $LIVEPORTRAIT_BACKEND). */
-  backend?: string;
-  /**
-   * Worker threads rendering frames, each with its own backend (the --workers
-   * flag; default `defaultWorkerCount()`: one per core on wasm and cpu as memory allows, 0 on backends
-   * that use the whole machine; an injected `model` renders in-process
-   * unless this is set).
-   */
-  workers?: number;
-  /**
-   * The reference's neutral-lip expression (its src/utils/resources/lip_array.pkl)
-   * for image-driven relative motion (default: lip_array.pkl in the weights
-   * directory; zeros with synthetic weights).
-   */
-  lipArray?: string;
-  /** Use this model instead of loading one (library callers, tests). */
-  model?: LivePortrait;
-}
-
-export const WEIGHTS_ENV = 'LIVEPORTRAIT_WEIGHTS';
-const models = new Map<string, LivePortrait>();
-let backendReady: string | undefined;
-
-/** Start the backend once per process (again only when another one is asked for). */
-export async function ensureBackend(opts: ModelOptions, log?: (line: string) => void): Promise<void> {
-  const key = opts.backend ?? '';
-  if (backendReady === key) return;
-  try {
-    await initBackend({ backend: opts.backend, log: log ?? false });
-  } catch (e) {
-    throw new CliError(userMessage(e), { cause: e });
-  }
-  backendReady = key;
-}
-
-/** The weights directory the options point to ('synthetic' stays as is). */
-export function weightsSpec(opts: ModelOptions): string {
-  return opts.weights ?? process.env[WEIGHTS_ENV] ?? 'weights';
-}
-
-/**
- * The LivePortrait networks for the options, cached per process (tests and
- * repeated calls share one). Errors name the directory, the file and the fix.
- */
-export function loadModel(opts: ModelOptions): LivePortrait {
-  if (opts.model) return opts.model;
-  const w = weightsSpec(opts);
-  const seed = opts.seed ?? 1;
-  const key = `${w === 'synthetic' ? `synthetic:${seed}` : `${resolve(w)}:${opts.set ?? 'human'}`}:${opts.lipArray ?? ''}`;
-  if (opts.lipArray !== undefined && !existsSync(opts.lipArray))
-    throw new CliError(`lip array ${opts.lipArray} not found; give --lip-array the reference's src/utils/resources/lip_array.pkl`);
-  const hit = models.get(key);
-  if (hit) return hit;
-  let lp: LivePortrait;
-  if (w === 'synthetic') {
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${seed}`);
-    // Synthetic weights are meaningless anyway: a zero neutral-lip expression stands in for lip_array.pkl.
-    lp = LivePortrait.synthetic(seed, { lipArray: readLipArrayOption(opts.lipArray) ?? new Float32Array(63) });
-  } else {
-    const dir = resolve(w);
-    if (!existsSync(dir) || !statSync(dir).isDirectory())
-      throw new CliError(
-        `weights directory ${dir} not found; get the weights with \`liveportrait weights download --dir ${dir}${opts.set === 'animal' ? ' --set animal' : ''}\`, ` +
-          `or pass --weights DIR (or --weights synthetic --seed 1 to try everything offline with meaningless weights)`,
-      );
-    try {
-      lp = loadLivePortrait(dir, { set: opts.set, lipArray: opts.lipArray });
-    } catch (e) {
-      throw new CliError(userMessage(e), { cause: e });
-    }
-  }
-  models.set(key, lp);
-  return lp;
-}
-
-/** Fail early when a weights directory is missing (the full load comes later). */
-function loadModelCheck(opts: ModelOptions): void {
-  const dir = resolve(weightsSpec(opts));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) loadModel(opts);
-}
-
-/**
- * Remove this process's temporary outputs (`.<name>.partial-<pid>-…`, see
- * io/output.ts) from `dir`: for an interrupted run (Ctrl-C), where the
- * writers get no chance to clean up.
- */
-export function removePartials(dir: string): number {
-  let n = 0;
-  try {
-    for (const f of readdirSync(dir)) {
-      if (f.startsWith('.') && f.includes(`.partial-${process.pid}-`)) {
-        rmSync(join(dir, f), { force: true });
-        n++;
-      }
-    }
-  } catch {
-    /* the directory may not exist yet */
-  }
-  return n;
-}
-
-// ------------------------------------------------------------------ inputs
-
-export type InputKind = 'image' | 'video' | 'template';
-
-/** File name without its extension(s): the reference's basename(). */
-export function stem(path: string): string {
-  const b = basename(path);
-  if (b.toLowerCase().endsWith('.lpmotion.safetensors')) return b.slice(0, -'.lpmotion.safetensors'.length);
-  const e = extname(b);
-  return e ? b.slice(0, -e.length) : b;
-}
-
-/** True for motion template names (.pkl, .safetensors). */
-export function isTemplatePath(path: string): boolean {
-  const e = extname(path).toLowerCase();
-  return e === '.pkl' || e === '.safetensors';
-}
-
-/** Check that `path` is a readable file of an accepted kind; one-line errors otherwise. */
-export function classifyInput(path: string, role: 'source' | 'driving'): InputKind {
-  let isFile = false;
-  try {
-    isFile = statSync(path).isFile();
-  } catch {
-    throw new CliError(`${role} file ${path} not found; check the path given to ${role === 'source' ? '-s/--source' : '-d/--driving'}`);
-  }
-  if (!isFile) throw new CliError(`${role} ${path} is not a file; give ${role === 'source' ? '-s/--source' : '-d/--driving'} an image or video file`);
-  if (isImagePath(path)) return 'image';
-  if (isVideoPath(path)) return 'video';
-  if (role === 'driving' && isTemplatePath(path)) return 'template';
-  const ext = extname(path) || '(no extension)';
-  const accepted = role === 'source' ? 'an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, avi, webm, mkv)' : 'a video (mp4, mov, avi, webm, mkv), an image (jpg, png, ...) or a motion template (.pkl, .safetensors)';
-  throw new CliError(`${role} ${path}: unsupported format ${ext}; give ${accepted}`);
-}
-
-const NO_FACE_FIX = 'use a photo where the face is clearly visible (frontal, not tiny), or pass --no-crop if the image is already a face crop';
-
-function ratiosOf(lmk: Point2[] | undefined): { eyeRatio?: number[]; lipRatio?: number } {
-  if (!lmk || lmk.length === 0) return {};
-  return { eyeRatio: calcEyeCloseRatio(lmk)[0], lipRatio: calcLipCloseRatio(lmk)[0][0] };
-}
-
-// ------------------------------------------------------------------ request
+import { hasAudioStream, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../video.js';
+import { type DrivingItem, type DrivingPlan, planDrivingFrames } from './driving.js';
+import { CliError, UsageError, userMessage, withFile } from './errors.js';
+import { NO_FACE_FIX, classifyInput, stem } from './inputs.js';
+import { type ModelOptions, ensureBackend, ensureWorkers, loadModel, loadModelCheck, weightsSpec } from './model.js';
+import { Progress, summaryLine, type ProgressStream } from './progress.js';
 
 export interface AnimateRequest extends ModelOptions {
   source: string;
@@ -262,152 +105,6 @@ function animationOptions(r: AnimateRequest): Partial<AnimationOptions> {
   };
 }
 
-/** One driving frame ready for the networks: its 256² crop (none for templates) and motion. */
-export interface DrivingItem {
-  panel?: RgbImage;
-  frame: DrivingFrameInput | MotionFrame;
-}
-
-export interface DrivingPlan {
-  kind: InputKind;
-  /** Frames to animate (upper bound for cropped videos, where faceless frames are skipped). */
-  count: number;
-  fps: number | { num: number; den: number };
-  isVideo: boolean;
-  info?: VideoInfo;
-  /** A fresh pass over the driving frames. */
-  frames(): AsyncGenerator<DrivingItem>;
-  hasAudio: boolean;
-}
-
-// ------------------------------------------------------------------ driving
-
-/** The driving frames of a request, as animate reads them (also for templates). */
-export async function planDrivingFrames(r: AnimateRequest, kind: InputKind, limit: number | undefined, progress: ProgressStream | false): Promise<DrivingPlan> {
-  const path = r.driving;
-  const needRatios = !!(r.eyeRetargeting || r.lipRetargeting);
-  if (kind === 'template') {
-    let tpl: MotionTemplate;
-    try {
-      tpl = loadTemplate(path);
-      tpl.frames.forEach((f, i) => checkMotionFrame(f, `frame ${i}`));
-    } catch (e) {
-      throw withFile(e, path, 'give a template written by `liveportrait template` or the reference (.pkl)');
-    }
-    if (r.cropDriving) r.log?.('note: --crop-driving is ignored for a motion template');
-    const frames = tpl.frames.slice(0, limit ?? tpl.frames.length);
-    return {
-      kind,
-      count: frames.length,
-      fps: tpl.fps,
-      isVideo: tpl.frames.length > 1,
-      hasAudio: false,
-      async *frames() {
-        for (const f of frames) yield { frame: f };
-      },
-    };
-  }
-  if (kind === 'image') {
-    let img: RgbImage;
-    try {
-      img = await readImage(path);
-    } catch (e) {
-      throw withFile(e, path);
-    }
-    const crop = r.cropDriving ?? img.width !== img.height;
-    let panel: RgbImage;
-    let lmk: Point2[] | undefined;
-    const faces = crop || needRatios ? await (await loadFaceDetector()).detect(img, { maxFaces: 1 }) : [];
-    if (crop) {
-      if (!faces[0]) throw new CliError(`no face found in the driving image ${path}; use an image with a clearly visible face, or a square face crop without --crop-driving`);
-      const c = cropImageByBbox(img, bboxFromLandmarks(faces[0].landmarks), faces[0].landmarks);
-      panel = c.imgCrop256;
-      lmk = c.lmkCrop;
-    } else {
-      panel = resizeImage(img, 256, 256, 'linear');
-      lmk = faces[0]?.landmarks;
-    }
-    const ratios = ratiosOf(lmk);
-    return {
-      kind,
-      count: 1,
-      fps: 25,
-      isVideo: false,
-      hasAudio: false,
-      async *frames() {
-        yield { panel, frame: { image: panel, ...ratios } };
-      },
-    };
-  }
-  // a video
-  let info: VideoInfo;
-  try {
-    info = await probeVideo(path);
-  } catch (e) {
-    throw withFile(e, path, 'give a readable video (mp4, mov, webm, ...)');
-  }
-  const count = Math.min(info.frameCount ?? Infinity, limit ?? Infinity);
-  if (!Number.isFinite(count) || count <= 0) throw new CliError(`driving video ${path} has no frames; give another video`);
-  const crop = r.cropDriving ?? info.width !== info.height;
-  const read = () => readVideoFrames(path, { maxFrames: count, info });
-  const plan: DrivingPlan = {
-    kind,
-    count,
-    fps: info.fpsRational ?? info.fps,
-    isVideo: true,
-    info,
-    hasAudio: info.hasAudio,
-    frames: async function* () {
-      let prev: Point2[] | undefined;
-      for await (const f of read()) {
-        const panel = resizeImage(f, 256, 256, 'linear');
-        let ratios = {};
-        if (needRatios) {
-          const face = await (await loadFaceDetector()).track(f, prev);
-          prev = face?.landmarks;
-          ratios = ratiosOf(prev);
-        }
-        yield { panel, frame: { image: panel, ...ratios } };
-      }
-    },
-  };
-  if (!crop) return plan;
-  // The reference's crop_driving_video: track, one averaged box, crop every frame with it.
-  const bar = progress ? new Progress('Tracking the driving face', count, { stream: progress }) : undefined;
-  const lmks: (Point2[] | undefined)[] = [];
-  let prev: Point2[] | undefined;
-  try {
-    for await (const f of read()) {
-      const face: Face | undefined = await (await loadFaceDetector()).track(f, prev);
-      prev = face?.landmarks;
-      lmks.push(prev);
-      bar?.tick();
-    }
-  } catch (e) {
-    throw withFile(e, path);
-  } finally {
-    bar?.finish();
-  }
-  const kept = lmks.filter((l): l is Point2[] => !!l);
-  if (kept.length === 0)
-    throw new CliError(`no face found in the driving video ${path}; use a video with a clearly visible face, or a square face-cropped video without --crop-driving`);
-  if (kept.length < lmks.length) r.log?.(`note: ${lmks.length - kept.length} driving frame(s) without a face are skipped, as the reference does`);
-  const bbox = drivingBbox(kept);
-  plan.count = kept.length;
-  plan.frames = async function* () {
-    let i = 0;
-    for await (const f of read()) {
-      const l = lmks[i++];
-      if (!l) continue;
-      const c = cropImageByBbox(f, bbox, l);
-      yield { panel: c.imgCrop256, frame: { image: c.imgCrop256, ...ratiosOf(c.lmkCrop) } };
-    }
-  };
-  return plan;
-}
-
-// ------------------------------------------------------------------ writers
-
 interface Outputs {
   main?: VideoWriter;
   concat?: VideoWriter;
@@ -426,8 +123,6 @@ function panelRow(panels: RgbImage[], height: number): RgbImage {
   });
   return hstackImages(fit);
 }
-
-// ------------------------------------------------------------------ animate
 
 /**
  * Run the whole pipeline for one source and one driving input. See the
@@ -456,8 +151,11 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
   let model: LivePortrait | undefined;
   const lp = () => (model ??= loadModel(r));
   const opts = animationOptions(r);
-  const cropOpts = { scale: r.scale, vxRatio: r.vxRatio, vyRatio: r.vyRatio, doRot: r.doRot };
-  for (const k of Object.keys(cropOpts) as (keyof typeof cropOpts)[]) if (cropOpts[k] === undefined) delete cropOpts[k];
+  const cropOpts: CropOptions = {};
+  if (r.scale !== undefined) cropOpts.scale = r.scale;
+  if (r.vxRatio !== undefined) cropOpts.vxRatio = r.vxRatio;
+  if (r.vyRatio !== undefined) cropOpts.vyRatio = r.vyRatio;
+  if (r.doRot !== undefined) cropOpts.doRot = r.doRot;
   const doCrop = r.crop ?? true;
   const stitching = r.stitching ?? true;
   let doPaste = (r.pasteBack ?? true) && doCrop && stitching;
@@ -528,8 +226,9 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
   emit.begin = () => void startBar();
 
   try {
-    if (sourceKind === 'image') faceCount = await animateImageSource(r, lp, opts, driving, doCrop, doPaste, cropOpts, emit);
-    else await animateVideoSource(r, lp, opts, driving, sourceInfo!, doCrop, doPaste, cropOpts, limit, emit, progress);
+    const run: Run = { r, getLp: lp, opts, driving, doCrop, doPaste, cropOpts, limit, emit, progress };
+    if (sourceKind === 'image') faceCount = await animateImageSource(run);
+    else await animateVideoSource(run, sourceInfo!);
     if (frames === 0) throw new CliError(`nothing to animate: no driving frames in ${r.driving}`);
     for (const w of [outputs.main, outputs.concat, outputs.gif]) await w?.close();
   } catch (e) {
@@ -568,29 +267,25 @@ interface SourceFace {
   mask?: PasteBackMask;
 }
 
-/** Start (or stop) the frame workers the options ask for. */
-async function ensureWorkers(lp: LivePortrait, opts: ModelOptions): Promise<void> {
-  if (opts.model && opts.workers === undefined) return;
-  const want = opts.workers ?? defaultWorkerCount(backendInfo()?.name);
-  if (!Number.isInteger(want) || want < 0) throw new UsageError(`--workers must be a non-negative integer, got ${want}`);
-  if (lp.workers === want) return;
-  try {
-    await startFrameWorkers(lp, want, { backend: opts.backend });
-  } catch (e) {
-    throw new CliError(`could not start ${want} frame worker(s): ${userMessage(e)}; try --workers 0`, { cause: e });
-  }
+
+/** What both source modes share: the request, the model (loaded when first needed), the driving frames and the choices made. */
+interface Run {
+  r: AnimateRequest;
+  getLp: () => LivePortrait;
+  opts: Partial<AnimationOptions>;
+  driving: DrivingPlan;
+  /** Crop the source to its face(s). */
+  doCrop: boolean;
+  /** Paste the animated crop back into the source. */
+  doPaste: boolean;
+  cropOpts: CropOptions;
+  /** Most frames to animate (Infinity: all). */
+  limit: number;
+  emit: Emit;
+  progress: ProgressStream | false;
 }
 
-async function animateImageSource(
-  r: AnimateRequest,
-  getLp: () => LivePortrait,
-  opts: Partial<AnimationOptions>,
-  driving: DrivingPlan,
-  doCrop: boolean,
-  doPaste: boolean,
-  cropOpts: object,
-  emit: Emit,
-): Promise<number> {
+async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cropOpts, emit }: Run): Promise<number> {
   let img: RgbImage;
   try {
     img = resizeToLimit(await readImage(r.source), r.sourceMaxDim ?? 1280, 2);
@@ -621,7 +316,7 @@ async function animateImageSource(
   const lp = getLp();
   try {
     for (const [k, c] of crops.entries()) {
-      faces.push({ crop: c, info: lp.prepareSource(c.imgCrop256, ratiosOf(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
+      faces.push({ crop: c, info: lp.prepareSource(c.imgCrop256, ratiosFromLandmarks(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
     }
     await ensureWorkers(lp, r);
     emit.begin?.();
@@ -648,19 +343,7 @@ async function animateImageSource(
   return faces.length;
 }
 
-async function animateVideoSource(
-  r: AnimateRequest,
-  getLp: () => LivePortrait,
-  opts: Partial<AnimationOptions>,
-  driving: DrivingPlan,
-  info: VideoInfo,
-  doCrop: boolean,
-  doPaste: boolean,
-  cropOpts: object,
-  limit: number,
-  emit: Emit,
-  progress: ProgressStream | false,
-): Promise<void> {
+async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cropOpts, limit, emit, progress }: Run, info: VideoInfo): Promise<void> {
   const maxDim = r.sourceMaxDim ?? 1280;
   // Driving items first (their count bounds the source frames read).
   const drv: DrivingItem[] = [];
@@ -696,7 +379,7 @@ async function animateVideoSource(
   const lp = getLp();
   await ensureWorkers(lp, r);
   r.log?.(`source video ${r.source}: ${src.length} frame(s) with a face; extracting the motion of every frame first (for smoothing)`);
-  const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosOf(s.lmk) }));
+  const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosFromLandmarks(s.lmk) }));
   const drivingInput: DrivingInput =
     driving.kind === 'template'
       ? { fps: 25, frames: drv.map((d) => d.frame as MotionFrame) }

@@ -5,8 +5,9 @@
  */
 import { extname, resolve } from 'node:path';
 import type { DrivingFrameInput } from '../../pipeline/live_portrait.js';
-import { type AnimateRequest, type ModelOptions, classifyInput, ensureBackend, loadModel } from './animate.js';
-import { planDrivingFrames } from './animate.js';
+import { planDrivingFrames } from './driving.js';
+import { classifyInput } from './inputs.js';
+import { type ModelOptions, ensureBackend, loadModel } from './model.js';
 import { CliError, UsageError, userMessage } from './errors.js';
 import { Progress, type ProgressStream } from './progress.js';
 import { withAtomicOutput } from '../output.js';
@@ -37,8 +38,7 @@ export async function makeTemplate(req: TemplateRequest): Promise<TemplateResult
   if (ext !== '.safetensors') throw new UsageError(`output ${req.output}: name the template *.lpmotion.safetensors`);
   if (req.maxFrames !== undefined && !(Number.isInteger(req.maxFrames) && req.maxFrames > 0)) throw new UsageError(`--max-frames must be a positive integer, got ${req.maxFrames}`);
   await ensureBackend(req, req.log);
-  const r: AnimateRequest = { ...req, source: '', eyeRetargeting: true, lipRetargeting: true };
-  const plan = await planDrivingFrames(r, kind, req.maxFrames, req.progress ?? false);
+  const plan = await planDrivingFrames({ ...req, eyeRetargeting: true, lipRetargeting: true }, kind, req.maxFrames, req.progress ?? false);
   const lp = loadModel(req);
   const bar = req.progress ? new Progress('Extracting motion', plan.count, { stream: req.progress }) : undefined;
   async function* counted() {

@@ -1,0 +1,113 @@
+/**
+ * The networks and the backend for the file-to-file app: the backend started
+ * once per process, the LivePortrait of a weights directory (or synthetic
+ * weights) cached per process, and the frame workers the options ask for.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { backendInfo, initBackend } from '../../backend.js';
+import { LivePortrait } from '../../pipeline/live_portrait.js';
+import { loadLivePortrait, readLipArrayOption } from '../weights.js';
+import { defaultWorkerCount, startFrameWorkers } from '../workers.js';
+import { CliError, UsageError, userMessage } from './errors.js';
+
+export interface ModelOptions {
+  /** A weights directory, or 'synthetic' (default $LIVEPORTRAIT_WEIGHTS, else ./weights). */
+  weights?: string;
+  /** Seed of the synthetic weights (default 1). */
+  seed?: number;
+  /** Official weight set (default 'human'). */
+  set?: 'human' | 'animal';
+  /** tfjs backend (default auto / $LIVEPORTRAIT_BACKEND). */
+  backend?: string;
+  /**
+   * Worker threads rendering frames, each with its own backend (the --workers
+   * flag; default `defaultWorkerCount()`: one per core on wasm and cpu as memory allows, 0 on backends
+   * that use the whole machine; an injected `model` renders in-process
+   * unless this is set).
+   */
+  workers?: number;
+  /**
+   * The reference's neutral-lip expression (its src/utils/resources/lip_array.pkl)
+   * for image-driven relative motion (default: lip_array.pkl in the weights
+   * directory; zeros with synthetic weights).
+   */
+  lipArray?: string;
+  /** Use this model instead of loading one (library callers, tests). */
+  model?: LivePortrait;
+}
+
+export const WEIGHTS_ENV = 'LIVEPORTRAIT_WEIGHTS';
+const models = new Map<string, LivePortrait>();
+let backendReady: string | undefined;
+
+/** Start the backend once per process (again only when another one is asked for). */
+export async function ensureBackend(opts: ModelOptions, log?: (line: string) => void): Promise<void> {
+  const key = opts.backend ?? '';
+  if (backendReady === key) return;
+  try {
+    await initBackend({ backend: opts.backend, log: log ?? false });
+  } catch (e) {
+    throw new CliError(userMessage(e), { cause: e });
+  }
+  backendReady = key;
+}
+
+/** The weights directory the options point to ('synthetic' stays as is). */
+export function weightsSpec(opts: ModelOptions): string {
+  return opts.weights ?? process.env[WEIGHTS_ENV] ?? 'weights';
+}
+
+/**
+ * The LivePortrait networks for the options, cached per process (tests and
+ * repeated calls share one). Errors name the directory, the file and the fix.
+ */
+export function loadModel(opts: ModelOptions): LivePortrait {
+  if (opts.model) return opts.model;
+  const w = weightsSpec(opts);
+  const seed = opts.seed ?? 1;
+  const key = `${w === 'synthetic' ? `synthetic:${seed}` : `${resolve(w)}:${opts.set ?? 'human'}`}:${opts.lipArray ?? ''}`;
+  if (opts.lipArray !== undefined && !existsSync(opts.lipArray))
+    throw new CliError(`lip array ${opts.lipArray} not found; give --lip-array the reference's src/utils/resources/lip_array.pkl`);
+  const hit = models.get(key);
+  if (hit) return hit;
+  let lp: LivePortrait;
+  if (w === 'synthetic') {
+    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${seed}`);
+    // Synthetic weights are meaningless anyway: a zero neutral-lip expression stands in for lip_array.pkl.
+    lp = LivePortrait.synthetic(seed, { lipArray: readLipArrayOption(opts.lipArray) ?? new Float32Array(63) });
+  } else {
+    const dir = resolve(w);
+    if (!existsSync(dir) || !statSync(dir).isDirectory())
+      throw new CliError(
+        `weights directory ${dir} not found; get the weights with \`liveportrait weights download --dir ${dir}${opts.set === 'animal' ? ' --set animal' : ''}\`, ` +
+          `or pass --weights DIR (or --weights synthetic --seed 1 to try everything offline with meaningless weights)`,
+      );
+    try {
+      lp = loadLivePortrait(dir, { set: opts.set, lipArray: opts.lipArray });
+    } catch (e) {
+      throw new CliError(userMessage(e), { cause: e });
+    }
+  }
+  models.set(key, lp);
+  return lp;
+}
+
+/** Fail early when a weights directory is missing (the full load comes later). */
+export function loadModelCheck(opts: ModelOptions): void {
+  const dir = resolve(weightsSpec(opts));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) loadModel(opts);
+}
+
+/** Start (or stop) the frame workers the options ask for. */
+export async function ensureWorkers(lp: LivePortrait, opts: ModelOptions): Promise<void> {
+  if (opts.model && opts.workers === undefined) return;
+  const want = opts.workers ?? defaultWorkerCount(backendInfo()?.name);
+  if (!Number.isInteger(want) || want < 0) throw new UsageError(`--workers must be a non-negative integer, got ${want}`);
+  if (lp.workers === want) return;
+  try {
+    await startFrameWorkers(lp, want, { backend: opts.backend });
+  } catch (e) {
+    throw new CliError(`could not start ${want} frame worker(s): ${userMessage(e)}; try --workers 0`, { cause: e });
+  }
+}
