@@ -15,7 +15,7 @@ import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetarg
 import { startFrameWorkers } from '../src/node/workers.js';
 import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import { applyExpressionEdits } from '../src/motion/edits.js';
-import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/motion/transfer.js';
+import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, rawDrivingKeypoints, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/motion/transfer.js';
 import { kalmanSmooth } from '../src/motion/kalman.js';
 import { type AnimationOptions, resolveOptions } from '../src/motion/options.js';
 import { type MotionFrame } from '../src/formats/template.js';
@@ -226,6 +226,36 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
     console.log(`memory after 5 frames: ${at5.tensors} tensors, RSS ${(at5.rss / 2 ** 20).toFixed(1)} MiB; after 60: ${at60.tensors} tensors, RSS ${(at60.rss / 2 ** 20).toFixed(1)} MiB`);
     expect(at60.tensors).toBe(at5.tensors);
     expect(at60.rss).toBeLessThan(at5.rss * 1.05);
+    disposeSourceKeypoints(src);
+    img.dispose();
+  });
+
+  it.skipIf(!existsSync(laugh))('expression-friendly: x_d = (x_d,raw - x_d0) * sqrt(V_s / V_d0) + x_s, the base computed once per source and first frame', () => {
+    const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 7), 255), 'int32'));
+    const src = lp.prepareSourceKeypoints(img);
+    const tpl = loadTemplate(laugh);
+    const [first, frame, other] = [tpl.frames[0], tpl.frames[Math.min(5, tpl.frames.length - 1)], { ...tpl.frames[0], exp: tpl.frames[0].exp.map((v) => v * 0.5) }];
+    const opts = resolveOptions({ stitching: false });
+    const host = (t: tf.Tensor) => {
+      const v = Array.from(t.dataSync());
+      t.dispose();
+      return v;
+    };
+    const raw = host(rawDrivingKeypoints(src, frame, first, opts));
+    const raw0 = host(rawDrivingKeypoints(src, first, first, opts));
+    const xs = Array.from(src.x_s.dataSync());
+    const mm = motionMultiplier(xs, raw0);
+    const want = raw.map((v, i) => (v - raw0[i]) * mm + xs[i]);
+    const got = host(lp.drivingKeypoints(src, frame, first, opts));
+    const again = host(lp.drivingKeypoints(src, frame, first, opts));
+    for (let i = 0; i < 63; i++) expect(got[i]).toBeCloseTo(want[i], 5);
+    expect(again).toEqual(got);
+    // Another first frame is another base, not the cached one.
+    const raw0b = host(rawDrivingKeypoints(src, other, other, opts));
+    const rawB = host(rawDrivingKeypoints(src, frame, other, opts));
+    const mmB = motionMultiplier(xs, raw0b);
+    const gotB = host(lp.drivingKeypoints(src, frame, other, opts));
+    for (let i = 0; i < 63; i++) expect(gotB[i]).toBeCloseTo((rawB[i] - raw0b[i]) * mmB + xs[i], 5);
     disposeSourceKeypoints(src);
     img.dispose();
   });

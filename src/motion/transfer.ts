@@ -271,6 +271,28 @@ export function sourceVideoEyeTarget(firstSourceEyeRatio: readonly number[], opt
 }
 
 /**
+ * The first driving frame's keypoints and the expression-friendly motion
+ * multiplier, computed once per source and first frame (as the reference
+ * does before its frame loop), not every frame: two convex hulls and a
+ * keypoint pass saved per frame.
+ */
+const expressionFriendlyCache = new WeakMap<MotionFrame, WeakMap<SourceKeypoints, { key: string; x_d0: Float32Array; mm: number }>>();
+
+function expressionFriendlyBase(source: SourceKeypoints, first: MotionFrame, opts: AnimationOptions, ctx: DrivingContext): { x_d0: Float32Array; mm: number } {
+  const key = JSON.stringify([opts, ctx.drivingIsVideo, ctx.sourceIsVideo, ctx.lipArray ? Array.from(ctx.lipArray) : null]);
+  let bySource = expressionFriendlyCache.get(first);
+  if (!bySource) expressionFriendlyCache.set(first, (bySource = new WeakMap()));
+  const hit = bySource.get(source);
+  if (hit && hit.key === key) return hit;
+  const x_d0 = tf.tidy(() => rawDrivingKeypoints(source, first, first, opts, ctx));
+  const host = x_d0.dataSync() as Float32Array;
+  x_d0.dispose();
+  const entry = { key, x_d0: Float32Array.from(host), mm: motionMultiplier(source.x_s.dataSync(), host) };
+  bySource.set(source, entry);
+  return entry;
+}
+
+/**
  * The final driving keypoints x_d [1, 21, 3] of one frame: Eqn. 2 with the
  * options' mixing, then the expression-friendly multiplier, stitching or
  * retargeting, and the driving multiplier. `first` is the first driving
@@ -292,9 +314,8 @@ export function drivingKeypoints(
     const x_s = source.x_s;
     let x_d = rawDrivingKeypoints(source, frame, first, opts, ctx);
     if (opts.relativeMotion && opts.drivingOption === 'expression-friendly' && !sourceIsVideo && drivingIsVideo) {
-      const x_d0 = rawDrivingKeypoints(source, first, first, opts, ctx);
-      const mm = motionMultiplier(x_s.dataSync(), x_d0.dataSync());
-      x_d = tf.add(tf.mul(tf.sub(x_d, x_d0), mm), x_s) as tf.Tensor3D;
+      const { x_d0, mm } = expressionFriendlyBase(source, first, opts, ctx);
+      x_d = tf.add(tf.mul(tf.sub(x_d, kp3(x_d0)), mm), x_s) as tf.Tensor3D;
     }
     if (!opts.eyeRetargeting && !opts.lipRetargeting) {
       const lipBefore = lipDeltaBeforeAnimation(S, source, opts);
