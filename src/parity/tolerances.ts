@@ -9,8 +9,7 @@
  * | warping_module                | compress_out, deformation, occlusion_map | 1e-4 abs                  | warping_module |
  * | warping_module                | out, hourglass_out_sub, tap/*            | 1e-3 abs                  | warping_module |
  * | spade_generator               | fc_out_sub                               | 1e-4 abs                  | spade_generator |
- * | spade_generator               | output, G_middle_0_out_sub               | 1e-3 abs                  | spade_generator |
- * | spade_generator               | tap/*                                    | 1e-3 abs, or 1e-4 × scale | spade_generator (G_middle_0) |
+ * | spade_generator               | output, G_middle_0_out_sub, tap/*        | 1e-3 abs                  | spade_generator |
  * | stitching_retargeting_module  | every output                             | 1e-5 abs                  | stitching_retargeting_module |
  * | camera                        | degree                                   | 1e-5 × scale              | camera |
  * | camera                        | rotation, x_s                            | 1e-5 abs                  | camera |
@@ -21,9 +20,9 @@
  *
  * "scale" is max |reference| over the tensor; the report's relative error is
  * max |ours − reference| / scale (elementwise ratios explode near zero).
- * The taps deep in G (up_0, up_1, conv_img) hold activations of a few tens:
- * float32 rounding there is 1e-4 of that scale, so their bound is the larger
- * of 1e-3 absolute and 1e-4 relative.
+ * Taps take the bound of the fixed tap of the same network (W's hourglass,
+ * G's G_middle_0): float32 rounding grows through G's blocks to about 6e-5
+ * at up_1 (scale ~8), W's hourglass levels stay near 1e-6.
  */
 
 /** A bound on max |ours − reference|: absolute, relative to the reference's scale, either, or a u8 share. */
@@ -44,7 +43,7 @@ export const TOLERANCES: Record<string, Record<string, Tolerance>> = {
     output: { abs: 1e-3 },
     fc_out_sub: { abs: 1e-4 },
     G_middle_0_out_sub: { abs: 1e-3 },
-    'tap/*': { abs: 1e-3, rel: 1e-4 },
+    'tap/*': { abs: 1e-3 },
   },
   stitching_retargeting_module: Object.fromEntries(['stitch_delta', 'stitched_kp_driving', 'eye_delta', 'lip_delta', 'tap/*'].map((k) => [k, { abs: 1e-5 }])),
   camera: { degree: { rel: 1e-5 }, rotation: { abs: 1e-5 }, x_s: { abs: 1e-5 } },
