@@ -47,6 +47,8 @@ export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js
 // Keypoints and motion
 export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
 export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
+export { compareParity, manifestWeights, formatParityTable, TOLERANCES, type ParityFixture, type ParityWeights, type ParityReport, type ParityRow } from './parity/index.js';
+export { TapRecorder, type TapFn } from './layers/taps.js';
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
 export { applyExpressionEdits, type RetargetEdit } from './motion/edits.js';
 export { kalmanSmooth } from './motion/kalman.js';

@@ -9,6 +9,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { UsageError, reportError } from '../node/app/errors.js';
 import { animateCommand } from './animate.js';
 import { benchCommand } from './bench.js';
+import { parityCommand } from './parity.js';
 import { retargetCommand } from './retarget.js';
 import { templateCommand } from './template.js';
 import { weightsCommand } from './weights.js';
@@ -38,7 +39,8 @@ export async function run(argv: string[]): Promise<number> {
     .command(templateCommand)
     .command(weightsCommand as unknown as CommandModule)
     .command(benchCommand(argv))
-    .demandCommand(1, 'name a command: animate, retarget, template, weights or bench')
+    .command(parityCommand as unknown as CommandModule)
+    .demandCommand(1, 'name a command: animate, retarget, template, weights, bench or parity')
     .strict()
     .recommendCommands()
     .epilogue(EPILOGUE)
@@ -46,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     .example('liveportrait retarget -s photo.jpg --eye-ratio 0 -o closed.jpg', 'close the eyes')
     .example('liveportrait template -d driving.mp4 -o driving.lpmotion.safetensors', 'save a motion template')
     .example('liveportrait weights download', 'get the official weights')
+    .example('liveportrait parity --fixtures DIR', 'compare with a PyTorch reference dump')
     .help()
     .alias('h', 'help')
     .version()

@@ -8,3 +8,4 @@ export { SameBlock2d, DownBlock2d, ResBlock3d, DownBlock3d, UpBlock3d } from './
 export { gridSample3d } from './grid_sample3d.js';
 export { pixelShuffle } from './pixel_shuffle.js';
 export { SPADE, SPADEResnetBlock, InstanceNorm2d } from './spade.js';
+export { TapRecorder, scopedTap, joinTapPath, type TapFn, type TapLayout } from './taps.js';

@@ -9,6 +9,7 @@ import type { ParamReader } from './params.js';
 import type { ParamSpec } from './params.js';
 import { Conv2d, type Disposable } from './core.js';
 import { spectralConv2d } from './spectral_norm.js';
+import { type TapFn, scopedTap } from './taps.js';
 
 /** Source index of F.interpolate(mode='nearest') for output index dst: floor(dst · in/out), clamped. */
 export function nearestIndex(dst: number, inSize: number, outSize: number): number {
@@ -81,13 +82,20 @@ export class SPADE implements Disposable {
     ];
   }
 
-  apply(x: tf.Tensor4D, segmap: tf.Tensor4D): tf.Tensor4D {
+  /** Taps (paths inside this SPADE): `param_free_norm`, `mlp_shared` (after its ReLU), `mlp_gamma`, `mlp_beta`, ''. */
+  apply(x: tf.Tensor4D, segmap: tf.Tensor4D, tap?: TapFn): tf.Tensor4D {
     return tf.tidy(() => {
       const normalized = this.norm.apply(x);
+      tap?.('param_free_norm', normalized);
       const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
       const actv = this.mlpShared.apply(seg, 'relu');
+      tap?.('mlp_shared', actv);
       const [gamma, beta] = Conv2d.applyShared([this.mlpGamma, this.mlpBeta], actv);
-      return tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta);
+      tap?.('mlp_gamma', gamma);
+      tap?.('mlp_beta', beta);
+      const out = tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta) as tf.Tensor4D;
+      tap?.('', out);
+      return out;
     });
   }
 
@@ -148,12 +156,22 @@ export class SPADEResnetBlock implements Disposable {
     ];
   }
 
-  apply(x: tf.Tensor4D, seg: tf.Tensor4D): tf.Tensor4D {
+  /** Taps (paths inside this block): `norm_0`, `conv_0`, `norm_1`, `conv_1`, `norm_s`, `conv_s` (each SPADE's own too, e.g. `norm_0.mlp_gamma`), ''. */
+  apply(x: tf.Tensor4D, seg: tf.Tensor4D, tap?: TapFn): tf.Tensor4D {
     return tf.tidy(() => {
-      const xS = this.convS && this.normS ? this.convS.apply(this.normS.apply(x, seg)) : x;
-      const h = this.conv0.apply(tf.leakyRelu(this.norm0.apply(x, seg), 0.2));
-      const dx = this.conv1.apply(tf.leakyRelu(this.norm1.apply(h, seg), 0.2));
-      return tf.add(xS, dx);
+      // A SPADE offers its own output at '' (here: `name`).
+      const spade = (norm: SPADE, name: string, t: tf.Tensor4D) => norm.apply(t, seg, scopedTap(tap, name));
+      const conv = (c: Conv2d, name: string, t: tf.Tensor4D) => {
+        const y = c.apply(t);
+        tap?.(name, y);
+        return y;
+      };
+      const xS = this.convS && this.normS ? conv(this.convS, 'conv_s', spade(this.normS, 'norm_s', x)) : x;
+      const h = conv(this.conv0, 'conv_0', tf.leakyRelu(spade(this.norm0, 'norm_0', x), 0.2));
+      const dx = conv(this.conv1, 'conv_1', tf.leakyRelu(spade(this.norm1, 'norm_1', h), 0.2));
+      const out = tf.add(xS, dx) as tf.Tensor4D;
+      tap?.('', out);
+      return out;
     });
   }
 

@@ -12,6 +12,7 @@ import { gridSample3d } from '../layers/grid_sample3d.js';
 import { kp2gaussian, makeCoordinateGrid } from '../layers/heatmap.js';
 import type { ParamReader } from '../layers/params.js';
 import type { ParamSpec } from '../layers/params.js';
+import { type TapFn, scopedTap } from '../layers/taps.js';
 
 export interface DenseMotionConfig {
   numKp: number;
@@ -100,16 +101,30 @@ export class Hourglass3d implements Disposable {
     this.conv = new Conv3d(p, `${prefix}.decoder.conv`, { padding: 1, norm: new BatchNorm(p, `${prefix}.decoder.norm`) });
   }
 
-  apply(x: tf.Tensor5D): tf.Tensor5D {
+  /**
+   * x [N, D, H, W, C] → [N, D, H, W, out_filters]. Taps (paths inside the
+   * hourglass): `encoder.down_blocks.<i>`, `encoder/<i>` (the encoder's list:
+   * its input, then each level), `decoder.up_blocks.<i>` (before the skip
+   * concatenation), `decoder` and '' (the output).
+   */
+  apply(x: tf.Tensor5D, tap?: TapFn): tf.Tensor5D {
     return tf.tidy(() => {
       const skips: tf.Tensor5D[] = [x];
-      for (const block of this.down) skips.push(block.apply(skips[skips.length - 1]));
+      this.down.forEach((block, i) => {
+        skips.push(block.apply(skips[skips.length - 1]));
+        tap?.(`encoder.down_blocks.${i}`, skips[i + 1]);
+      });
+      if (tap) skips.forEach((s, i) => tap(`encoder/${i}`, s));
       let out = skips.pop() as tf.Tensor5D;
-      for (const block of this.up) {
+      this.up.forEach((block, i) => {
         const up = block.apply(out);
+        tap?.(`decoder.up_blocks.${i}`, up);
         out = tf.concat([up, skips.pop() as tf.Tensor5D], 4);
-      }
-      return this.conv.apply(out, 'relu');
+      });
+      const result = this.conv.apply(out, 'relu');
+      tap?.('decoder', result);
+      tap?.('', result);
+      return result;
     });
   }
 
@@ -184,14 +199,23 @@ export class DenseMotionNetwork implements Disposable {
     this.occlusion = new Conv2d(p, `${prefix}.occlusion`, { padding: 3 });
   }
 
-  /** feature [N, D, H, W, C] (f_s), kp [N, K, 3] → deformation, occlusion map and intermediate taps. */
-  applyWithTaps(feature: tf.Tensor5D, kpSource: tf.Tensor3D, kpDriving: tf.Tensor3D): DenseMotionTaps {
+  /**
+   * feature [N, D, H, W, C] (f_s), kp [N, K, 3] → deformation, occlusion map
+   * and intermediate tensors. `tap` is offered (paths inside this network):
+   * `compress`, `norm`, `hourglass...` (see Hourglass3d.apply), `mask` (the
+   * conv, before softmax), `occlusion` (before sigmoid), and '/mask',
+   * '/deformation', '/occlusion_map' (the reference's output dict).
+   */
+  applyWithTaps(feature: tf.Tensor5D, kpSource: tf.Tensor3D, kpDriving: tf.Tensor3D, tap?: TapFn): DenseMotionTaps {
     return tf.tidy(() => {
       const [n, d, h, w] = feature.shape;
       const identity = makeCoordinateGrid(d, h, w);
       const k1 = this.cfg.numKp + 1;
       const compressOut = this.compress.apply(feature);
-      const compressed = tf.relu(this.norm.apply(compressOut));
+      tap?.('compress', compressOut);
+      const normed = this.norm.apply(compressOut);
+      tap?.('norm', normed);
+      const compressed = tf.relu(normed);
       const c = compressed.shape[4];
 
       // 1. The compressed feature warped by each sparse motion: [N, D, H, W, K+1, c].
@@ -201,16 +225,23 @@ export class DenseMotionNetwork implements Disposable {
       // 2. Hourglass input, per keypoint [heatmap, c deformed channels] as PyTorch's view(bs, -1, d, h, w).
       const heat = heatmapRepresentation([d, h, w], kpSource, kpDriving).reshape([n, d, h, w, k1, 1]);
       const input = tf.concat([heat, deformed], 5).reshape([n, d, h, w, k1 * (c + 1)]) as tf.Tensor5D;
-      const hourglassOut = this.hourglass.apply(input);
+      const hourglassOut = this.hourglass.apply(input, scopedTap(tap, 'hourglass'));
 
       // 3. Softmax mask over the K+1 motions; the deformation is their mixture.
-      const mask = tf.softmax(this.mask.apply(hourglassOut), -1) as tf.Tensor5D;
+      const maskLogits = this.mask.apply(hourglassOut);
+      tap?.('mask', maskLogits);
+      const mask = tf.softmax(maskLogits, -1) as tf.Tensor5D;
       const deformation = tf.sum(tf.mul(mask.reshape([n, d, h, w, k1, 1]), sparse), 4) as tf.Tensor5D;
 
       // 4. Occlusion from the hourglass output folded to 2-D, channel index c * D + d as in view(bs, -1, h, w).
       const ch = hourglassOut.shape[4];
       const folded = tf.transpose(hourglassOut, [0, 2, 3, 4, 1]).reshape([n, h, w, ch * d]) as tf.Tensor4D;
-      const occlusionMap = tf.sigmoid(this.occlusion.apply(folded));
+      const occlusionLogits = this.occlusion.apply(folded);
+      tap?.('occlusion', occlusionLogits);
+      const occlusionMap = tf.sigmoid(occlusionLogits);
+      tap?.('/mask', mask);
+      tap?.('/deformation', deformation, 'torch');
+      tap?.('/occlusion_map', occlusionMap);
 
       return { deformation, occlusionMap, compressOut, hourglassOut, mask };
     });

@@ -13,6 +13,7 @@ import { pixelShuffle } from '../layers/pixel_shuffle.js';
 import { SPADEResnetBlock, resizeNearest } from '../layers/spade.js';
 import type { ParamReader } from '../layers/params.js';
 import type { ParamSpec } from '../layers/params.js';
+import { type TapFn, scopedTap } from '../layers/taps.js';
 import { uniforms } from './synthetic.js';
 import { type HostTensor, f32 } from '../formats/host_tensor.js';
 import type { SpadeGeneratorNet } from './types.js';
@@ -96,12 +97,15 @@ export class SpadeGenerator implements SpadeGeneratorNet {
   readonly fc: Conv2d;
   readonly blocks: SPADEResnetBlock[];
   readonly upsampleBefore: boolean[];
+  /** The blocks' names in the checkpoint (G_middle_0 ... up_1). */
+  readonly names: string[];
   readonly convImg: Conv2d;
 
   constructor(p: ParamReader) {
     this.fc = new Conv2d(p, 'fc', { padding: 1 });
     const defs = blockDefs();
     this.blocks = defs.map((b) => new SPADEResnetBlock(p, b.name, b.fin, b.fout));
+    this.names = defs.map((b) => b.name);
     this.upsampleBefore = defs.map((b) => b.upsample);
     this.convImg = new Conv2d(p, 'conv_img.0', { padding: 1 });
   }
@@ -113,12 +117,19 @@ export class SpadeGenerator implements SpadeGeneratorNet {
     return output;
   }
 
-  applyWithTaps(feature: tf.Tensor4D): SpadeGeneratorTaps {
-    const { output, fcOut, gMiddle0Out } = this.run(feature, true);
+  /**
+   * The output with the fixtures' two taps; `tap` is offered the reference's
+   * submodule outputs by path: `fc`, `G_middle_0..5`, `up_0`, `up_1` (each
+   * block's own too, e.g. `up_0.conv_s`, `G_middle_2.norm_1.mlp_gamma`), `up`
+   * (the nearest ×2 upsampling, called twice), `conv_img.0` (the conv),
+   * `conv_img.1` and `conv_img` (after PixelShuffle, before the sigmoid), ''.
+   */
+  applyWithTaps(feature: tf.Tensor4D, tap?: TapFn): SpadeGeneratorTaps {
+    const { output, fcOut, gMiddle0Out } = this.run(feature, true, tap);
     return { output, fcOut: fcOut as tf.Tensor4D, gMiddle0Out: gMiddle0Out as tf.Tensor4D };
   }
 
-  private run(feature: tf.Tensor4D, taps: boolean): { output: tf.Tensor4D; fcOut?: tf.Tensor4D; gMiddle0Out?: tf.Tensor4D } {
+  private run(feature: tf.Tensor4D, taps: boolean, tap?: TapFn): { output: tf.Tensor4D; fcOut?: tf.Tensor4D; gMiddle0Out?: tf.Tensor4D } {
     const [, h, , c] = feature.shape;
     if (c !== G_INPUT_CHANNELS) throw new Error(`SpadeGenerator: expected ${G_INPUT_CHANNELS} input channels (NHWC), got shape ${JSON.stringify(feature.shape)}`);
     // The segmentation map of every SPADE is the input feature, resized
@@ -138,6 +149,7 @@ export class SpadeGenerator implements SpadeGeneratorNet {
     try {
       x = this.fc.apply(feature);
       if (taps) fcOut = x.clone();
+      tap?.('fc', x);
       // Replace x by f(x), freeing the old x.
       const step = (f: (t: tf.Tensor4D) => tf.Tensor4D): void => {
         const next = f(x!);
@@ -145,12 +157,25 @@ export class SpadeGenerator implements SpadeGeneratorNet {
         x = next;
       };
       this.blocks.forEach((block, i) => {
-        if (this.upsampleBefore[i]) step((t) => resizeNearest(t, [2 * t.shape[1], 2 * t.shape[2]]));
-        step((t) => block.apply(t, segAt(t)));
+        if (this.upsampleBefore[i]) {
+          step((t) => resizeNearest(t, [2 * t.shape[1], 2 * t.shape[2]]));
+          tap?.('up', x!);
+        }
+        // The block offers its own output (and its parts') under its name.
+        step((t) => block.apply(t, segAt(t), scopedTap(tap, this.names[i])));
         if (taps && i === 0) gMiddle0Out = x!.clone();
       });
       const last = x;
-      const output = tf.tidy(() => tf.sigmoid(pixelShuffle(this.convImg.apply(tf.leakyRelu(last, 0.2)), UPSCALE)));
+      const output = tf.tidy(() => {
+        const conv = this.convImg.apply(tf.leakyRelu(last, 0.2));
+        tap?.('conv_img.0', conv);
+        const shuffled = pixelShuffle(conv, UPSCALE);
+        tap?.('conv_img.1', shuffled);
+        tap?.('conv_img', shuffled);
+        const y = tf.sigmoid(shuffled) as tf.Tensor4D;
+        tap?.('', y);
+        return y;
+      });
       return { output, fcOut, gMiddle0Out };
     } catch (e) {
       fcOut?.dispose();

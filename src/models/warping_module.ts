@@ -10,6 +10,7 @@ import { Conv2d } from '../layers/core.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import type { ParamReader } from '../layers/params.js';
 import type { ParamSpec } from '../layers/params.js';
+import { type TapFn, scopedTap } from '../layers/taps.js';
 import { DENSE_MOTION_CONFIG, DenseMotionNetwork, batchNormSpecs, convSpecs, denseMotionSpecs } from './dense_motion.js';
 import type { WarpingModuleNet, WarpingOutput } from './types.js';
 
@@ -55,17 +56,29 @@ export class WarpingModule implements WarpingModuleNet {
     this.fourth = new Conv2d(p, 'fourth');
   }
 
-  /** f_s [N, D, H, W, C] with the keypoints x_s, x_d [N, K, 3] → warped feature, occlusion, deformation and taps. */
-  applyWithTaps(feature3d: tf.Tensor5D, kpSource: tf.Tensor3D, kpDriving: tf.Tensor3D): WarpingTaps {
+  /**
+   * f_s [N, D, H, W, C] with the keypoints x_s, x_d [N, K, 3] → warped
+   * feature, occlusion, deformation and taps. `tap` is offered the
+   * reference's submodule outputs by path: `dense_motion_network[...]` (see
+   * DenseMotionNetwork.applyWithTaps), `third`, `fourth`, and '/out',
+   * '/occlusion_map', '/deformation' (W's output dict).
+   */
+  applyWithTaps(feature3d: tf.Tensor5D, kpSource: tf.Tensor3D, kpDriving: tf.Tensor3D, tap?: TapFn): WarpingTaps {
     return tf.tidy(() => {
-      const dense = this.denseMotion.applyWithTaps(feature3d, kpSource, kpDriving);
+      const dense = this.denseMotion.applyWithTaps(feature3d, kpSource, kpDriving, scopedTap(tap, 'dense_motion_network'));
       const { deformation, occlusionMap } = dense;
       const warped = gridSample3d(feature3d, deformation);
       // PyTorch's view(bs, c * d, h, w): channel index c * D + d.
       const [n, d, h, w, c] = warped.shape;
       const folded = tf.transpose(warped, [0, 2, 3, 4, 1]).reshape([n, h, w, c * d]) as tf.Tensor4D;
-      const refined = this.fourth.apply(this.third.apply(folded));
+      const third = this.third.apply(folded);
+      tap?.('third', third);
+      const refined = this.fourth.apply(third);
+      tap?.('fourth', refined);
       const out = tf.mul(refined, occlusionMap) as tf.Tensor4D;
+      tap?.('/occlusion_map', occlusionMap);
+      tap?.('/deformation', deformation, 'torch');
+      tap?.('/out', out);
       return { out, occlusionMap, deformation, compressOut: dense.compressOut, hourglassOut: dense.hourglassOut };
     });
   }

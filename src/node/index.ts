@@ -18,6 +18,7 @@ export { readImage, writeImage } from './image_files.js';
 export { readVideoFrames, openVideoWriter, probeVideo, type VideoInfo, type VideoWriter } from './video.js';
 export { startFrameWorkers, defaultWorkerCount } from './workers.js';
 export { loadFaceDetector } from './face_models.js';
+export { openFixtureDir, fixtureWeights, directoryWeights } from './parity.js';
 export { animate, type AnimateRequest, type AnimateResult } from './app/animate.js';
 export { retarget, type RetargetRequest } from './app/retarget.js';
 export { makeTemplate, type TemplateRequest } from './app/template.js';

@@ -1,0 +1,557 @@
+/**
+ * The parity comparer: our networks on a reference dump's inputs, every
+ * output and tap of the dump compared with ours (max abs and relative error
+ * against the tolerance table). Nothing in a dump is skipped silently: a
+ * tensor we do not compute is a row with status 'not compared' and the reason.
+ *
+ * Everything here works on parsed tensors (ParityFixture, ParityWeights);
+ * reading a directory is src/node/parity.ts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { type HostTensor, toFloat32 } from '../formats/host_tensor.js';
+import { gridSample3d } from '../layers/grid_sample3d.js';
+import { TapRecorder } from '../layers/taps.js';
+import type { AnimationOptions } from '../motion/options.js';
+import { getRotationMatrix, headposeBinsToDegree, type KpInfo, transformKeypoint } from '../motion/camera.js';
+import type { MotionFrame } from '../formats/template.js';
+import { createNetwork, createStitching, type NetworkName, type LivePortraitNets } from '../models/registry.js';
+import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
+import type { WarpingModule } from '../models/warping_module.js';
+import type { SpadeGenerator } from '../models/spade_generator.js';
+import { LivePortrait, prepareImage } from '../pipeline/live_portrait.js';
+import { disposeSourceKeypoints } from '../motion/transfer.js';
+import { type FixtureFile, FixtureError, type ParityFixture, type ParityWeights, parseSlice, parseTapName, tapMetadata } from './fixture.js';
+import { bound, describeTolerance, type Tolerance, toleranceFor } from './tolerances.js';
+
+export type RowStatus = 'pass' | 'fail' | 'not compared';
+
+/** One output or tap of the dump. */
+export interface ParityRow {
+  /** The fixture file (module) stem. */
+  module: string;
+  tensor: string;
+  /** The reference tensor's shape (as stored: taps may be strided). */
+  shape: number[];
+  status: RowStatus;
+  /** max |ours − reference| (u8 frames: the largest difference). */
+  maxAbs?: number;
+  /** maxAbs / max |reference|. */
+  maxRel?: number;
+  tolerance?: string;
+  /** Why not compared, or what failed beyond the numbers. */
+  note?: string;
+}
+
+export interface ParityReport {
+  fixture: string;
+  weights: string;
+  backend: string;
+  rows: ParityRow[];
+  /** Seconds per module. */
+  seconds: Record<string, number>;
+  /** No row failed. */
+  ok: boolean;
+}
+
+/** The modules a dump can hold, in the order they run; alias is the --modules name. */
+export const PARITY_MODULES = [
+  { stem: 'appearance_feature_extractor', alias: 'F' },
+  { stem: 'motion_extractor', alias: 'M' },
+  { stem: 'warping_module', alias: 'W' },
+  { stem: 'spade_generator', alias: 'G' },
+  { stem: 'stitching_retargeting_module', alias: 'S' },
+  { stem: 'camera', alias: 'camera' },
+  { stem: 'ops', alias: 'ops' },
+  { stem: 'pipeline', alias: 'pipeline' },
+] as const;
+
+export interface CompareOptions {
+  /** Modules by alias (F, M, W, G, S, camera, ops, pipeline) or file stem; default every one the fixture has. */
+  modules?: string[];
+  /**
+   * Render the pipeline's frames (W and G per frame: minutes on one CPU
+   * core). Default: only when `modules` names the pipeline.
+   */
+  renderFrames?: boolean;
+  /** Called after each module with its rows (for progress output). */
+  onModule?: (stem: string, rows: ParityRow[], seconds: number) => void;
+}
+
+/** Resolve --modules names to the fixture's stems, in run order. */
+export function selectModules(fixture: ParityFixture, names?: string[]): string[] {
+  if (!names?.length || names.includes('all')) return PARITY_MODULES.map((m) => m.stem).filter((s) => fixture.stems.includes(s));
+  const wanted = new Set<string>();
+  for (const n of names) {
+    const m = PARITY_MODULES.find((x) => x.alias === n || x.stem === n || x.alias.toLowerCase() === n.toLowerCase());
+    if (!m) throw new FixtureError(`unknown module '${n}' in --modules; use some of ${PARITY_MODULES.map((x) => x.alias).join(', ')} (or their file names)`);
+    if (!fixture.stems.includes(m.stem)) throw new FixtureError(`${fixture.location} has no ${m.stem}.safetensors (asked for by --modules ${n}); dump it with tools/reference/dump.py --modules ${m.alias}`);
+    wanted.add(m.stem);
+  }
+  return PARITY_MODULES.map((m) => m.stem).filter((s) => wanted.has(s));
+}
+
+/** Compare the fixture's modules with ours. */
+export async function compareParity(fixture: ParityFixture, weights: ParityWeights, opts: CompareOptions = {}): Promise<ParityReport> {
+  const stems = selectModules(fixture, opts.modules);
+  const renderFrames = opts.renderFrames ?? !!opts.modules?.some((n) => n === 'pipeline');
+  const run = new Run(fixture, weights);
+  const rows: ParityRow[] = [];
+  const seconds: Record<string, number> = {};
+  try {
+    for (const stem of stems) {
+      const t0 = performance.now();
+      const mine = await run.module(stem, renderFrames);
+      seconds[stem] = (performance.now() - t0) / 1000;
+      rows.push(...mine);
+      opts.onModule?.(stem, mine, seconds[stem]);
+    }
+  } finally {
+    run.dispose();
+  }
+  return { fixture: fixture.location, weights: weights.source, backend: tf.getBackend(), rows, seconds, ok: rows.every((r) => r.status !== 'fail') };
+}
+
+// ------------------------------------------------------------------ numbers
+
+/** Max abs and relative error of ours (PyTorch layout) against a stored tensor, optionally strided first. */
+export function tensorErrors(ours: tf.Tensor, ref: HostTensor, strides?: number[]): { maxAbs: number; maxRel: number; scale: number; shapeError?: string } {
+  const a = tf.tidy(() => (strides ? tf.stridedSlice(ours, ours.shape.map(() => 0), ours.shape, strides) : ours.clone()));
+  try {
+    if (a.shape.join() !== ref.shape.join()) return { maxAbs: NaN, maxRel: NaN, scale: NaN, shapeError: `shape ${JSON.stringify(a.shape)} here, ${JSON.stringify(ref.shape)} in the dump` };
+    const x = a.dataSync();
+    const y = toFloat32(ref);
+    let maxAbs = 0;
+    let scale = 0;
+    let nan = false;
+    for (let i = 0; i < y.length; i++) {
+      const d = Math.abs(x[i] - y[i]);
+      if (Number.isNaN(d)) nan = true;
+      else if (d > maxAbs) maxAbs = d;
+      const s = Math.abs(y[i]);
+      if (s > scale) scale = s;
+    }
+    if (nan) maxAbs = NaN;
+    return { maxAbs, maxRel: scale > 0 ? maxAbs / scale : maxAbs, scale };
+  } finally {
+    a.dispose();
+  }
+}
+
+function judged(module: string, tensor: string, ref: HostTensor, e: { maxAbs: number; maxRel: number; scale: number; shapeError?: string }, tol: Tolerance | undefined): ParityRow {
+  const row: ParityRow = { module, tensor, shape: ref.shape, status: 'fail', maxAbs: e.maxAbs, maxRel: e.maxRel };
+  if (e.shapeError) return { ...row, note: e.shapeError };
+  if (!tol) return { ...row, note: 'no tolerance defined for this tensor (src/parity/tolerances.ts)' };
+  row.tolerance = describeTolerance(tol);
+  row.status = e.maxAbs <= bound(tol, e.scale) ? 'pass' : 'fail';
+  return row;
+}
+
+/** u8 frames [T, H, W, C]: per frame, the share within ±tol.u8Within; pass if every frame reaches tol.share. */
+function compareFrames(module: string, tensor: string, frames: Uint8Array[], ref: HostTensor, tol: Tolerance): ParityRow {
+  if (!('u8Within' in tol)) throw new Error(`${tensor}: frames need a u8 tolerance`);
+  const want = ref.data as Uint8Array;
+  const size = ref.shape.slice(1).reduce((a, b) => a * b, 1);
+  let max = 0;
+  let minShare = 1;
+  if (frames.length !== ref.shape[0] || frames.some((f) => f.length !== size))
+    return { module, tensor, shape: ref.shape, status: 'fail', note: `${frames.length} frames of ${frames[0]?.length} values here, ${ref.shape[0]} of ${size} in the dump` };
+  frames.forEach((ours, i) => {
+    let within = 0;
+    for (let k = 0; k < size; k++) {
+      const d = Math.abs(ours[k] - want[i * size + k]);
+      if (d <= tol.u8Within) within++;
+      if (d > max) max = d;
+    }
+    minShare = Math.min(minShare, within / size);
+  });
+  return {
+    module,
+    tensor,
+    shape: ref.shape,
+    status: minShare >= tol.share ? 'pass' : 'fail',
+    maxAbs: max,
+    maxRel: max / 255,
+    tolerance: describeTolerance(tol),
+    note: `worst frame ${(100 * minShare).toFixed(3)}% within ±${tol.u8Within}`,
+  };
+}
+
+// ------------------------------------------------------------------ runs
+
+const TO_NHWC = [0, 2, 3, 1];
+const TO_NDHWC = [0, 2, 3, 4, 1];
+const TO_NCDHW = [0, 4, 1, 2, 3];
+
+/** A fixed fixture name computed from a tap path of ours (and strided like the dump's `_sub` tensors). */
+interface Named {
+  path: string;
+  strides?: number[];
+}
+
+/** The fixture names W and G produce through their taps (see WarpingModule / SpadeGenerator applyWithTaps). */
+const FIXED: Record<string, Record<string, Named>> = {
+  warping_module: {
+    out: { path: '/out' },
+    occlusion_map: { path: '/occlusion_map' },
+    deformation: { path: '/deformation' },
+    compress_out: { path: 'dense_motion_network.compress' },
+    hourglass_out_sub: { path: 'dense_motion_network.hourglass', strides: [1, 1, 4, 4, 4] },
+  },
+  spade_generator: {
+    output: { path: '' },
+    fc_out_sub: { path: 'fc', strides: [1, 1, 2, 2] },
+    G_middle_0_out_sub: { path: 'G_middle_0', strides: [1, 1, 2, 2] },
+  },
+};
+
+/** Inputs of each file (never compared). */
+const INPUTS: Record<string, string[]> = {
+  appearance_feature_extractor: ['input'],
+  motion_extractor: ['input'],
+  warping_module: ['kp_source', 'kp_driving', 'feature_3d'],
+  spade_generator: ['input'],
+  stitching_retargeting_module: ['kp_source', 'kp_driving', 'eye_ratio', 'lip_ratio'],
+  camera: ['bins', 'pyr_degrees', 'x_s_info_kp', 'x_s_info_pitch', 'x_s_info_yaw', 'x_s_info_roll', 'x_s_info_t', 'x_s_info_exp', 'x_s_info_scale'],
+  ops: ['grid_sample_input', 'grid_sample_grid'],
+  pipeline: ['source_rgb256', 'driving_rgb256'],
+};
+
+/** Networks whose taps we record. */
+const TAPPED = new Set(['warping_module', 'spade_generator']);
+
+interface OptionSet {
+  relative: boolean;
+  stitching: boolean;
+  region: AnimationOptions['animationRegion'];
+  multiplier: number;
+  eye_ratio?: number[][];
+  lip_ratio?: number[][];
+}
+
+class Run {
+  private readonly nets = new Map<string, { dispose(): void }>();
+
+  constructor(
+    readonly fixture: ParityFixture,
+    readonly weights: ParityWeights,
+  ) {}
+
+  private file(stem: string): FixtureFile {
+    return this.fixture.file(stem);
+  }
+
+  private net<T extends { dispose(): void }>(name: NetworkName | 'stitching_retargeting_module'): T {
+    let n = this.nets.get(name);
+    if (!n) {
+      n = name === 'stitching_retargeting_module' ? createStitching(this.weights.stitching(), this.weights.source) : createNetwork(name, this.weights.network(name), this.weights.source);
+      this.nets.set(name, n);
+    }
+    return n as T;
+  }
+
+  /** An input tensor (from `stem`, or the first of `alternatives` that has it); missing: one line with the fix. */
+  private input(stem: string, name: string, perm?: number[], alternatives: [string, string][] = [], fix?: string): tf.Tensor {
+    const candidates: [string, string][] = [[stem, name], ...alternatives];
+    for (const [s, n] of candidates) {
+      if (!this.fixture.stems.includes(s)) continue;
+      const t = this.file(s).tensors.get(n);
+      if (!t) continue;
+      return tf.tidy(() => {
+        const x = t.dtype === 'U8' ? tf.tensor(Int32Array.from(t.data as Uint8Array), t.shape, 'int32') : tf.tensor(toFloat32(t), t.shape, 'float32');
+        return perm ? tf.transpose(x, perm) : x;
+      });
+    }
+    const where = candidates.map(([s, n]) => `'${n}' in ${s}.safetensors`).join(' or ');
+    throw new FixtureError(`${this.fixture.location}: input missing: no ${where}; ${fix ?? 'dump the fixture again with tools/reference/dump.py (it stores every input)'}`);
+  }
+
+  private ref(stem: string, name: string): HostTensor {
+    const t = this.file(stem).tensors.get(name);
+    if (!t) throw new FixtureError(`${stem}.safetensors has no '${name}'`);
+    return t;
+  }
+
+  /** Compare ours (PyTorch layout) with the dump's `name` in `stem`. */
+  private check(stem: string, name: string, ours: tf.Tensor, strides?: number[]): ParityRow {
+    const ref = this.ref(stem, name);
+    return judged(stem, name, ref, tensorErrors(ours, ref, strides), toleranceFor(stem, name));
+  }
+
+  async module(stem: string, renderFrames: boolean): Promise<ParityRow[]> {
+    const rows = await this.runModule(stem, renderFrames);
+    // Every other tensor of the file: a 'not compared' row, never silence.
+    const done = new Set(rows.map((r) => r.tensor));
+    const inputs = new Set(INPUTS[stem] ?? []);
+    const file = this.file(stem);
+    for (const [name, t] of file.tensors) {
+      if (done.has(name) || inputs.has(name)) continue;
+      const tap = parseTapName(name);
+      const note = tap && !TAPPED.has(stem) ? `our ${stem} exposes no taps` : tap ? 'unrecognised tap name' : 'no counterpart in our port';
+      rows.push({ module: stem, tensor: name, shape: t.shape, status: 'not compared', note });
+    }
+    const order = [...file.tensors.keys()];
+    return rows.sort((a, b) => order.indexOf(a.tensor) - order.indexOf(b.tensor));
+  }
+
+  private async runModule(stem: string, renderFrames: boolean): Promise<ParityRow[]> {
+    switch (stem) {
+      case 'appearance_feature_extractor':
+        return this.runF();
+      case 'motion_extractor':
+        return this.runM();
+      case 'warping_module':
+        return this.runW();
+      case 'spade_generator':
+        return this.runG();
+      case 'stitching_retargeting_module':
+        return this.runS();
+      case 'camera':
+        return this.runCamera();
+      case 'ops':
+        return this.runOps();
+      case 'pipeline':
+        return this.runPipeline(renderFrames);
+      default:
+        return [];
+    }
+  }
+
+  private runF(): ParityRow[] {
+    const F = this.net<LivePortraitNets['F']>('appearance_feature_extractor');
+    const x = this.input('appearance_feature_extractor', 'input', TO_NHWC) as tf.Tensor4D;
+    const out = F.apply(x);
+    const ours = tf.transpose(out, TO_NCDHW);
+    try {
+      return [this.check('appearance_feature_extractor', 'output', ours)];
+    } finally {
+      tf.dispose([x, out, ours]);
+    }
+  }
+
+  private runM(): ParityRow[] {
+    const M = this.net<LivePortraitNets['M']>('motion_extractor');
+    const x = this.input('motion_extractor', 'input', TO_NHWC) as tf.Tensor4D;
+    const out = M.apply(x);
+    try {
+      const file = this.file('motion_extractor');
+      return Object.entries(out)
+        .filter(([k]) => file.tensors.has(k))
+        .map(([k, v]) => this.check('motion_extractor', k, v));
+    } finally {
+      tf.dispose([x, ...Object.values(out)]);
+    }
+  }
+
+  /** W or G through a TapRecorder: the fixed names and every `tap/...` of the file. */
+  private tapped(stem: string, forward: (rec: TapRecorder) => void): ParityRow[] {
+    const file = this.file(stem);
+    const fixed = Object.entries(FIXED[stem]).filter(([name]) => file.tensors.has(name));
+    const taps = [...file.tensors.keys()].flatMap((name) => {
+      const p = parseTapName(name);
+      return p ? [{ name, ...p, key: p.path + p.item }] : [];
+    });
+    const rec = new TapRecorder([...fixed.map(([, n]) => n.path), ...taps.map((t) => t.key)]);
+    try {
+      forward(rec);
+      const rows = fixed.map(([name, n]) => {
+        const [t] = rec.calls(n.path);
+        if (!t) return { module: stem, tensor: name, shape: this.ref(stem, name).shape, status: 'fail' as const, note: `our port did not offer '${n.path}'` };
+        return this.check(stem, name, t, n.strides);
+      });
+      for (const t of taps) {
+        const ref = this.ref(stem, t.name);
+        if (!rec.offered.has(t.key)) {
+          rows.push({ module: stem, tensor: t.name, shape: ref.shape, status: 'not compared', note: `our port does not expose '${t.key}'` });
+          continue;
+        }
+        const calls = rec.calls(t.key);
+        const ours = t.multiCall ? calls[t.call] : calls.length === 1 ? calls[0] : undefined;
+        if (!ours) {
+          const note = t.multiCall ? `call #${t.call} of '${t.key}': ours ran ${calls.length} times` : `'${t.key}' ran ${calls.length} times here, once in the reference`;
+          rows.push({ module: stem, tensor: t.name, shape: ref.shape, status: 'fail', note });
+          continue;
+        }
+        rows.push(this.check(stem, t.name, ours, parseSlice(tapMetadata(file, t.name)?.slice)));
+      }
+      return rows;
+    } finally {
+      rec.dispose();
+    }
+  }
+
+  private runW(): ParityRow[] {
+    const W = this.net<WarpingModule>('warping_module');
+    const feature = this.input('warping_module', 'feature_3d', TO_NDHWC, [['appearance_feature_extractor', 'output']], 'dump W with --embed-inputs, or together with F (--modules F,W)') as tf.Tensor5D;
+    const kps = this.input('warping_module', 'kp_source') as tf.Tensor3D;
+    const kpd = this.input('warping_module', 'kp_driving') as tf.Tensor3D;
+    try {
+      return this.tapped('warping_module', (rec) => {
+        const r = W.applyWithTaps(feature, kps, kpd, rec.tap);
+        tf.dispose(Object.values(r));
+      });
+    } finally {
+      tf.dispose([feature, kps, kpd]);
+    }
+  }
+
+  private runG(): ParityRow[] {
+    const G = this.net<SpadeGenerator>('spade_generator');
+    const x = this.input('spade_generator', 'input', TO_NHWC, [['warping_module', 'out']], 'dump G with --embed-inputs, or together with W (--modules W,G)') as tf.Tensor4D;
+    try {
+      return this.tapped('spade_generator', (rec) => {
+        const r = G.applyWithTaps(x, rec.tap);
+        tf.dispose(Object.values(r));
+      });
+    } finally {
+      x.dispose();
+    }
+  }
+
+  private runS(): ParityRow[] {
+    const S = this.net<StitchingRetargetingModule>('stitching_retargeting_module');
+    const stem = 'stitching_retargeting_module';
+    const kpS = this.input(stem, 'kp_source') as tf.Tensor3D;
+    const kpD = this.input(stem, 'kp_driving') as tf.Tensor3D;
+    const eye = this.input(stem, 'eye_ratio') as tf.Tensor2D;
+    const lip = this.input(stem, 'lip_ratio') as tf.Tensor2D;
+    const outs: Record<string, tf.Tensor> = {
+      stitch_delta: S.stitchDelta(kpS, kpD),
+      stitched_kp_driving: S.stitching(kpS, kpD),
+      eye_delta: S.retargetEye(kpS, eye),
+      lip_delta: S.retargetLip(kpS, lip),
+    };
+    try {
+      return Object.entries(outs).map(([k, v]) => this.check(stem, k, v));
+    } finally {
+      tf.dispose([kpS, kpD, eye, lip, ...Object.values(outs)]);
+    }
+  }
+
+  private runCamera(): ParityRow[] {
+    const owned: tf.Tensor[] = [];
+    const get = (k: string) => {
+      const t = this.input('camera', k);
+      owned.push(t);
+      return t;
+    };
+    try {
+      const deg = headposeBinsToDegree(get('bins') as tf.Tensor2D);
+      const [p, y, r] = tf.split(get('pyr_degrees'), 3, 1);
+      const R = getRotationMatrix(p, y, r);
+      const info = Object.fromEntries(['pitch', 'yaw', 'roll', 't', 'exp', 'scale', 'kp'].map((k) => [k, get(`x_s_info_${k}`)])) as unknown as KpInfo;
+      const xs = transformKeypoint(info);
+      owned.push(deg, p, y, r, R, xs);
+      return [this.check('camera', 'degree', deg), this.check('camera', 'rotation', R), this.check('camera', 'x_s', xs)];
+    } finally {
+      tf.dispose(owned);
+    }
+  }
+
+  private runOps(): ParityRow[] {
+    const input = this.input('ops', 'grid_sample_input', TO_NDHWC) as tf.Tensor5D;
+    const grid = this.input('ops', 'grid_sample_grid') as tf.Tensor5D;
+    const out = tf.tidy(() => tf.transpose(gridSample3d(input, grid), TO_NCDHW));
+    try {
+      return [this.check('ops', 'grid_sample_output', out)];
+    } finally {
+      tf.dispose([input, grid, out]);
+    }
+  }
+
+  /**
+   * The pipeline file: x_d of every option set (M and S); the frames (F, W,
+   * G per frame) only when asked, else 'not compared' with the reason.
+   */
+  private async runPipeline(renderFrames: boolean): Promise<ParityRow[]> {
+    const stem = 'pipeline';
+    const file = this.file(stem);
+    const sets = Object.entries(file.metadata).flatMap(([k, v]) => {
+      if (!file.tensors.has(`${k}/x_d`) && !file.tensors.has(`${k}/frames`)) return [];
+      try {
+        return [[k, JSON.parse(v) as OptionSet] as const];
+      } catch {
+        throw new FixtureError(`pipeline.safetensors: the metadata of option set '${k}' is not JSON; dump the pipeline again`);
+      }
+    });
+    const unused = { apply: () => { throw new Error('not used for x_d'); }, dispose: () => undefined };
+    const nets: LivePortraitNets = {
+      F: renderFrames ? this.net('appearance_feature_extractor') : unused,
+      M: this.net('motion_extractor'),
+      W: renderFrames ? this.net('warping_module') : unused,
+      G: renderFrames ? this.net('spade_generator') : unused,
+      S: this.net('stitching_retargeting_module'),
+    };
+    const lp = new LivePortrait(nets);
+    const s = this.input(stem, 'source_rgb256');
+    const d = this.input(stem, 'driving_rgb256');
+    const drivingFrames = tf.unstack(d);
+    const kp = lp.prepareSourceKeypoints(s);
+    let f_s: tf.Tensor5D | undefined;
+    if (renderFrames) {
+      const I_s = prepareImage(s, 'source_rgb256');
+      f_s = nets.F.apply(I_s);
+      I_s.dispose();
+    }
+    const src = { ...kp, f_s };
+    const motion = lp.extractMotion(drivingFrames);
+    tf.dispose([s, d, ...drivingFrames]);
+    const rows: ParityRow[] = [];
+    try {
+      for (const [name, o] of sets) {
+        const { ratios, frames } = withRatios(o, motion);
+        const source = { ...src, ...ratios };
+        const opts = toOptions(o);
+        const xs = frames.map((f) => lp.drivingKeypoints(source, f, frames[0], opts));
+        try {
+          if (file.tensors.has(`${name}/x_d`)) {
+            const x_d = tf.concat(xs);
+            rows.push(this.check(stem, `${name}/x_d`, x_d));
+            x_d.dispose();
+          }
+          const ref = file.tensors.get(`${name}/frames`);
+          if (!ref) continue;
+          if (!renderFrames || !src.f_s) {
+            rows.push({ module: stem, tensor: `${name}/frames`, shape: ref.shape, status: 'not compared', note: `rendering ${ref.shape[0]} frames takes minutes (W and G per frame); ask with --modules pipeline` });
+            continue;
+          }
+          const rendered: Uint8Array[] = [];
+          for (const x_d of xs) rendered.push((await lp.renderImage(src.f_s, src.x_s, x_d)).rgb);
+          rows.push(compareFrames(stem, `${name}/frames`, rendered, ref, toleranceFor(stem, `${name}/frames`)!));
+        } finally {
+          tf.dispose(xs);
+        }
+      }
+    } finally {
+      src.f_s?.dispose();
+      disposeSourceKeypoints(kp);
+    }
+    return rows;
+  }
+
+  dispose(): void {
+    for (const n of this.nets.values()) n.dispose();
+    this.nets.clear();
+  }
+}
+
+function toOptions(o: OptionSet): Partial<AnimationOptions> {
+  return {
+    relativeMotion: o.relative,
+    stitching: o.stitching,
+    animationRegion: o.region,
+    drivingMultiplier: o.multiplier,
+    eyeRetargeting: !!o.eye_ratio,
+    lipRetargeting: !!o.lip_ratio,
+  };
+}
+
+/** The dump's combined ratios split into source ratios and per-frame driving ratios (as tools/reference/dump.py combines them). */
+function withRatios(o: OptionSet, motion: MotionFrame[]): { ratios?: { eyeRatio: number[]; lipRatio: number }; frames: MotionFrame[] } {
+  if (!o.eye_ratio || !o.lip_ratio) return { frames: motion };
+  const e = o.eye_ratio;
+  const l = o.lip_ratio;
+  return {
+    ratios: { eyeRatio: e[0].slice(0, 2), lipRatio: l[0][0] },
+    frames: motion.map((m, i) => ({ ...m, eyeRatio: Float32Array.of(e[i][2], e[i][2]), lipRatio: l[i][1] })),
+  };
+}
