@@ -10,6 +10,7 @@ import { UsageError, reportError } from '../node/app/errors.js';
 import { animateCommand } from './animate.js';
 import { benchCommand } from './bench.js';
 import { retargetCommand } from './retarget.js';
+import { serveCommand } from './serve.js';
 import { templateCommand } from './template.js';
 import { weightsCommand } from './weights.js';
 
@@ -38,7 +39,8 @@ export async function run(argv: string[]): Promise<number> {
     .command(templateCommand)
     .command(weightsCommand as unknown as CommandModule)
     .command(benchCommand(argv))
-    .demandCommand(1, 'name a command: animate, retarget, template, weights or bench')
+    .command(serveCommand)
+    .demandCommand(1, 'name a command: animate, retarget, template, weights, bench or serve')
     .strict()
     .recommendCommands()
     .epilogue(EPILOGUE)
@@ -46,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     .example('liveportrait retarget -s photo.jpg --eye-ratio 0 -o closed.jpg', 'close the eyes')
     .example('liveportrait template -d driving.mp4 -o driving.lpmotion.safetensors', 'save a motion template')
     .example('liveportrait weights download', 'get the official weights')
+    .example('liveportrait serve', 'the web page at http://127.0.0.1:8890/')
     .help()
     .alias('h', 'help')
     .version()
