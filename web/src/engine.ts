@@ -43,10 +43,12 @@ import { flattenStateDict, parsePth } from '../../src/formats/pth.js';
 import type { StateDict } from '../../src/formats/host_tensor.js';
 import { VideoOut, decodeImage, encodePng, kindOf, openVideo, rgbToRgba, type VideoIn } from './media.js';
 import type { AnimateParams, EditParams, FromEngine, NamedFile, ToEngine } from './protocol.js';
+import { toRetargetEdit } from './edits.js';
 
 const post = (m: FromEngine, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
 
 let base = '/';
+let wasmThreads: number | undefined;
 let lp: LivePortrait | undefined;
 let detector: Promise<FaceDetector> | undefined;
 let cancelled = false;
@@ -82,10 +84,9 @@ function imageData(img: RgbImage): ImageData {
 async function init(backend: string): Promise<void> {
   setWasmPaths(`${base}wasm/`);
   // A model made on another backend keeps its tensors there: drop it (weights are reloaded by the page).
-  const info = await initBackend({ backend, log: false });
-  if (info.name !== 'webgpu' && backend === 'auto') {
-    /* auto in a page: webgpu first when an adapter exists, else wasm */
-  }
+  // tfjs-backend-wasm's default is half the logical cores (1 on a 2-core machine): ask for all of them,
+  // which it uses when the page is cross-origin isolated (the threaded SIMD build), else 1.
+  const info = await initBackend({ backend, log: false, wasmThreads: wasmThreads ?? navigator.hardwareConcurrency });
   let threads: number | undefined;
   if (info.name === 'wasm') threads = getThreadsCount();
   let adapter: string | undefined;
@@ -576,28 +577,7 @@ async function editSource(source: NamedFile, crop: boolean, scale: number, faceI
   const f = faces[0];
   editState = { img, crop: f.crop, info: f.info, mask: f.mask! };
   const eye = f.info.eyeRatio ? (f.info.eyeRatio[0] + f.info.eyeRatio[1]) / 2 : 0.3;
-  post({ type: 'edit-ready', eyeRatio: eye, lipRatio: f.info.lipRatio ?? 0, crop: imageData(f.crop.imgCrop256) });
-}
-
-/** The slider values as the library's RetargetEdit. */
-export function toRetargetEdit(e: EditParams, info: SourceInfo) {
-  return {
-    eyeRatio: info.eyeRatio ? e.eyeRatio : undefined,
-    lipRatio: info.lipRatio !== undefined ? e.lipRatio : undefined,
-    pitch: e.pitch,
-    yaw: e.yaw,
-    roll: e.roll,
-    movX: e.movX,
-    movY: e.movY,
-    movZ: e.movZ,
-    smile: e.smile,
-    wink: e.wink,
-    eyebrow: e.eyebrow,
-    eyeballX: e.eyeballX,
-    eyeballY: e.eyeballY,
-    lipVariation: [e.lip0, e.lip1, e.lip2, e.lip3] as [number, number, number, number],
-    stitching: e.stitching,
-  };
+  post({ type: 'edit-ready', eyeRatio: eye, lipRatio: f.info.lipRatio ?? 0, sourceEyeRatio: f.info.eyeRatio ? Array.from(f.info.eyeRatio) : undefined, sourceLipRatio: f.info.lipRatio, crop: imageData(f.crop.imgCrop256) });
 }
 
 async function edit(e: EditParams, seq: number): Promise<void> {
@@ -693,6 +673,7 @@ async function handle(msg: ToEngine): Promise<void> {
     switch (msg.type) {
       case 'init': {
         base = msg.base;
+        wasmThreads = msg.threads;
         const want = msg.backend === 'auto' ? await chooseAuto() : msg.backend;
         try {
           await init(want);

@@ -23,6 +23,8 @@ const state = {
   editCrop: undefined as ImageData | undefined,
   editSourceCrop: undefined as ImageData | undefined,
   editRatios: undefined as { eyeRatio: number; lipRatio: number } | undefined,
+  editSourceRatios: undefined as { eyeRatio?: number[]; lipRatio?: number } | undefined,
+  editParams: undefined as EditParams | undefined,
   probe: undefined as undefined | { outputs: Record<string, number[]>; backend: string },
   log: [] as string[],
 };
@@ -143,6 +145,7 @@ function onMessage(m: FromEngine): void {
     }
     case 'edit-ready': {
       state.editRatios = { eyeRatio: m.eyeRatio, lipRatio: m.lipRatio };
+      state.editSourceRatios = { eyeRatio: m.sourceEyeRatio, lipRatio: m.sourceLipRatio };
       state.editSourceCrop = m.crop;
       setSlider('eyeRatio', round2(m.eyeRatio));
       setSlider('lipRatio', round2(m.lipRatio));
@@ -216,7 +219,8 @@ function startWorker(backend: BackendChoice): void {
   worker.onmessage = (ev: MessageEvent<FromEngine>) => onMessage(ev.data);
   worker.onerror = (ev) => showMessage(`the page's worker failed: ${ev.message}`);
   state.backend = '';
-  send({ type: 'init', backend, base });
+  const threads = Number(new URLSearchParams(location.search).get('threads')) || undefined;
+  send({ type: 'init', backend, base, threads });
 }
 
 function loadWeights(): void {
@@ -431,7 +435,8 @@ function requestEdit(): void {
   editInFlight = true;
   state.editSeq++;
   $('edit-status').textContent = 'updating…';
-  send({ type: 'edit', params: editParams(), seq: state.editSeq });
+  state.editParams = editParams();
+  send({ type: 'edit', params: state.editParams, seq: state.editSeq });
 }
 
 function editSource(): void {

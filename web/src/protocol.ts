@@ -54,7 +54,7 @@ export interface NamedFile {
 }
 
 export type ToEngine =
-  | { type: 'init'; backend: BackendChoice; base: string }
+  | { type: 'init'; backend: BackendChoice; base: string; threads?: number }
   | { type: 'weights-synthetic'; seed: number }
   | { type: 'weights-files'; files: NamedFile[] }
   | { type: 'weights-hf'; set: 'human' | 'animal'; endpoint?: string }
@@ -100,7 +100,7 @@ export type FromEngine =
       note?: string;
       audio: boolean;
     }
-  | { type: 'edit-ready'; eyeRatio: number; lipRatio: number; crop: ImageData }
+  | { type: 'edit-ready'; eyeRatio: number; lipRatio: number; sourceEyeRatio?: number[]; sourceLipRatio?: number; crop: ImageData }
   | { type: 'edit-result'; seq: number; crop: ImageData; pasted: ImageData; pastedPng: Blob; seconds: number }
   | { type: 'live-frame'; image: ImageData; seconds: number }
   | { type: 'probe-result'; outputs: Record<string, number[]>; backend: string }
