@@ -79,13 +79,16 @@ async function openPage(browser: Browser, url: string, backend: string): Promise
   page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
   await page.goto(`${url}?backend=${backend}`);
   await page.waitForFunction(() => (window as unknown as { lpState: PageState }).lpState.backend !== '', null, { timeout: 120_000 });
+  await page.evaluate(() => ((window as unknown as { lpState: PageState }).lpState.weights = ''));
   return page;
 }
 
 async function loadSynthetic(page: Page): Promise<void> {
-  await page.check('input[name="weights-mode"][value="synthetic"]');
-  await page.fill('#seed', '1');
-  await page.click('#weights-load');
+  await page.evaluate(() => {
+    (document.querySelector('input[name="weights-mode"][value="synthetic"]') as HTMLInputElement).checked = true;
+    (document.getElementById('seed') as HTMLInputElement).value = '1';
+    document.getElementById('weights-load')!.click();
+  });
   await page.waitForFunction(() => {
     const s = (window as unknown as { lpState: PageState }).lpState;
     return s.weights !== '' || s.lastError !== '';
@@ -157,6 +160,7 @@ describeBrowser('web page in Chromium', () => {
     expect(s.lastError).toBe('');
     expect(s.lastResult?.frames).toBe(2);
     console.log(`web: 2 frames on wasm in ${s.lastResult?.seconds.toFixed(1)} s (${await page.textContent('#progress-text')})`);
+    await page.waitForFunction(() => (document.getElementById('result-video') as HTMLVideoElement).readyState >= 2, null, { timeout: 30_000 }).catch(() => undefined);
     await page.screenshot({ path: join(SHOTS, 'animate.png'), fullPage: true });
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-result')]);
     const file = join(work, download.suggestedFilename());
@@ -173,6 +177,7 @@ describeBrowser('web page in Chromium', () => {
   it('a file that is not an image, and a photo with no face, give a message; the page still animates afterwards', async () => {
     await page.setInputFiles('#source-file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a picture') });
     await expect.poll(() => page.textContent('#message')).toMatch(/notes\.txt is not an image or a video/);
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(SHOTS, 'error.png') });
     // a picture with no face: a flat grey PNG made by ffmpeg
     const blank = join(work, 'blank.png');
@@ -192,10 +197,13 @@ describeBrowser('web page in Chromium', () => {
     expect(await page.isVisible('#download-result')).toBe(true);
   });
 
-  it('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', async () => {
+  it('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', { timeout: 1_200_000 }, async () => {
+    if (!(await S(page)).weights) await loadSynthetic(page);
+    const t0 = Date.now();
     await page.click('.tabs button[data-tab="edit"]');
     await page.setInputFiles('#edit-source', join(MEDIA_DIR, 's0.jpg'));
     await page.waitForFunction(() => (window as unknown as { lpState: PageState }).lpState.editDone >= 1, null, { timeout: 300_000, polling: 500 });
+    console.log(`web: edit source ready and first render after ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     const first = await page.evaluate(() => Array.from((window as unknown as { lpState: PageState }).lpState.editCrop!.data));
     await page.evaluate(() => {
       const el = document.getElementById('s-smile') as HTMLInputElement;
@@ -216,6 +224,7 @@ describeBrowser('web page in Chromium', () => {
     expect(changed).toBeGreaterThan(1000);
     // the library, here in Node on wasm, on the same 256² crop and landmark ratios
     const rgb = (rgba: number[]) => Uint8Array.from(rgba.filter((_, i) => i % 4 !== 3));
+    const t1 = Date.now();
     const lp = LivePortrait.synthetic(1, { lipArray: new Float32Array(63) });
     try {
       const src = lp.prepareSource({ data: rgb(s.src), width: 256, height: 256 }, { eyeRatio: s.ratios.eyeRatio, lipRatio: s.ratios.lipRatio });
@@ -225,14 +234,14 @@ describeBrowser('web page in Chromium', () => {
       expect(out.width).toBe(s.w);
       let worst = 0;
       for (let i = 0; i < out.rgb.length; i++) worst = Math.max(worst, Math.abs(out.rgb[i] - page512[i]));
-      console.log(`web: page edit vs library retarget: max |diff| ${worst}`);
+      console.log(`web: page edit vs library retarget: max |diff| ${worst} (library side ${((Date.now() - t1) / 1000).toFixed(0)} s)`);
       expect(worst).toBeLessThanOrEqual(1);
     } finally {
       await lp.dispose();
     }
   });
 
-  it('WebGPU starts in Chromium (SwiftShader); F, M and S in the page equal wasm within the parity tolerances', async () => {
+  it('WebGPU starts in Chromium (SwiftShader); F, M and S in the page equal wasm within the parity tolerances', { timeout: 1_200_000 }, async () => {
     const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
     try {
       const gp = await openPage(gpuBrowser, server.url, 'webgpu');
@@ -256,8 +265,10 @@ describeBrowser('web page in Chromium', () => {
         w.gpuProbe = w.lpState.probe;
       });
       // the same page, switched to wasm
-      await gp.selectOption('#backend', 'wasm');
-      await gp.click('#backend-apply');
+      await gp.evaluate(() => {
+        (document.getElementById('backend') as HTMLSelectElement).value = 'wasm';
+        document.getElementById('backend-apply')!.click();
+      });
       await gp.waitForFunction(() => (window as unknown as { lpState: PageState }).lpState.backend === 'wasm', null, { timeout: 120_000 });
       await runProbe();
       const diffs = await gp.evaluate(() => {
