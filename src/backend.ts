@@ -87,8 +87,11 @@ async function tryWebGpu(): Promise<boolean> {
       if (g.navigator) Object.assign(g.navigator, { gpu });
       else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
     }
-    const pkg = '@tensorflow/tfjs-backend-webgpu';
-    await import(pkg);
+    // A page bundles the backend itself (it is registered then); Node imports it here.
+    if (!tf.findBackendFactory('webgpu')) {
+      const pkg = '@tensorflow/tfjs-backend-webgpu';
+      await import(pkg);
+    }
     return await tf.setBackend('webgpu');
   } catch {
     return false;

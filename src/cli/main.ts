@@ -11,6 +11,7 @@ import { animateCommand } from './animate.js';
 import { benchCommand } from './bench.js';
 import { parityCommand } from './parity.js';
 import { retargetCommand } from './retarget.js';
+import { serveCommand } from './serve.js';
 import { templateCommand } from './template.js';
 import { weightsCommand } from './weights.js';
 
@@ -40,7 +41,8 @@ export async function run(argv: string[]): Promise<number> {
     .command(weightsCommand as unknown as CommandModule)
     .command(benchCommand(argv))
     .command(parityCommand as unknown as CommandModule)
-    .demandCommand(1, 'name a command: animate, retarget, template, weights, bench or parity')
+    .command(serveCommand)
+    .demandCommand(1, 'name a command: animate, retarget, template, weights, bench, parity or serve')
     .strict()
     .recommendCommands()
     .epilogue(EPILOGUE)
@@ -49,6 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     .example('liveportrait template -d driving.mp4 -o driving.lpmotion.safetensors', 'save a motion template')
     .example('liveportrait weights download', 'get the official weights')
     .example('liveportrait parity --fixtures DIR', 'compare with a PyTorch reference dump')
+    .example('liveportrait serve', 'the web page at http://127.0.0.1:8890/')
     .help()
     .alias('h', 'help')
     .version()

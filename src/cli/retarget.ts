@@ -7,7 +7,7 @@ const EDIT = 'Edits:';
 
 export const retargetCommand = {
   command: 'retarget',
-  describe: 'Edit one portrait: eye and lip opening, head pitch, yaw and roll',
+  describe: 'Edit one portrait: the reference app\'s 17 sliders (eye and lip opening, head pose, movement, lips, smile, wink, eyebrow, gaze)',
   builder: (y: Argv) =>
     withModelOptions(
       y
@@ -27,12 +27,26 @@ export const retargetCommand = {
         .option('pitch', { type: 'number', default: 0, describe: 'Degrees to nod the head (positive: down).', group: EDIT })
         .option('yaw', { type: 'number', default: 0, describe: 'Degrees to turn the head left or right.', group: EDIT })
         .option('roll', { type: 'number', default: 0, describe: 'Degrees to tilt the head sideways.', group: EDIT })
+        .option('mov-x', { type: 'number', describe: 'x-axis movement (-0.19 … 0.19).', group: EDIT })
+        .option('mov-y', { type: 'number', describe: 'y-axis movement (-0.19 … 0.19).', group: EDIT })
+        .option('mov-z', { type: 'number', describe: 'z-axis movement, a zoom (0.9 … 1.2). [default: 1]', group: EDIT })
+        .option('pouting', { type: 'number', describe: 'Pouting (-0.09 … 0.09).', group: EDIT })
+        .option('pursing', { type: 'number', describe: 'Pursing (-20 … 15).', group: EDIT })
+        .option('grin', { type: 'number', describe: 'Grin (0 … 15).', group: EDIT })
+        .option('lip-close-open', { type: 'number', describe: 'Lip close <-> open (-90 … 120).', group: EDIT })
+        .option('smile', { type: 'number', describe: 'Smile (-0.3 … 1.3).', group: EDIT })
+        .option('wink', { type: 'number', describe: 'Wink (0 … 39).', group: EDIT })
+        .option('eyebrow', { type: 'number', describe: 'Eyebrow (-30 … 30).', group: EDIT })
+        .option('gaze-x', { type: 'number', describe: 'Eye gaze, horizontal (-30 … 30).', group: EDIT })
+        .option('gaze-y', { type: 'number', describe: 'Eye gaze, vertical (-63 … 63).', group: EDIT })
+        .option('scale', { type: 'number', describe: 'Source crop scale (1.8 … 3.2; the reference app uses 2.5). [default: 2.3]', group: EDIT })
         .option('stitching', { type: 'boolean', default: true, describe: 'Stitch the edited face to the shoulders.', group: EDIT })
         .option('paste-back', { type: 'boolean', default: true, describe: 'Paste the edited face back into the photo (--no-paste-back: write the 512x512 crop).', group: EDIT })
         .option('crop', { type: 'boolean', default: true, describe: 'Find and crop the face (--no-crop: the image is already a face crop).', group: EDIT })
         .option('face-index', { type: 'number', default: 0, describe: 'Which face, largest first from 0.', group: EDIT })
         .example('liveportrait retarget -s me.jpg --eye-ratio 0 -o blink.jpg', 'close the eyes')
-        .example('liveportrait retarget -s me.jpg --lip-ratio 0.5 --yaw 15 -o talk.png', 'open the mouth and turn the head'),
+        .example('liveportrait retarget -s me.jpg --lip-ratio 0.5 --yaw 15 -o talk.png', 'open the mouth and turn the head')
+        .example('liveportrait retarget -s me.jpg --smile 1 --wink 20 -o wink.png', 'smile and wink'),
     ),
   handler: async (a: CommonArgs & Record<string, unknown>) => {
     const res = await retarget({
@@ -44,6 +58,19 @@ export const retargetCommand = {
       pitch: a.pitch as number,
       yaw: a.yaw as number,
       roll: a.roll as number,
+      movX: a['mov-x'] as number | undefined,
+      movY: a['mov-y'] as number | undefined,
+      movZ: a['mov-z'] as number | undefined,
+      pouting: a.pouting as number | undefined,
+      pursing: a.pursing as number | undefined,
+      grin: a.grin as number | undefined,
+      lipCloseOpen: a['lip-close-open'] as number | undefined,
+      smile: a.smile as number | undefined,
+      wink: a.wink as number | undefined,
+      eyebrow: a.eyebrow as number | undefined,
+      gazeX: a['gaze-x'] as number | undefined,
+      gazeY: a['gaze-y'] as number | undefined,
+      scale: a.scale as number | undefined,
       stitching: a.stitching as boolean,
       pasteBack: a['paste-back'] as boolean,
       crop: a.crop as boolean,

@@ -27,6 +27,21 @@ export interface RetargetRequest extends ModelOptions {
   pitch?: number;
   yaw?: number;
   roll?: number;
+  /** The gradio panel's other sliders (src/motion/edits.ts): x/y/z movement, the four lip sliders, smile, wink, eyebrow, gaze. */
+  movX?: number;
+  movY?: number;
+  movZ?: number;
+  pouting?: number;
+  pursing?: number;
+  grin?: number;
+  lipCloseOpen?: number;
+  smile?: number;
+  wink?: number;
+  eyebrow?: number;
+  gazeX?: number;
+  gazeY?: number;
+  /** Source crop scale (default 2.3; the reference's panel uses 2.5). */
+  scale?: number;
   stitching?: boolean;
   pasteBack?: boolean;
   crop?: boolean;
@@ -53,7 +68,8 @@ export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
   const kind = classifyInput(req.source, 'source');
   if (kind !== 'image') throw new CliError(`source ${req.source}: retarget edits one image; give a jpg, png, webp, bmp or tiff`);
   checkImageOutput(req.output);
-  for (const [k, v] of Object.entries({ eyeRatio: req.eyeRatio, lipRatio: req.lipRatio, pitch: req.pitch, yaw: req.yaw, roll: req.roll }))
+  const numbers = { eyeRatio: req.eyeRatio, lipRatio: req.lipRatio, pitch: req.pitch, yaw: req.yaw, roll: req.roll, movX: req.movX, movY: req.movY, movZ: req.movZ, pouting: req.pouting, pursing: req.pursing, grin: req.grin, lipCloseOpen: req.lipCloseOpen, smile: req.smile, wink: req.wink, eyebrow: req.eyebrow, gazeX: req.gazeX, gazeY: req.gazeY, scale: req.scale };
+  for (const [k, v] of Object.entries(numbers))
     if (v !== undefined && !Number.isFinite(v)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number, got ${v}`);
   let img: RgbImage;
   try {
@@ -71,13 +87,29 @@ export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
   const face = faces[doCrop ? fi : 0];
   if ((req.eyeRatio !== undefined || req.lipRatio !== undefined) && !face)
     throw new CliError(`--eye-ratio / --lip-ratio need the face's landmarks but no face was found in ${req.source}; drop them or use a clearer photo`);
-  const crop = doCrop ? cropImage(img, face.landmarks) : undefined;
+  const crop = doCrop ? cropImage(img, face.landmarks, req.scale !== undefined ? { scale: req.scale } : {}) : undefined;
   const input = crop ? crop.imgCrop256 : resizeImage(img, 256, 256, 'linear');
   const ratios = face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : {};
   const lp = loadModel(req);
   const src = lp.prepareSource(input, ratios);
   try {
-    const edit: RetargetEdit = { eyeRatio: req.eyeRatio, lipRatio: req.lipRatio, pitch: req.pitch, yaw: req.yaw, roll: req.roll, stitching: req.stitching };
+    const edit: RetargetEdit = {
+      eyeRatio: req.eyeRatio,
+      lipRatio: req.lipRatio,
+      pitch: req.pitch,
+      yaw: req.yaw,
+      roll: req.roll,
+      movX: req.movX,
+      movY: req.movY,
+      movZ: req.movZ,
+      smile: req.smile,
+      wink: req.wink,
+      eyebrow: req.eyebrow,
+      eyeballX: req.gazeX,
+      eyeballY: req.gazeY,
+      lipVariation: [req.pouting, req.pursing, req.grin, req.lipCloseOpen],
+      stitching: req.stitching,
+    };
     const out = lp.retarget(src, edit);
     let result: RgbImage = { width: out.width, height: out.height, data: out.rgb };
     if (crop && (req.pasteBack ?? true)) result = pasteBack(result, crop.M_c2o, img, preparePasteBack(crop.M_c2o, img.width, img.height));

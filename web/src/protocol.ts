@@ -1,0 +1,108 @@
+/** Messages between the page (main.ts) and the worker that runs the networks (engine.ts). */
+
+export type BackendChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
+
+export interface AnimateParams {
+  relativeMotion: boolean;
+  animationRegion: 'all' | 'exp' | 'pose' | 'lip' | 'eyes';
+  drivingMultiplier: number;
+  drivingOption: 'expression-friendly' | 'pose-friendly';
+  stitching: boolean;
+  eyeRetargeting: boolean;
+  lipRetargeting: boolean;
+  normalizeLip: boolean;
+  smoothObservationVariance: number;
+  crop: boolean;
+  scale: number;
+  vxRatio: number;
+  vyRatio: number;
+  /** Crop the driving video to its face; undefined: when it is not square (as the CLI). */
+  cropDriving?: boolean;
+  drivingScale: number;
+  drivingVx: number;
+  drivingVy: number;
+  pasteBack: boolean;
+  allFaces: boolean;
+  faceIndex: number;
+  maxFrames?: number;
+}
+
+export interface EditParams {
+  eyeRatio: number;
+  lipRatio: number;
+  pitch: number;
+  yaw: number;
+  roll: number;
+  movX: number;
+  movY: number;
+  movZ: number;
+  lip0: number;
+  lip1: number;
+  lip2: number;
+  lip3: number;
+  smile: number;
+  wink: number;
+  eyebrow: number;
+  eyeballX: number;
+  eyeballY: number;
+  stitching: boolean;
+}
+
+export interface NamedFile {
+  name: string;
+  blob: Blob;
+}
+
+export type ToEngine =
+  | { type: 'init'; backend: BackendChoice; base: string; threads?: number }
+  | { type: 'weights-synthetic'; seed: number }
+  | { type: 'weights-files'; files: NamedFile[] }
+  | { type: 'weights-hf'; set: 'human' | 'animal'; endpoint?: string }
+  | { type: 'animate'; source: NamedFile; driving: NamedFile; params: AnimateParams }
+  | { type: 'live-start'; source: NamedFile; params: AnimateParams }
+  | { type: 'live-frame'; frame: ImageBitmap }
+  | { type: 'live-stop' }
+  | { type: 'edit-source'; source: NamedFile; crop: boolean; scale: number; faceIndex: number }
+  | { type: 'edit'; params: EditParams; seq: number }
+  | { type: 'video-edit'; source: NamedFile; lipRatio: number | null; smoothObservationVariance: number; scale: number; maxFrames?: number }
+  | { type: 'probe'; image: NamedFile }
+  | { type: 'cancel' };
+
+export interface Progress {
+  phase: string;
+  done: number;
+  total?: number;
+  /** Seconds left, estimated. */
+  eta?: number;
+  secondsPerFrame?: number;
+}
+
+export interface VideoResult {
+  blob: Blob;
+  name: string;
+  mime: string;
+}
+
+export type FromEngine =
+  | { type: 'ready'; backend: string; provider: string; threads?: number; adapter?: string }
+  | { type: 'weights-ready'; label: string; seconds: number }
+  | { type: 'weights-progress'; file: string; loaded: number; total?: number }
+  | { type: 'progress'; progress: Progress }
+  | { type: 'log'; line: string }
+  | {
+      type: 'animated';
+      result: VideoResult;
+      concat?: VideoResult;
+      image: boolean;
+      frames: number;
+      seconds: number;
+      faces: number;
+      note?: string;
+      audio: boolean;
+    }
+  | { type: 'edit-ready'; eyeRatio: number; lipRatio: number; sourceEyeRatio?: number[]; sourceLipRatio?: number; crop: ImageData }
+  | { type: 'edit-result'; seq: number; crop: ImageData; pasted: ImageData; pastedPng: Blob; seconds: number }
+  | { type: 'live-frame'; image: ImageData; seconds: number }
+  | { type: 'probe-result'; outputs: Record<string, number[]>; backend: string }
+  | { type: 'cancelled' }
+  | { type: 'error'; message: string; during: string };
