@@ -8,6 +8,7 @@
  * option or the environment variable `LIVEPORTRAIT_BACKEND`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
@@ -19,6 +20,8 @@ export interface BackendInfo {
   provider: string;
   /** Why it was picked: 'option', 'env' or 'auto'. */
   reason: 'option' | 'env' | 'auto';
+  /** The GPU adapter, for webgpu: e.g. "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6) 0.0.1, software". */
+  device?: string;
 }
 
 export interface BackendOptions {
@@ -67,27 +70,133 @@ async function tryWasm(threads?: number): Promise<boolean> {
   }
 }
 
-async function tryWebGpu(): Promise<boolean> {
+/** What Dawn reports about the GPU adapter the webgpu backend runs on. */
+export interface GpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for a software (CPU) implementation, e.g. Mesa's llvmpipe (lavapipe) or SwiftShader. */
+  isFallbackAdapter: boolean;
+}
+
+let adapterInfo: GpuAdapterInfo | undefined;
+
+/** The adapter of the webgpu backend, once initBackend has started it. */
+export function gpuAdapterInfo(): GpuAdapterInfo | undefined {
+  return adapterInfo;
+}
+
+interface GpuAdapterLike {
+  info?: Partial<GpuAdapterInfo>;
+  isFallbackAdapter?: boolean;
+  requestAdapterInfo?: () => Promise<Partial<GpuAdapterInfo>>;
+}
+interface GpuLike {
+  requestAdapter(opts?: object): Promise<GpuAdapterLike | null>;
+}
+
+async function readAdapterInfo(adapter: GpuAdapterLike): Promise<GpuAdapterInfo> {
+  // adapter.info (current spec) or requestAdapterInfo() (older bindings); the fields are getters.
+  const i = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
+  return {
+    vendor: i.vendor ?? '',
+    architecture: i.architecture ?? '',
+    device: i.device ?? '',
+    description: i.description ?? '',
+    isFallbackAdapter: Boolean(i.isFallbackAdapter ?? adapter.isFallbackAdapter),
+  };
+}
+
+/** "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6), software" from an adapter's info. */
+export function describeAdapter(a: GpuAdapterInfo): string {
+  const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
+  return a.isFallbackAdapter ? `${name}, software` : name;
+}
+
+const NO_DRIVER_HINT = "install your GPU's Vulkan driver (or a software one: apt-get install mesa-vulkan-drivers), or run with --backend wasm";
+
+/**
+ * Why Dawn found no adapter. Dawn prints its reasons to the process's stderr
+ * from native code, out of reach of JavaScript, so the adapter request is
+ * repeated in a child process whose stderr is read. One line.
+ */
+function dawnAdapterFailure(dawnEntry: string): string {
+  const script = `const { create, globals } = await import(${JSON.stringify(dawnEntry)});
+Object.assign(globalThis, globals);
+const a = await create([]).requestAdapter({ powerPreference: 'high-performance' });
+process.stdout.write(a ? 'adapter' : 'null');`;
+  let stderr = '';
+  let stdout = '';
   try {
-    // Optional: needs `@tensorflow/tfjs-backend-webgpu` and a navigator.gpu.
-    // In Node that comes from Dawn's binding, the `webgpu` package, which
-    // ships dawn.node for linux-x64 and needs a Vulkan driver. The package
-    // names are kept in variables so TypeScript does not require them.
-    const g = globalThis as { navigator?: { gpu?: unknown } };
-    if (!g.navigator?.gpu) {
-      const dawnPkg = 'webgpu';
-      const dawn = (await import(dawnPkg)) as { create(flags: string[]): unknown; globals: object };
-      Object.assign(globalThis, dawn.globals);
-      const gpu = dawn.create([]);
-      if (g.navigator) Object.assign(g.navigator, { gpu });
-      else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    stderr = r.stderr ?? '';
+    stdout = r.stdout ?? '';
+  } catch {
+    /* no child processes here: no reason to add */
+  }
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^(Warning|Error):/.test(l) && !/artificially reduced/.test(l))
+    .map((l) => l.replace(/^(Warning|Error):\s*/, ''));
+  if (lines.some((l) => /Found no drivers|VK_ERROR_INCOMPATIBLE_DRIVER|Failed to open JSON file|libvulkan/i.test(l)) || (lines.length === 0 && stdout === 'null'))
+    return `no Vulkan driver found${lines.length ? ` (Dawn: ${lines.join('; ')})` : ''}: ${NO_DRIVER_HINT}`;
+  return `no usable WebGPU adapter${lines.length ? ` (Dawn: ${lines.join('; ')})` : ''}: ${NO_DRIVER_HINT}`;
+}
+
+/** The webgpu backend, or a one-line reason why it cannot start. */
+async function tryWebGpu(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  // Optional: needs `@tensorflow/tfjs-backend-webgpu` and a navigator.gpu.
+  // In Node that comes from Dawn's binding, the `webgpu` package, which
+  // ships dawn.node for linux-x64 and needs a Vulkan driver. The package
+  // names are kept in variables so TypeScript does not require them.
+  const g = globalThis as { navigator?: { gpu?: GpuLike } };
+  const dawnPkg = 'webgpu';
+  let dawnEntry: string | undefined;
+  if (!g.navigator?.gpu) {
+    try {
+      dawnEntry = require.resolve(dawnPkg);
+    } catch {
+      return { ok: false, reason: 'the WebGPU binding for Node is not installed: npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0, or run with --backend wasm' };
     }
+    let dawn: { create(flags: string[]): GpuLike; globals: object };
+    try {
+      dawn = (await import(dawnPkg)) as typeof dawn;
+    } catch (e) {
+      // e.g. "GLIBCXX_3.4.32 not found" from an older binding's dawn.node.
+      const msg = String((e as Error)?.message ?? e).split('\n')[0];
+      return { ok: false, reason: `Dawn's binding (npm package webgpu) does not load: ${msg}; use webgpu@0.6.2, or run with --backend wasm` };
+    }
+    Object.assign(globalThis, dawn.globals);
+    const gpu = dawn.create([]);
+    if (g.navigator) Object.assign(g.navigator, { gpu });
+    else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  }
+  // tfjs's backend factory dereferences a null adapter; ask first, for the reason and the adapter's name.
+  const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+  if (!adapter) return { ok: false, reason: dawnEntry ? dawnAdapterFailure(dawnEntry) : `navigator.gpu has no adapter: ${NO_DRIVER_HINT}` };
+  adapterInfo = await readAdapterInfo(adapter);
+  try {
     const pkg = '@tensorflow/tfjs-backend-webgpu';
     await import(pkg);
-    return await tf.setBackend('webgpu');
   } catch {
-    return false;
+    return { ok: false, reason: '@tensorflow/tfjs-backend-webgpu is not installed: npm install @tensorflow/tfjs-backend-webgpu@4.22.0, or run with --backend wasm' };
   }
+  let failure = '';
+  const warn = console.warn;
+  // tfjs reports a failing backend factory through console.warn and resolves false.
+  console.warn = (...a: unknown[]) => {
+    failure ||= a.map(String).join(' ').split('\n')[0];
+  };
+  try {
+    if (await tf.setBackend('webgpu')) return { ok: true };
+  } catch (e) {
+    failure ||= String((e as Error)?.message ?? e).split('\n')[0];
+  } finally {
+    console.warn = warn;
+  }
+  return { ok: false, reason: `the webgpu backend did not start on ${describeAdapter(adapterInfo)}${failure ? `: ${failure}` : ''}; run with --backend wasm` };
 }
 
 /**
@@ -114,10 +223,8 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
       throw new Error("Backend 'wasm' could not start: is @tensorflow/tfjs-backend-wasm installed? Try --backend cpu.");
     provider = '@tensorflow/tfjs-backend-wasm';
   } else if (asked === 'webgpu') {
-    if (!(await tryWebGpu()))
-      throw new Error(
-        "Backend 'webgpu' could not start: install @tensorflow/tfjs-backend-webgpu and a WebGPU binding (npm install webgpu) on a machine with a Vulkan driver.",
-      );
+    const r = await tryWebGpu();
+    if (!r.ok) throw new Error(`Backend 'webgpu' could not start: ${r.reason}`);
     provider = '@tensorflow/tfjs-backend-webgpu';
   } else if (asked === 'cpu') {
     await tf.setBackend('cpu');
@@ -132,9 +239,10 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   }
   await tf.ready();
   current = { name: tf.getBackend(), provider, reason };
+  if (current.name === 'webgpu' && adapterInfo) current.device = describeAdapter(adapterInfo);
   const log = opts.log ?? true;
   if (log) {
-    const line = `liveportrait: backend ${current.name} (${current.provider}, ${current.reason})`;
+    const line = `liveportrait: backend ${current.name} (${current.provider}${current.device ? `, ${current.device}` : ''}, ${current.reason})`;
     if (typeof log === 'function') log(line);
     else console.error(line);
   }

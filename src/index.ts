@@ -5,7 +5,7 @@
  * LivePortrait class runs the animation pipeline; the app layer turns files
  * into files (what the `liveportrait` command uses).
  */
-export { initBackend, backendInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName } from './backend.js';
+export { initBackend, backendInfo, gpuAdapterInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
 
 // Networks
 export { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from './models/appearance_feature_extractor.js';
@@ -26,7 +26,7 @@ export { SPADE, SPADEResnetBlock, InstanceNorm2d } from './layers/spade.js';
 // Pipeline
 export { LivePortrait, type SourceInfo, type AnimatedFrame, type RetargetEdit, type ImageInput, type DrivingInput, type DrivingFrameInput, imageToUint8 } from './pipeline/live_portrait.js';
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './pipeline/options.js';
-export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './pipeline/camera.js';
+export { headposeBinsToDegree, headposeBinsToDegreeAsync, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './pipeline/camera.js';
 export { drivingKeypoints, motionMultiplier, convexHullVolume } from './pipeline/motion.js';
 export { kalmanSmooth } from './pipeline/kalman.js';
 export { type MotionFrame, type MotionTemplate, saveTemplate, loadTemplate, TemplateError } from './pipeline/template.js';
