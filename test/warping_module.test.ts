@@ -13,17 +13,17 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
   const errors: Record<string, number> = {};
 
   /** Max abs error of a channel-last output against the fixture tensor in PyTorch layout. */
-  const err = (key: string, actual: tf.Tensor, perm?: number[]) => {
+  const err = async (key: string, actual: tf.Tensor, perm?: number[]) => {
     const expected = fixtureTensor('warping_module', key);
     const a = perm ? tf.transpose(actual, perm) : actual;
-    const e = maxAbsDiff(a, expected);
+    const e = await maxAbsDiff(a, expected);
     if (a !== actual) a.dispose();
     expected.dispose();
     errors[key] = e;
     return e;
   };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     reader = new ParamReader(fixtureStateDict('warping_module'), 'warping_module', 'parity fixture');
     net = new WarpingModule(reader);
     const feature = fixtureTensor('appearance_feature_extractor', 'output', TO_NDHWC) as tf.Tensor5D;
@@ -33,7 +33,7 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
     tensorsBefore = tf.memory().numTensors;
     const t0 = performance.now();
     taps = net.applyWithTaps(feature, kpSource, kpDriving);
-    taps.out.dataSync();
+    await taps.out.data();
     console.log(`W forward (${tf.getBackend()}): ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     tensorsAfter = tf.memory().numTensors - Object.keys(taps).length;
     tf.dispose([feature, kpSource, kpDriving]);
@@ -54,24 +54,24 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
     expect(tensorsAfter).toBe(tensorsBefore);
   });
 
-  it('compress_out (the compress conv, before norm) and the hourglass output match', () => {
-    expect(err('compress_out', taps.compressOut, TO_NCDHW)).toBeLessThanOrEqual(1e-4);
+  it('compress_out (the compress conv, before norm) and the hourglass output match', async () => {
+    expect(await err('compress_out', taps.compressOut, TO_NCDHW)).toBeLessThanOrEqual(1e-4);
     // hourglass output [:, :, ::4, ::4, ::4] in NCDHW
     const [n, d, h, w, c] = taps.hourglassOut.shape;
     const sub = tf.tidy(() => tf.stridedSlice(tf.transpose(taps.hourglassOut, TO_NCDHW), [0, 0, 0, 0, 0], [n, c, d, h, w], [1, 1, 4, 4, 4]));
-    expect(err('hourglass_out_sub', sub, undefined)).toBeLessThanOrEqual(1e-3);
+    expect(await err('hourglass_out_sub', sub, undefined)).toBeLessThanOrEqual(1e-3);
     sub.dispose();
   });
 
-  it('deformation matches within 1e-4', () => {
-    expect(err('deformation', taps.deformation)).toBeLessThanOrEqual(1e-4);
+  it('deformation matches within 1e-4', async () => {
+    expect(await err('deformation', taps.deformation)).toBeLessThanOrEqual(1e-4);
   });
 
-  it('occlusion_map matches within 1e-4', () => {
-    expect(err('occlusion_map', taps.occlusionMap, TO_NCHW)).toBeLessThanOrEqual(1e-4);
+  it('occlusion_map matches within 1e-4', async () => {
+    expect(await err('occlusion_map', taps.occlusionMap, TO_NCHW)).toBeLessThanOrEqual(1e-4);
   });
 
-  it('out matches within 1e-3', () => {
-    expect(err('out', taps.out, TO_NCHW)).toBeLessThanOrEqual(1e-3);
+  it('out matches within 1e-3', async () => {
+    expect(await err('out', taps.out, TO_NCHW)).toBeLessThanOrEqual(1e-3);
   });
 });

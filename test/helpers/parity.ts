@@ -74,10 +74,28 @@ export function fixtureTensor(name: string, key: string, perm?: number[]): tf.Te
   });
 }
 
+/**
+ * The first value of a tensor made by `fn` (in a tidy), read asynchronously:
+ * GPU backends (webgpu in Node) have no synchronous read.
+ */
+export async function readScalar(fn: () => tf.Tensor): Promise<number> {
+  const t = tf.tidy(fn);
+  try {
+    return (await t.data())[0];
+  } finally {
+    t.dispose();
+  }
+}
+
 /** Max |a - b| over two tensors of the same shape. */
-export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+export async function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
   if (a.shape.join() !== b.shape.join()) throw new Error(`shape mismatch: ${JSON.stringify(a.shape)} vs ${JSON.stringify(b.shape)}`);
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(tf.cast(a, 'float32'), tf.cast(b, 'float32')))).dataSync()[0]);
+  return readScalar(() => tf.max(tf.abs(tf.sub(tf.cast(a, 'float32'), tf.cast(b, 'float32')))));
+}
+
+/** Max |t| of a tensor. */
+export function maxAbs(t: tf.Tensor): Promise<number> {
+  return readScalar(() => tf.max(tf.abs(t)));
 }
 
 /** NCHW → NHWC and NCDHW → NDHWC permutations, and back. */
