@@ -27,7 +27,8 @@
  * normalisation and element-wise work are not counted.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.js';
+import { gpuAdapterInfo, initBackend } from '../src/backend.js';
+import '../src/node/dawn.js';
 import { ParamReader } from '../src/layers/params.js';
 import { type NetworkName as SyntheticModule, syntheticModuleWeights } from '../src/models/registry.js';
 import { startFrameWorkers } from '../src/node/workers.js';
@@ -270,9 +271,14 @@ async function pipeline(args: Args): Promise<PipelineResult> {
   const t0 = performance.now();
   const workers = await startFrameWorkers(lp, args.workers);
   const workerStartS = (performance.now() - t0) / 1000;
-  const rgb = (seed: number) => ({ width: 256, height: 256, data: Uint8Array.from(tf.tidy(() => tf.randomUniform([256 * 256 * 3], 0, 255, 'int32', seed)).dataSync()) });
-  const source = lp.prepareSource(rgb(100));
-  const driving = Array.from({ length: args.pipeline }, (_, i) => rgb(200 + i));
+  const rgb = async (seed: number) => {
+    const t = tf.randomUniform([256 * 256 * 3], 0, 255, 'int32', seed);
+    const data = Uint8Array.from(await t.data());
+    t.dispose();
+    return { width: 256, height: 256, data };
+  };
+  const source = lp.prepareSource(await rgb(100));
+  const driving = await Promise.all(Array.from({ length: args.pipeline }, (_, i) => rgb(200 + i)));
   const t1 = performance.now();
   let n = 0;
   for await (const frame of lp.animate(source, driving, { relativeMotion: true, stitching: true })) {
@@ -293,6 +299,10 @@ const ALL_BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 async function runOne(args: Args, backend: string | undefined) {
   const info = await initBackend({ backend, log: !args.json });
+  // The GPU adapter (webgpu): vendor, architecture, description, isFallbackAdapter (software drivers such as lavapipe).
+  const adapter = info.name === 'webgpu' ? gpuAdapterInfo() : undefined;
+  if (adapter && !args.json)
+    console.log(`adapter: ${adapter.description || adapter.device} (vendor ${adapter.vendor || '?'}, architecture ${adapter.architecture || '?'}, isFallbackAdapter ${adapter.isFallbackAdapter})`);
   const results: Result[] = [];
   const skipped: { id: NetId; reason: string }[] = [];
   for (const id of args.only) {
@@ -328,7 +338,7 @@ async function runOne(args: Args, backend: string | undefined) {
           `${pipe.workers} worker(s) (start-up ${pipe.workerStartS.toFixed(1)} s), RSS peak ${mib(pipe.rssPeakBytes)}`,
       );
   }
-  return { backend: info.name, provider: info.provider, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, pipeline: pipe, tfNumTensorsAtEnd: tf.memory().numTensors };
+  return { backend: info.name, provider: info.provider, adapter, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, pipeline: pipe, tfNumTensorsAtEnd: tf.memory().numTensors };
 }
 
 async function main(): Promise<void> {

@@ -19,6 +19,8 @@ export interface BackendInfo {
   provider: string;
   /** Why it was picked: 'option', 'env' or 'auto'. */
   reason: 'option' | 'env' | 'auto';
+  /** The GPU adapter, for webgpu: e.g. "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6) 0.0.1, software". */
+  device?: string;
 }
 
 export interface BackendOptions {
@@ -72,30 +74,111 @@ async function tryWasm(threads?: number): Promise<boolean> {
   }
 }
 
-async function tryWebGpu(): Promise<boolean> {
+/** What Dawn reports about the GPU adapter the webgpu backend runs on. */
+export interface GpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for a software (CPU) implementation, e.g. Mesa's llvmpipe (lavapipe) or SwiftShader. */
+  isFallbackAdapter: boolean;
+}
+
+let adapterInfo: GpuAdapterInfo | undefined;
+
+/** The adapter of the webgpu backend, once initBackend has started it. */
+export function gpuAdapterInfo(): GpuAdapterInfo | undefined {
+  return adapterInfo;
+}
+
+export interface GpuAdapterLike {
+  info?: Partial<GpuAdapterInfo>;
+  isFallbackAdapter?: boolean;
+  requestAdapterInfo?: () => Promise<Partial<GpuAdapterInfo>>;
+}
+export interface GpuLike {
+  requestAdapter(opts?: object): Promise<GpuAdapterLike | null>;
+}
+
+export async function readAdapterInfo(adapter: GpuAdapterLike): Promise<GpuAdapterInfo> {
+  // adapter.info (current spec) or requestAdapterInfo() (older bindings); the fields are getters.
+  const i = adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {};
+  return {
+    vendor: i.vendor ?? '',
+    architecture: i.architecture ?? '',
+    device: i.device ?? '',
+    description: i.description ?? '',
+    isFallbackAdapter: Boolean(i.isFallbackAdapter ?? adapter.isFallbackAdapter),
+  };
+}
+
+/** "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6), software" from an adapter's info. */
+export function describeAdapter(a: GpuAdapterInfo): string {
+  const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
+  return a.isFallbackAdapter ? `${name}, software` : name;
+}
+
+export const NO_DRIVER_HINT = "install your GPU's Vulkan driver (or a software one: apt-get install mesa-vulkan-drivers), or run with --backend wasm";
+
+/**
+ * Where navigator.gpu comes from on a platform without one: Node gets it from
+ * Dawn's binding (src/node/dawn.ts registers itself here); a page has its own.
+ */
+export interface GpuProvider {
+  /** Put a navigator.gpu in place, or say in one line why it cannot be. */
+  install(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  /** Why the installed navigator.gpu gave no adapter, in one line. */
+  adapterFailure(): string;
+}
+
+let gpuProvider: GpuProvider | undefined;
+
+/** Register how navigator.gpu is made where there is none (Node adapters do this on import). */
+export function setGpuProvider(p: GpuProvider): void {
+  gpuProvider = p;
+}
+
+/** The webgpu backend, or a one-line reason why it cannot start. */
+async function tryWebGpu(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  // Optional: needs `@tensorflow/tfjs-backend-webgpu` and a navigator.gpu.
+  // In Node that comes from Dawn's binding, the `webgpu` package, which
+  // ships dawn.node for linux-x64 and needs a Vulkan driver. The package
+  // names are kept in variables so TypeScript does not require them.
+  const g = globalThis as { navigator?: { gpu?: GpuLike } };
+  let provided = false;
+  if (!g.navigator?.gpu) {
+    if (!gpuProvider) return { ok: false, reason: `no navigator.gpu here (in Node, import liveportrait-tfjs/node for Dawn's binding): ${NO_DRIVER_HINT}` };
+    const r = await gpuProvider.install();
+    if (!r.ok) return r;
+    provided = true;
+  }
+  // tfjs's backend factory dereferences a null adapter; ask first, for the reason and the adapter's name.
+  const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+  if (!adapter) return { ok: false, reason: provided && gpuProvider ? gpuProvider.adapterFailure() : `navigator.gpu has no adapter: ${NO_DRIVER_HINT}` };
+  adapterInfo = await readAdapterInfo(adapter);
   try {
-    // Optional: needs `@tensorflow/tfjs-backend-webgpu` and a navigator.gpu.
-    // In Node that comes from Dawn's binding, the `webgpu` package, which
-    // ships dawn.node for linux-x64 and needs a Vulkan driver. The package
-    // names are kept in variables so TypeScript does not require them.
-    const g = globalThis as { navigator?: { gpu?: unknown } };
-    if (!g.navigator?.gpu) {
-      const dawnPkg = 'webgpu';
-      const dawn = (await import(dawnPkg)) as { create(flags: string[]): unknown; globals: object };
-      Object.assign(globalThis, dawn.globals);
-      const gpu = dawn.create([]);
-      if (g.navigator) Object.assign(g.navigator, { gpu });
-      else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-    }
     // A page bundles the backend itself (it is registered then); Node imports it here.
     if (!tf.findBackendFactory('webgpu')) {
       const pkg = '@tensorflow/tfjs-backend-webgpu';
-      await import(pkg);
+      await import(/* @vite-ignore */ pkg);
     }
-    return await tf.setBackend('webgpu');
   } catch {
-    return false;
+    return { ok: false, reason: '@tensorflow/tfjs-backend-webgpu is not installed: npm install @tensorflow/tfjs-backend-webgpu@4.22.0, or run with --backend wasm' };
   }
+  let failure = '';
+  const warn = console.warn;
+  // tfjs reports a failing backend factory through console.warn and resolves false.
+  console.warn = (...a: unknown[]) => {
+    failure ||= a.map(String).join(' ').split('\n')[0];
+  };
+  try {
+    if (await tf.setBackend('webgpu')) return { ok: true };
+  } catch (e) {
+    failure ||= String((e as Error)?.message ?? e).split('\n')[0];
+  } finally {
+    console.warn = warn;
+  }
+  return { ok: false, reason: `the webgpu backend did not start on ${describeAdapter(adapterInfo)}${failure ? `: ${failure}` : ''}; run with --backend wasm` };
 }
 
 /**
@@ -122,10 +205,8 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
       throw new BackendError("Backend 'wasm' could not start: is @tensorflow/tfjs-backend-wasm installed? Try --backend cpu.");
     provider = '@tensorflow/tfjs-backend-wasm';
   } else if (asked === 'webgpu') {
-    if (!(await tryWebGpu()))
-      throw new BackendError(
-        "Backend 'webgpu' could not start: install @tensorflow/tfjs-backend-webgpu and a WebGPU binding (npm install webgpu) on a machine with a Vulkan driver.",
-      );
+    const r = await tryWebGpu();
+    if (!r.ok) throw new BackendError(`Backend 'webgpu' could not start: ${r.reason}`);
     provider = '@tensorflow/tfjs-backend-webgpu';
   } else if (asked === 'cpu') {
     await tf.setBackend('cpu');
@@ -140,9 +221,10 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   }
   await tf.ready();
   current = { name: tf.getBackend(), provider, reason };
+  if (current.name === 'webgpu' && adapterInfo) current.device = describeAdapter(adapterInfo);
   const log = opts.log ?? true;
   if (log) {
-    const line = `liveportrait: backend ${current.name} (${current.provider}, ${current.reason})`;
+    const line = `liveportrait: backend ${current.name} (${current.provider}${current.device ? `, ${current.device}` : ''}, ${current.reason})`;
     if (typeof log === 'function') log(line);
     else console.error(line);
   }

@@ -18,7 +18,7 @@
  * lp.disposeSource(source);
  * await lp.dispose();
  */
-export { initBackend, backendInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName } from './backend.js';
+export { initBackend, backendInfo, gpuAdapterInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
 export { LivePortraitError, InputError, WeightsError, BackendError, LipArrayMissingError } from './errors.js';
 
 // The animation pipeline
@@ -45,7 +45,7 @@ export { StitchingRetargetingModule, type StitchingPart } from './models/stitchi
 export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js';
 
 // Keypoints and motion
-export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
+export { headposeBinsToDegree, headposeBinsToDegreeAsync, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
 export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
 export { compareParity, manifestWeights, formatParityTable, TOLERANCES, type ParityFixture, type ParityWeights, type ParityReport, type ParityRow } from './parity/index.js';
 export { TapRecorder, type TapFn } from './layers/taps.js';

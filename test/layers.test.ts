@@ -21,13 +21,13 @@ function values(n: number, seed = 1): Float32Array {
 }
 
 describe('pixelShuffle', () => {
-  it('moves channel c·r² + i·r + j to pixel (h·r + i, w·r + j), channel c', () => {
+  it('moves channel c·r² + i·r + j to pixel (h·r + i, w·r + j), channel c', async () => {
     const [n, h, w, c, r] = [2, 3, 4, 3, 2];
     const data = values(n * h * w * c * r * r);
     const x = tf.tensor4d(data, [n, h, w, c * r * r]);
     const y = pixelShuffle(x, r);
     expect(y.shape).toEqual([n, h * r, w * r, c]);
-    const got = y.dataSync();
+    const got = await y.data();
     for (let b = 0; b < n; b++)
       for (let yy = 0; yy < h * r; yy++)
         for (let xx = 0; xx < w * r; xx++)
@@ -41,12 +41,12 @@ describe('pixelShuffle', () => {
 });
 
 describe('InstanceNorm2d (affine=False)', () => {
-  it('normalises each image and channel with the biased variance and eps 1e-5', () => {
+  it('normalises each image and channel with the biased variance and eps 1e-5', async () => {
     const [n, h, w, c] = [2, 5, 3, 4];
     const data = values(n * h * w * c, 7).map((v, i) => v * (1 + (i % c)) + (i % c)); // channel-dependent scale and offset
     const x = tf.tensor4d(data, [n, h, w, c]);
     const y = new InstanceNorm2d().apply(x);
-    const got = y.dataSync();
+    const got = await y.data();
     let maxErr = 0;
     for (let b = 0; b < n; b++)
       for (let ch = 0; ch < c; ch++) {
@@ -61,13 +61,13 @@ describe('InstanceNorm2d (affine=False)', () => {
 });
 
 describe('resizeNearest (F.interpolate nearest)', () => {
-  const check = (h: number, w: number, oh: number, ow: number) => {
+  const check = async (h: number, w: number, oh: number, ow: number) => {
     const c = 2;
     const data = values(h * w * c, 3);
     const x = tf.tensor4d(data, [1, h, w, c]);
     const y = resizeNearest(x, [oh, ow]);
     expect(y.shape).toEqual([1, oh, ow, c]);
-    const got = y.dataSync();
+    const got = await y.data();
     for (let i = 0; i < oh; i++)
       for (let j = 0; j < ow; j++)
         for (let ch = 0; ch < c; ch++) {
@@ -79,9 +79,9 @@ describe('resizeNearest (F.interpolate nearest)', () => {
     tf.dispose([x, y]);
   };
   it('repeats pixels for whole-number factors', () => check(4, 3, 8, 9));
-  it('picks floor(dst · in / out) for other sizes', () => {
-    check(5, 7, 3, 4); // down
-    check(3, 4, 7, 10); // up, not whole
+  it('picks floor(dst · in / out) for other sizes', async () => {
+    await check(5, 7, 3, 4); // down
+    await check(3, 4, 7, 10); // up, not whole
   });
   it('index rule', () => {
     expect([0, 1, 2, 3, 4, 5, 6].map((d) => nearestIndex(d, 3, 7))).toEqual([0, 0, 0, 1, 1, 2, 2]);
@@ -109,7 +109,7 @@ describe('spectral norm resolution', () => {
     expect(p.unused()).toEqual([]);
   });
 
-  it('divides a rank-one weight s·a bᵀ by s when u = a, v = b', () => {
+  it('divides a rank-one weight s·a bᵀ by s when u = a, v = b', async () => {
     const a = [0.6, 0.8];
     const b = [1 / 3, 2 / 3, 2 / 3];
     const s = 4.5;
@@ -124,7 +124,9 @@ describe('spectral norm resolution', () => {
     const conv = spectralConv2d(p, 'c');
     // A 1×1 conv on the one-hot pixel e_q gives column q of the normalised weight, plus bias.
     const x = tf.tensor4d([1, 0, 0, 0, 1, 0, 0, 0, 1], [1, 1, 3, 3]);
-    const y = conv.apply(x).dataSync();
+    const yt = conv.apply(x);
+    const y = await yt.data();
+    yt.dispose();
     for (let q = 0; q < 3; q++) for (let r = 0; r < 2; r++) expect(y[q * 2 + r]).toBeCloseTo(a[r] * b[q] + (r === 0 ? 0.5 : -0.5), 6);
     expect(p.unused()).toEqual([]);
     conv.dispose();
@@ -156,7 +158,7 @@ describe('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
   }
 
   for (const k of [3, 7]) {
-    it(`kernel ${k}: equals a direct convolution, also on a second call inside tidy`, () => {
+    it(`kernel ${k}: equals a direct convolution, also on a second call inside tidy`, async () => {
       const [n, d, h, w, c, o] = [2, 5, 6, 7, 3, 4];
       const pad = (k - 1) / 2;
       const wt = syntheticTensor('w', [o, c, k, k, k], -0.3, 0.3, 5);
@@ -166,7 +168,9 @@ describe('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
       const expected = naive(xs, [n, d, h, w, c], wt.data as Float32Array, b.data as Float32Array, o, k, pad);
       const before = tf.memory().numTensors;
       for (let call = 0; call < 2; call++) {
-        const got = tf.tidy(() => conv.apply(tf.tensor5d(xs, [n, d, h, w, c])).dataSync() as Float32Array);
+        const gt = tf.tidy(() => conv.apply(tf.tensor5d(xs, [n, d, h, w, c])));
+        const got = (await gt.data()) as Float32Array;
+        gt.dispose();
         let err = 0;
         for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - expected[i]));
         expect(err).toBeLessThan(1e-5);
@@ -190,7 +194,12 @@ describe('Winograd F(2x2, 3x3)', () => {
     }
   }
   const reader = (entries: [string, ReturnType<typeof syntheticTensor>][]) => new ParamReader(new Map(entries), 'test', 'test');
-  const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+  const maxDiff = async (a: tf.Tensor, b: tf.Tensor) => {
+    const m = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))));
+    const v = (await m.data())[0];
+    m.dispose();
+    return v;
+  };
 
   it('the cost model takes it for wide channels only', () => {
     expect(winogradPays(512, 512)).toBe(true);
@@ -211,7 +220,7 @@ describe('Winograd F(2x2, 3x3)', () => {
     [0, 133, 4],
     [2, 131, 3],
   ]) {
-    it(`Conv2d padding ${pad} on ${h}x${w}: equals the direct convolution, with bias, ReLU and two batch items, leaking nothing`, () => {
+    it(`Conv2d padding ${pad} on ${h}x${w}: equals the direct convolution, with bias, ReLU and two batch items, leaking nothing`, async () => {
       const [n, c, o] = [2, 5, 6];
       const wt = syntheticTensor('w', [o, c, 3, 3], -0.5, 0.5, 3);
       const b = syntheticTensor('b', [o], -0.2, 0.2, 3);
@@ -225,8 +234,8 @@ describe('Winograd F(2x2, 3x3)', () => {
         const [got, want] = [fast.apply(x, act), direct.apply(x, act)];
         expect(got.shape).toEqual([n, h + 2 * pad - 2, w + 2 * pad - 2, o]);
         expect(got.shape).toEqual(want.shape);
-        expect(maxDiff(got, want)).toBeLessThan(1e-5);
-        if (act === 'relu') expect(Math.min(...got.dataSync())).toBeGreaterThanOrEqual(0);
+        expect(await maxDiff(got, want)).toBeLessThan(1e-5);
+        if (act === 'relu') expect(Math.min(...(await got.data()))).toBeGreaterThanOrEqual(0);
         tf.dispose([got, want]);
       }
       expect(tf.memory().numTensors).toBe(before);
@@ -236,7 +245,7 @@ describe('Winograd F(2x2, 3x3)', () => {
     });
   }
 
-  it('Conv2d.applyShared transforms once and equals separate applies', () => {
+  it('Conv2d.applyShared transforms once and equals separate applies', async () => {
     const convs = [1, 2].map((seed) =>
       withWinograd(true, () =>
         new Conv2d(reader([['c.weight', syntheticTensor('w', [4, 3, 3, 3], -0.5, 0.5, seed)], ['c.bias', syntheticTensor('b', [4], -0.2, 0.2, seed)]]), 'c', { padding: 1 }),
@@ -244,16 +253,16 @@ describe('Winograd F(2x2, 3x3)', () => {
     );
     const x = tf.tensor4d(values(1 * 6 * 6 * 3, 9), [1, 6, 6, 3]);
     const shared = Conv2d.applyShared(convs, x);
-    convs.forEach((c, i) => {
+    for (const [i, c] of convs.entries()) {
       const alone = c.apply(x);
-      expect(Array.from(shared[i].dataSync())).toEqual(Array.from(alone.dataSync()));
+      expect(Array.from(await shared[i].data())).toEqual(Array.from(await alone.data()));
       alone.dispose();
-    });
+    }
     tf.dispose([x, ...shared]);
     convs.forEach((c) => c.dispose());
   });
 
-  it('Conv3d 3x3x3 sums its depth taps in the transformed domain: equals the per-tap conv2d path', () => {
+  it('Conv3d 3x3x3 sums its depth taps in the transformed domain: equals the per-tap conv2d path', async () => {
     const [d, h, w, c, o] = [4, 7, 6, 3, 5];
     const wt = syntheticTensor('w', [o, c, 3, 3, 3], -0.3, 0.3, 4);
     const b = syntheticTensor('b', [o], -0.1, 0.1, 4);
@@ -265,7 +274,7 @@ describe('Winograd F(2x2, 3x3)', () => {
     const before = tf.memory().numTensors;
     const [got, want] = [fast.apply(x, 'relu'), direct.apply(x, 'relu')];
     expect(got.shape).toEqual([1, d, h, w, o]);
-    expect(maxDiff(got, want)).toBeLessThan(1e-5);
+    expect(await maxDiff(got, want)).toBeLessThan(1e-5);
     tf.dispose([got, want]);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x]);
@@ -273,7 +282,7 @@ describe('Winograd F(2x2, 3x3)', () => {
     direct.dispose();
   });
 
-  it('the filter transform is G g Gᵀ', () => {
+  it('the filter transform is G g Gᵀ', async () => {
     // One input and one output channel: U_k for k = 4i + j against the 4x3 G matrix by hand.
     const g = [1, 2, 3, 4, 5, 6, 7, 8, 9];
     const G = [
@@ -287,7 +296,7 @@ describe('Winograd F(2x2, 3x3)', () => {
       for (let j = 0; j < 4; j++) {
         let want = 0;
         for (let a = 0; a < 3; a++) for (let bb = 0; bb < 3; bb++) want += G[i][a] * g[a * 3 + bb] * G[j][bb];
-        expect(U[4 * i + j].dataSync()[0]).toBeCloseTo(want, 6);
+        expect((await U[4 * i + j].data())[0]).toBeCloseTo(want, 6);
       }
     tf.dispose(U);
   });

@@ -6,12 +6,12 @@ import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extr
 import type { MotionOutput } from '../src/models/types.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
-import { TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff } from './helpers/parity.js';
+import { TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff, readScalar } from './helpers/parity.js';
 
 const MODULE = 'motion_extractor';
 const OUTPUTS: (keyof MotionOutput)[] = ['pitch', 'yaw', 'roll', 't', 'exp', 'scale', 'kp'];
 
-it('gelu is the exact (erf) GELU to float32 precision', () => {
+it('gelu is the exact (erf) GELU to float32 precision', async () => {
   // float64 reference: erf from its Maclaurin series (converges for the |z| <= 2.9 used here).
   const erf = (z: number): number => {
     let sum = 0;
@@ -23,12 +23,14 @@ it('gelu is the exact (erf) GELU to float32 precision', () => {
     return (2 / Math.sqrt(Math.PI)) * sum;
   };
   const xs = Array.from({ length: 161 }, (_, i) => -4 + i * 0.05);
-  const y = tf.tidy(() => gelu(tf.tensor1d(xs)).dataSync());
+  const g = tf.tidy(() => gelu(tf.tensor1d(xs)));
+  const y = await g.data();
+  g.dispose();
   const err = Math.max(...xs.map((x, i) => Math.abs(y[i] - 0.5 * x * (1 + erf(x / Math.SQRT2)))));
   expect(err).toBeLessThan(2e-6);
 });
 
-it('the folded ConvNeXt-V2 block equals the plain composition dwconv, LN, pwconv1, GELU, GRN, pwconv2', () => {
+it('the folded ConvNeXt-V2 block equals the plain composition dwconv, LN, pwconv1, GELU, GRN, pwconv2', async () => {
   const dim = 8;
   const sd = syntheticStateDict('block', convNeXtV2BlockSpecs('b', dim), 3);
   const block = new ConvNeXtV2Block(new ParamReader(sd, 'block', 'synthetic'), 'b', dim);
@@ -41,11 +43,11 @@ it('the folded ConvNeXt-V2 block equals the plain composition dwconv, LN, pwconv
     pw2: new Linear(p, 'b.pwconv2'),
   };
   const before = tf.memory().numTensors;
-  const err = tf.tidy(() => {
+  const err = await readScalar(() => {
     const x = tf.randomNormal([2, 9, 11, dim], 0, 1, 'float32', 5) as tf.Tensor4D;
     const h = gelu(parts.pw1.apply(parts.ln.apply(parts.dw.apply(x))) as tf.Tensor4D);
     const ref = tf.add(x, parts.pw2.apply(parts.grn.apply(h)));
-    return tf.max(tf.abs(tf.sub(block.apply(x), ref))).dataSync()[0];
+    return tf.max(tf.abs(tf.sub(block.apply(x), ref)));
   });
   expect(tf.memory().numTensors).toBe(before);
   block.dispose();
@@ -71,17 +73,17 @@ describeParity('motion extractor M (parity)', () => {
     expect(reader.unused()).toEqual([]);
   });
 
-  it('matches the reference raw outputs, without leaking', () => {
+  it('matches the reference raw outputs, without leaking', async () => {
     const x = fixtureTensor(MODULE, 'input', TO_NHWC) as tf.Tensor4D;
     const before = tf.memory().numTensors;
     const t0 = performance.now();
     const out = net.apply(x);
-    for (const k of OUTPUTS) out[k].dataSync();
+    await Promise.all(OUTPUTS.map((k) => out[k].data()));
     const ms = performance.now() - t0;
     const errs: Record<string, number> = {};
     for (const k of OUTPUTS) {
       const ref = fixtureTensor(MODULE, k);
-      errs[k] = maxAbsDiff(out[k], ref);
+      errs[k] = await maxAbsDiff(out[k], ref);
       ref.dispose();
     }
     for (const k of OUTPUTS) out[k].dispose();

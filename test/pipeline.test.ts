@@ -88,14 +88,14 @@ describeParity('pipeline parity', () => {
     lp?.dispose();
   });
 
-  it('x_d of every option set and frame within 1e-4', () => {
+  it('x_d of every option set and frame within 1e-4', async () => {
     for (const [name, o] of sets) {
       const { ratios, frames } = withRatios(o, motion);
       const source = { ...src, ...ratios };
       const xs = frames.map((f) => lp.drivingKeypoints(source, f, frames[0], toOptions(o)));
       const x_d = tf.concat(xs);
       const ref = fixtureTensor('pipeline', `${name}/x_d`);
-      const err = maxAbsDiff(x_d, ref);
+      const err = await maxAbsDiff(x_d, ref);
       console.log(`pipeline x_d ${name}: max abs err ${err.toExponential(3)}`);
       expect(err).toBeLessThanOrEqual(1e-4);
       tf.dispose([...xs, x_d, ref]);
@@ -260,7 +260,7 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
     img.dispose();
   });
 
-  it('source-video and image-driven modes: no driving motion leaves x_s in place', () => {
+  it('source-video and image-driven modes: no driving motion leaves x_s in place', async () => {
     const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 5), 255), 'int32'));
     const drvImg = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 6), 255), 'int32'));
     const [srcM] = lp.extractMotion(img);
@@ -272,12 +272,12 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
     const RS = kalmanSmooth(tg.map((t) => t.R));
     const srcKp = sourceKeypointsFromMotion(srcM);
     const x1 = lp.drivingKeypoints(srcKp, d, d, opts, { sourceIsVideo: true, smoothedExp: expS[1], smoothedR: RS[1] });
-    expect(maxAbsDiff(x1, srcKp.x_s)).toBeLessThan(1e-5);
+    expect(await maxAbsDiff(x1, srcKp.x_s)).toBeLessThan(1e-5);
     // Image-driven relative motion measures the driving expression from the neutral-lip array.
     const src = lp.prepareSourceKeypoints(img);
     expect(() => lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false })).toThrow(/neutral-lip expression \(lip_array\.pkl\): pass lipArray/);
     const x2 = lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false, lipArray: d.exp });
-    expect(maxAbsDiff(x2, src.x_s)).toBeLessThan(1e-5);
+    expect(await maxAbsDiff(x2, src.x_s)).toBeLessThan(1e-5);
     tf.dispose([img, drvImg, x1, x2]);
     disposeSourceKeypoints(srcKp);
     disposeSourceKeypoints(src);

@@ -2,6 +2,7 @@
 // (LIVEPORTRAIT_BACKEND, else auto: native, wasm, cpu), quietly.
 import { beforeAll } from 'vitest';
 import { initBackend } from '../src/backend.js';
+import '../src/node/dawn.js'; // registers Dawn's navigator.gpu for the webgpu backend
 
 beforeAll(async () => {
   await initBackend({ log: false });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../src/models/spade_generator.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
-import { TO_NCHW, TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifest, manifestSpecs, maxAbsDiff, paritySeed } from './helpers/parity.js';
+import { TO_NCHW, TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifest, manifestSpecs, maxAbs, maxAbsDiff, paritySeed, readScalar } from './helpers/parity.js';
 
 const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
@@ -16,17 +16,18 @@ describeParity('SPADE generator G vs PyTorch', () => {
   let outShape: number[] = [];
   let outRange: [number, number] = [0, 0];
 
-  beforeAll(() => {
+  beforeAll(async () => {
     reader = new ParamReader(fixtureStateDict('spade_generator'), 'spade_generator', 'parity fixture');
     g = new SpadeGenerator(reader);
     const feature = fixtureTensor('warping_module', 'out', TO_NHWC) as tf.Tensor4D;
     tensorsBefore = tf.memory().numTensors;
     const t0 = performance.now();
     const taps = g.applyWithTaps(feature);
+    await taps.output.data();
     const ms = performance.now() - t0;
     tensorsAfter = tf.memory().numTensors - 3; // the three taps
     outShape = taps.output.shape;
-    outRange = [tf.min(taps.output).dataSync()[0], tf.max(taps.output).dataSync()[0]];
+    outRange = [await readScalar(() => tf.min(taps.output)), await readScalar(() => tf.max(taps.output))];
     // Fixture taps are [:, :, ::2, ::2] in NCHW.
     const sub = (t: tf.Tensor4D) => tf.tidy(() => tf.transpose(tf.stridedSlice(t, [0, 0, 0, 0], t.shape, [1, 2, 2, 1]), TO_NCHW));
     const expectOut = fixtureTensor('spade_generator', 'output');
@@ -35,14 +36,14 @@ describeParity('SPADE generator G vs PyTorch', () => {
     const out = tf.transpose(taps.output, TO_NCHW);
     const fcSub = sub(taps.fcOut);
     const midSub = sub(taps.gMiddle0Out);
-    err.output = maxAbsDiff(out, expectOut);
-    err.fc_out_sub = maxAbsDiff(fcSub, expectFc);
-    err.G_middle_0_out_sub = maxAbsDiff(midSub, expectMid);
-    const scale = (t: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]);
+    err.output = await maxAbsDiff(out, expectOut);
+    err.fc_out_sub = await maxAbsDiff(fcSub, expectFc);
+    err.G_middle_0_out_sub = await maxAbsDiff(midSub, expectMid);
+    const [scaleFc, scaleMid] = [await maxAbs(expectFc), await maxAbs(expectMid)];
     console.log(
       `G (${tf.getBackend()}): forward ${(ms / 1000).toFixed(1)} s; max abs error output ${err.output.toExponential(2)}, ` +
-        `fc_out_sub ${err.fc_out_sub.toExponential(2)} (scale ${scale(expectFc).toFixed(3)}), ` +
-        `G_middle_0_out_sub ${err.G_middle_0_out_sub.toExponential(2)} (scale ${scale(expectMid).toFixed(3)})`,
+        `fc_out_sub ${err.fc_out_sub.toExponential(2)} (scale ${scaleFc.toFixed(3)}), ` +
+        `G_middle_0_out_sub ${err.G_middle_0_out_sub.toExponential(2)} (scale ${scaleMid.toFixed(3)})`,
     );
     tf.dispose([feature, taps.output, taps.fcOut, taps.gMiddle0Out, expectOut, expectFc, expectMid, out, fcSub, midSub]);
   });

@@ -45,7 +45,7 @@ describeParity('stitching/retargeting module parity', () => {
   });
   afterAll(() => S.dispose());
 
-  it('stitch delta, stitched keypoints, eye and lip deltas within 1e-5', () => {
+  it('stitch delta, stitched keypoints, eye and lip deltas within 1e-5', async () => {
     const before = tf.memory().numTensors;
     const kpS = fixtureTensor(FIX, 'kp_source') as tf.Tensor3D;
     const kpD = fixtureTensor(FIX, 'kp_driving') as tf.Tensor3D;
@@ -59,7 +59,7 @@ describeParity('stitching/retargeting module parity', () => {
     };
     for (const [k, v] of Object.entries(outs)) {
       const ref = fixtureTensor(FIX, k);
-      const err = maxAbsDiff(v, ref);
+      const err = await maxAbsDiff(v, ref);
       console.log(`S parity ${k}: max abs err ${err.toExponential(3)}`);
       expect(err).toBeLessThanOrEqual(1e-5);
       ref.dispose();

@@ -12,7 +12,7 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
   let tensorsAfter: number;
   const errors: Record<string, number> = {};
 
-  beforeAll(() => {
+  beforeAll(async () => {
     const built = fixtureNetwork('warping_module');
     reader = built.reader;
     net = built.net as WarpingModule;
@@ -23,7 +23,7 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
     tensorsBefore = tf.memory().numTensors;
     const t0 = performance.now();
     taps = net.applyWithTaps(feature, kpSource, kpDriving);
-    taps.out.dataSync();
+    await taps.out.data();
     console.log(`W forward (${tf.getBackend()}): ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     tensorsAfter = tf.memory().numTensors - Object.keys(taps).length;
     tf.dispose([feature, kpSource, kpDriving]);
@@ -35,8 +35,8 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
     net?.dispose();
   });
 
-  const check = (checks: Parameters<typeof compareToFixture>[1]) => {
-    const r = compareToFixture('warping_module', checks);
+  const check = async (checks: Parameters<typeof compareToFixture>[1]) => {
+    const r = await compareToFixture('warping_module', checks);
     Object.assign(errors, r.errors);
     expect(r.failed).toEqual([]);
   };
@@ -50,23 +50,23 @@ describeParity('warping module W vs PyTorch (seed fixtures)', () => {
     expect(tensorsAfter).toBe(tensorsBefore);
   });
 
-  it('compress_out (the compress conv, before norm) and the hourglass output match', () => {
+  it('compress_out (the compress conv, before norm) and the hourglass output match', async () => {
     // hourglass output [:, :, ::4, ::4, ::4] in NCDHW
-    check({
+    await check({
       compress_out: { actual: taps.compressOut, perm: TO_NCDHW, tol: 1e-4 },
       hourglass_out_sub: { actual: taps.hourglassOut, perm: TO_NCDHW, strides: [1, 1, 4, 4, 4], tol: 1e-3 },
     });
   });
 
-  it('deformation matches within 1e-4', () => {
-    check({ deformation: { actual: taps.deformation, tol: 1e-4 } });
+  it('deformation matches within 1e-4', async () => {
+    await check({ deformation: { actual: taps.deformation, tol: 1e-4 } });
   });
 
-  it('occlusion_map matches within 1e-4', () => {
-    check({ occlusion_map: { actual: taps.occlusionMap, perm: TO_NCHW, tol: 1e-4 } });
+  it('occlusion_map matches within 1e-4', async () => {
+    await check({ occlusion_map: { actual: taps.occlusionMap, perm: TO_NCHW, tol: 1e-4 } });
   });
 
-  it('out matches within 1e-3', () => {
-    check({ out: { actual: taps.out, perm: TO_NCHW, tol: 1e-3 } });
+  it('out matches within 1e-3', async () => {
+    await check({ out: { actual: taps.out, perm: TO_NCHW, tol: 1e-3 } });
   });
 });

@@ -72,11 +72,11 @@ describeParity('frame workers (W and G in worker_threads)', () => {
     const expected = fixtureTensor('spade_generator', 'output', TO_NHWC);
     const got0 = tf.tensor(frames[0].data, frames[0].shape);
     const got1 = tf.tensor(frames[1].data, frames[1].shape);
-    const err = maxAbsDiff(got0, expected);
+    const err = await maxAbsDiff(got0, expected);
     console.log(`pool frame vs reference G output: max abs err ${err.toExponential(2)}`);
     expect(err).toBeLessThanOrEqual(1e-3);
     // The second job really is another frame, returned second.
-    expect(maxAbsDiff(got1, expected)).toBeGreaterThan(1e-2);
+    expect(await maxAbsDiff(got1, expected)).toBeGreaterThan(1e-2);
     tf.dispose([got0, got1, expected]);
   });
 });

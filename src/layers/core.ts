@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
-import { BIAS_POSITION, Winograd3x3, type WinogradTiles, disposeTiles, winogradConv, useWinograd, winogradOutput } from './winograd.js';
+import { padNdhwc } from './ndhwc.js';
+import { BIAS_POSITION, type HostFilter, Winograd3x3, type WinogradTiles, disposeTiles, winogradConv, useWinograd, winogradOutput } from './winograd.js';
 
 /** Something that owns tfjs tensors. */
 export interface Disposable {
@@ -73,7 +74,7 @@ export class Conv2d implements Disposable {
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
     this.dilation = opts.dilation ?? 1;
-    this.winograd = this.makeWinograd();
+    this.winograd = this.makeWinograd(() => hostFilters(p.floats(`${prefix}.weight`), w.shape, opts.norm?.scaleHost));
   }
 
   apply(x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D {
@@ -141,10 +142,11 @@ export class Conv2d implements Disposable {
    */
   private winograd?: Winograd3x3;
 
-  private makeWinograd(): Winograd3x3 | undefined {
+  /** `host`: the filter on the host, as this.filter holds it (the transform reads it there: GPU backends have no synchronous read). */
+  private makeWinograd(host: () => HostFilter[]): Winograd3x3 | undefined {
     const [kh, kw, inC, outC] = this.filter.shape;
     const eligible = kh === 3 && kw === 3 && this.stride === 1 && this.dilation === 1 && !this.depthwise && this.padding <= 2;
-    return eligible && useWinograd(inC, outC) ? new Winograd3x3([this.filter]) : undefined;
+    return eligible && useWinograd(inC, outC) ? new Winograd3x3(host()) : undefined;
   }
 
   private applyTiles(tiles: WinogradTiles, activation: FusedActivation): tf.Tensor4D {
@@ -189,7 +191,7 @@ export class Conv3d implements Disposable {
     const pad = opts.padding ?? 0;
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
     this.stacked = Conv3d.stackTaps(this.filters);
-    this.winograd = this.makeWinograd();
+    this.winograd = this.makeWinograd(() => hostFilters(p.floats(`${prefix}.weight`), w.shape, opts.norm?.scaleHost));
   }
 
   /** The taps side by side as output channels [kh, kw, I, kd·O], for deep kernels only. */
@@ -210,7 +212,7 @@ export class Conv3d implements Disposable {
       const dp = d + 2 * pd;
       const dOut = dp - this.kd + 1;
       // Pad depth only; H and W padding is the conv2d's own.
-      const xp = pd ? tf.pad(x, [[0, 0], [pd, pd], [0, 0], [0, 0], [0, 0]]) : x;
+      const xp = padNdhwc(x, [pd, pd]);
       const flat = xp.reshape([n * dp, h, w, c]) as tf.Tensor4D;
       const padHW: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [ph, ph], [pw, pw], [0, 0]];
       let y: tf.Tensor4D | undefined;
@@ -242,11 +244,11 @@ export class Conv3d implements Disposable {
   /** Per depth tap, the Winograd F(2x2, 3x3) filters, where that path is faster (see Conv2d). */
   private winograd?: Winograd3x3;
 
-  private makeWinograd(): Winograd3x3 | undefined {
+  private makeWinograd(host: () => HostFilter[]): Winograd3x3 | undefined {
     const [kh, kw, inC, outC] = this.filters[0].shape;
     const [, ph, pw] = this.padding;
     const eligible = !this.stacked && kh === 3 && kw === 3 && ph === pw && ph <= 2;
-    return eligible && useWinograd(inC, outC, this.kd) ? new Winograd3x3(this.filters) : undefined;
+    return eligible && useWinograd(inC, outC, this.kd) ? new Winograd3x3(host()) : undefined;
   }
 
   /**
@@ -263,7 +265,7 @@ export class Conv3d implements Disposable {
       const o = this.filters[0].shape[3];
       const dp = d + 2 * pd;
       const dOut = dp - this.kd + 1;
-      const xp = pd ? tf.pad(x, [[0, 0], [pd, pd], [0, 0], [0, 0], [0, 0]]) : x;
+      const xp = padNdhwc(x, [pd, pd]);
       const tiles = wino.tiles(xp.reshape([dp, h, w, c]) as tf.Tensor4D, ph);
       // Rows of V run over (depth slice, tile row, tile column): slices k .. k + dOut - 1 are one run.
       const rows = tiles.th * tiles.tw;
@@ -302,7 +304,7 @@ export class Conv3d implements Disposable {
       const o = this.filters[0].shape[3];
       const dp = d + 2 * pd;
       const dOut = dp - this.kd + 1;
-      const xp = pd ? tf.pad(x, [[0, 0], [pd, pd], [0, 0], [0, 0], [0, 0]]) : x;
+      const xp = padNdhwc(x, [pd, pd]);
       const padHW: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [ph, ph], [pw, pw], [0, 0]];
       const Y = tf.conv2d(xp.reshape([n * dp, h, w, c]) as tf.Tensor4D, stacked, 1, ph || pw ? padHW : 'valid');
       const [, ho, wo] = Y.shape;
@@ -334,6 +336,8 @@ export class Conv3d implements Disposable {
 export class BatchNorm implements Disposable {
   readonly scale: tf.Tensor1D;
   readonly shift: tf.Tensor1D;
+  /** scale on the host (for filters folded on the host). */
+  readonly scaleHost: Float32Array;
 
   constructor(p: ParamReader, prefix: string, eps = 1e-5) {
     const w = p.floats(`${prefix}.weight`);
@@ -348,18 +352,43 @@ export class BatchNorm implements Disposable {
       scale[i] = Math.fround(inv * w[i]);
       shift[i] = Math.fround(b[i] - Math.fround(mean[i] * scale[i]));
     }
+    this.scaleHost = scale;
     this.scale = tf.tensor1d(scale);
     this.shift = tf.tensor1d(shift);
   }
 
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => tf.add(tf.mul(x, this.scale), this.shift)) as T;
+    // On rows [-1, C]: a broadcast over a rank-2 tensor (webgpu's broadcasting kernels do not compile for rank 5).
+    return tf.tidy(() => tf.add(tf.mul(x.reshape([-1, this.scale.shape[0]]), this.scale), this.shift).reshape(x.shape)) as T;
   }
 
   dispose(): void {
     this.scale.dispose();
     this.shift.dispose();
   }
+}
+
+/**
+ * A torch convolution weight [O, I, kh, kw] or [O, I, kd, kh, kw] (host
+ * values) as tfjs filters [kh, kw, I, O] on the host, one per depth tap,
+ * each output channel times `scale` where given: the values of the
+ * device-side filters (transposed, then folded as foldNorm does, one float32
+ * product), for transforms that read filters on the host.
+ */
+export function hostFilters(w: Float32Array, shape: readonly number[], scale?: Float32Array): HostFilter[] {
+  const [o, i] = shape;
+  const [kd, kh, kw] = shape.length === 5 ? shape.slice(2) : [1, ...shape.slice(2)];
+  return Array.from({ length: kd }, (_, z) => {
+    const data = new Float32Array(kh * kw * i * o);
+    for (let oc = 0; oc < o; oc++)
+      for (let ic = 0; ic < i; ic++)
+        for (let y = 0; y < kh; y++)
+          for (let x = 0; x < kw; x++) {
+            const v = w[(((oc * i + ic) * kd + z) * kh + y) * kw + x];
+            data[((y * kw + x) * i + ic) * o + oc] = scale ? Math.fround(v * scale[oc]) : v;
+          }
+    return { data, shape: [kh, kw, i, o] as [number, number, number, number] };
+  });
 }
 
 /**

@@ -4,6 +4,7 @@
  * elementwise arithmetic only, so it runs on every tfjs backend.
  */
 import * as tf from '@tensorflow/tfjs';
+import { padNdhwc } from './ndhwc.js';
 
 /** Sample points per gather: bounds the [points, 8, C] temporaries to about 64 MB. */
 const CHUNK_ELEMENTS = 1 << 24;
@@ -96,7 +97,7 @@ export function gridSample3d(input: tf.Tensor5D, grid: tf.Tensor5D): tf.Tensor5D
     // Slices only where needed: on wasm a slice reads its whole input.
     const item = (t: tf.Tensor5D, b: number) => (n === 1 ? t : tf.slice(t, [b, 0, 0, 0, 0], [1, ...t.shape.slice(1)]));
     for (let b = 0; b < n; b++) {
-      const rows = tf.pad(item(input, b), [[0, 0], [1, 1], [1, 1], [1, 1], [0, 0]]).reshape([-1, c]) as tf.Tensor2D;
+      const rows = padNdhwc(item(input, b) as tf.Tensor5D, [1, 1], [1, 1], [1, 1]).reshape([-1, c]) as tf.Tensor2D;
       const points = item(grid, b).reshape([count, 3]) as tf.Tensor2D;
       for (let start = 0; start < count; start += chunk) {
         const size = Math.min(chunk, count - start);

@@ -17,6 +17,7 @@
  * reading the same tensor (and by the depth taps of a 3-D convolution).
  */
 import * as tf from '@tensorflow/tfjs';
+import { gpuAdapterInfo } from '../backend.js';
 import type { Disposable } from './core.js';
 
 /** Bᵀ of F(2×2, 3×3): row i of the input transform. */
@@ -27,15 +28,23 @@ const B_T = [
   [0, 1, 0, -1],
 ];
 
+/** A tfjs filter [kh, kw, I, O] on the host. */
+export interface HostFilter {
+  data: Float32Array;
+  shape: [number, number, number, number];
+}
+
 /**
  * The 16 transformed filters U_k = (G g Gᵀ)_k, k = 4i + j, each [I, O], from
  * a tfjs filter [3, 3, I, O], with G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]. One
- * pass over the filter, in float64, rounded once.
+ * pass over the filter, in float64, rounded once. The filter is read on the
+ * host: pass a HostFilter where the tensor's values are on a GPU (webgpu
+ * has no synchronous read in Node).
  */
-export function winogradFilter(filter: tf.Tensor4D): tf.Tensor2D[] {
+export function winogradFilter(filter: tf.Tensor4D | HostFilter): tf.Tensor2D[] {
   const [kh, kw, inC, outC] = filter.shape;
   if (kh !== 3 || kw !== 3) throw new Error(`winogradFilter: a 3x3 filter is needed, got ${kh}x${kw}`);
-  const g = filter.dataSync() as Float32Array;
+  const g = filter instanceof tf.Tensor ? (filter.dataSync() as Float32Array) : filter.data;
   const size = inC * outC;
   const u = Array.from({ length: 16 }, () => new Float32Array(size));
   const r = new Float64Array(12); // G g: [4 rows][3 columns]
@@ -102,7 +111,7 @@ export class Winograd3x3 implements Disposable {
   private readonly across: tf.Tensor4D[];
 
   /** From tfjs filters [3, 3, I, O], one per depth tap. The tensors made are kept (construction may run inside a caller's tidy). */
-  constructor(filters: tf.Tensor4D[]) {
+  constructor(filters: (tf.Tensor4D | HostFilter)[]) {
     this.inC = filters[0].shape[2];
     this.U = filters.map((f) => winogradFilter(f).map((u) => tf.keep(u)));
     const c = this.inC;
@@ -199,16 +208,31 @@ export function winogradConv(tiles: WinogradTiles, U: tf.Tensor2D[], bias?: tf.T
 const WINOGRAD_BACKENDS = new Set(['wasm', 'cpu']);
 
 /**
+ * Whether the backend in use takes Winograd where the cost model says so:
+ * wasm and cpu, and webgpu on a software adapter (Mesa's lavapipe,
+ * SwiftShader), where the GPU kernels run on the CPU: there,
+ * scripts/bench-conv.ts measured Winograd 1.3x (3x3x3, 32 -> 32 at
+ * 16x64x64), 2.4x (3x3x3, 128 -> 64 at 16x32x32) and 3.4x (256 -> 128 at
+ * 128x128) faster than tfjs-webgpu's conv2d. On hardware GPUs (not measured
+ * here) the direct kernels stay.
+ */
+function winogradBackend(): boolean {
+  const backend = tf.getBackend();
+  if (WINOGRAD_BACKENDS.has(backend)) return true;
+  return backend === 'webgpu' && gpuAdapterInfo()?.isFallbackAdapter === true;
+}
+
+/**
  * Whether a 3x3 convolution of I → O channels (with `taps` depth taps) is
- * built in Winograd form on the current backend: by the cost model on wasm
- * and cpu. `LIVEPORTRAIT_WINOGRAD=0` turns it off, `=1` takes it for every
+ * built in Winograd form on the current backend: by the cost model on wasm,
+ * cpu and webgpu on a software adapter. `LIVEPORTRAIT_WINOGRAD=0` turns it off, `=1` takes it for every
  * eligible convolution on any backend (for tests and comparisons).
  */
 export function useWinograd(inC: number, outC: number, taps = 1): boolean {
   const env = typeof process !== 'undefined' ? process.env?.LIVEPORTRAIT_WINOGRAD : undefined;
   if (env === '0') return false;
   if (env === '1') return true;
-  return WINOGRAD_BACKENDS.has(tf.getBackend()) && winogradPays(inC, outC, taps);
+  return winogradBackend() && winogradPays(inC, outC, taps);
 }
 
 /*

@@ -47,9 +47,20 @@ export function headposeBinsToDegreeHost(bins: ArrayLike<number>, n: number): Fl
   return out;
 }
 
-export function headposeBinsToDegree(pred: tf.Tensor2D): tf.Tensor1D {
+function checkBins(pred: tf.Tensor2D): void {
   if (pred.rank !== 2 || pred.shape[1] !== NUM_BINS) throw new Error(`head-pose bins must be [N, ${NUM_BINS}], got shape ${JSON.stringify(pred.shape)}`);
+}
+
+/** Reads the bins synchronously: backends without synchronous reads (webgpu in Node) need headposeBinsToDegreeAsync. */
+export function headposeBinsToDegree(pred: tf.Tensor2D): tf.Tensor1D {
+  checkBins(pred);
   return tf.tensor1d(headposeBinsToDegreeHost(pred.dataSync(), pred.shape[0]));
+}
+
+/** headposeBinsToDegree with an asynchronous read of the bins, for every backend. */
+export async function headposeBinsToDegreeAsync(pred: tf.Tensor2D): Promise<tf.Tensor1D> {
+  checkBins(pred);
+  return tf.tensor1d(headposeBinsToDegreeHost(await pred.data(), pred.shape[0]));
 }
 
 function asColumn(x: tf.Tensor, name: string): tf.Tensor2D {

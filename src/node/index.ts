@@ -11,6 +11,7 @@
  * const lp = loadLivePortrait('weights');
  * await startFrameWorkers(lp);
  */
+import './dawn.js'; // navigator.gpu from Dawn's binding for the webgpu backend
 export { loadLivePortrait, loadWeights, loadModuleWeights, convertWeights, type LoadOptions, type LoadLivePortraitOptions } from './weights.js';
 export { downloadWeights, verifyWeights } from './download.js';
 export { readSafetensors, writeSafetensors, readPth, readPthStateDict, loadTemplate, saveTemplate } from './files.js';

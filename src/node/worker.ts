@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend.js';
+import './dawn.js'; // registers Dawn's navigator.gpu for the webgpu backend
 import { SpadeGenerator } from '../models/spade_generator.js';
 import { syntheticModuleWeights } from '../models/registry.js';
 import { WarpingModule } from '../models/warping_module.js';

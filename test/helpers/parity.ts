@@ -76,10 +76,28 @@ export function fixtureTensor(name: string, key: string, perm?: number[]): tf.Te
   });
 }
 
+/**
+ * The first value of a tensor made by `fn` (in a tidy), read asynchronously:
+ * GPU backends (webgpu in Node) have no synchronous read.
+ */
+export async function readScalar(fn: () => tf.Tensor): Promise<number> {
+  const t = tf.tidy(fn);
+  try {
+    return (await t.data())[0];
+  } finally {
+    t.dispose();
+  }
+}
+
 /** Max |a - b| over two tensors of the same shape. */
-export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
+export async function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
   if (a.shape.join() !== b.shape.join()) throw new Error(`shape mismatch: ${JSON.stringify(a.shape)} vs ${JSON.stringify(b.shape)}`);
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(tf.cast(a, 'float32'), tf.cast(b, 'float32')))).dataSync()[0]);
+  return readScalar(() => tf.max(tf.abs(tf.sub(tf.cast(a, 'float32'), tf.cast(b, 'float32')))));
+}
+
+/** Max |t| of a tensor. */
+export function maxAbs(t: tf.Tensor): Promise<number> {
+  return readScalar(() => tf.max(tf.abs(t)));
 }
 
 /** NCHW → NHWC and NCDHW → NDHWC permutations, and back. */
@@ -133,19 +151,30 @@ export interface FixtureCheck {
  * names: returns each max abs error and the names over their tolerance, so
  * a layer test is `expect(compareToFixture(file, checks).failed).toEqual([])`.
  */
-export function compareToFixture(file: string, checks: Record<string, FixtureCheck>): { errors: Record<string, number>; failed: string[] } {
+export async function compareToFixture(file: string, checks: Record<string, FixtureCheck>): Promise<{ errors: Record<string, number>; failed: string[] }> {
   const errors: Record<string, number> = {};
   const failed: string[] = [];
   for (const [key, c] of Object.entries(checks)) {
     const expected = fixtureTensor(file, key);
     const ours = tf.tidy(() => {
       let a = c.perm ? tf.transpose(c.actual, c.perm) : c.actual;
-      if (c.strides) a = tf.stridedSlice(a, a.shape.map(() => 0), a.shape, c.strides);
+      if (c.strides) a = stridedLeadingBatch(a, c.strides);
       return a === c.actual ? a.clone() : a;
     });
-    errors[key] = maxAbsDiff(ours, expected);
+    errors[key] = await maxAbsDiff(ours, expected);
     if (!(errors[key] <= c.tol)) failed.push(`${key}: ${errors[key]} > ${c.tol}`);
     tf.dispose([ours, expected]);
   }
   return { errors, failed };
+}
+
+/**
+ * x[::s0, ::s1, ...] for any rank, as rank-4-or-less strided slices per
+ * leading item where the rank is 5 (webgpu's rank-5 strided slice does not
+ * compile).
+ */
+function stridedLeadingBatch(x: tf.Tensor, strides: number[]): tf.Tensor {
+  if (x.rank < 5) return tf.stridedSlice(x, x.shape.map(() => 0), x.shape, strides);
+  const items = tf.unstack(x).filter((_, i) => i % strides[0] === 0);
+  return tf.stack(items.map((t) => stridedLeadingBatch(t, strides.slice(1))));
 }

@@ -6,6 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { backendInfo, initBackend } from '../../backend.js';
+import '../dawn.js'; // registers Dawn's navigator.gpu for the webgpu backend
 import { LivePortrait } from '../../pipeline/live_portrait.js';
 import { loadLivePortrait, readLipArrayOption } from '../weights.js';
 import { defaultWorkerCount, startFrameWorkers } from '../workers.js';
