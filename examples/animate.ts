@@ -35,7 +35,7 @@ const workers = await startFrameWorkers(lp); // one frame worker per core on was
 const src256 = resizeSquare(centreSquare(await readImage(source)), 256);
 const detector = await loadFaceDetector();
 const face = (await detector.detect(src256))[0];
-const sourceInfo = lp.prepareSource(src256, face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : undefined);
+const sourceInfo = await lp.prepareSource(src256, face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : undefined);
 
 // Driving frames, streamed: never the whole video in memory.
 const info = await probeVideo(driving);

@@ -277,7 +277,7 @@ async function pipeline(args: Args): Promise<PipelineResult> {
     t.dispose();
     return { width: 256, height: 256, data };
   };
-  const source = lp.prepareSource(await rgb(100));
+  const source = await lp.prepareSource(await rgb(100));
   const driving = await Promise.all(Array.from({ length: args.pipeline }, (_, i) => rgb(200 + i)));
   const t1 = performance.now();
   let n = 0;

@@ -45,7 +45,7 @@ export { StitchingRetargetingModule, type StitchingPart } from './models/stitchi
 export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js';
 
 // Keypoints and motion
-export { headposeBinsToDegree, headposeBinsToDegreeAsync, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
+export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
 export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
 export { compareParity, manifestWeights, formatParityTable, TOLERANCES, type ParityFixture, type ParityWeights, type ParityReport, type ParityRow } from './parity/index.js';
 export { TapRecorder, type TapFn } from './layers/taps.js';

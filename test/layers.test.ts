@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
+import { describeBackend } from './helpers/parity.js';
 import { pixelShuffle } from '../src/layers/pixel_shuffle.js';
 import { InstanceNorm2d, nearestIndex, resizeNearest } from '../src/layers/spade.js';
 import { resolveSpectralWeight, spectralConv2d, spectralSigma } from '../src/layers/spectral_norm.js';
@@ -20,7 +21,7 @@ function values(n: number, seed = 1): Float32Array {
   return out;
 }
 
-describe('pixelShuffle', () => {
+describeBackend('pixelShuffle', () => {
   it('moves channel c·r² + i·r + j to pixel (h·r + i, w·r + j), channel c', async () => {
     const [n, h, w, c, r] = [2, 3, 4, 3, 2];
     const data = values(n * h * w * c * r * r);
@@ -40,7 +41,7 @@ describe('pixelShuffle', () => {
   });
 });
 
-describe('InstanceNorm2d (affine=False)', () => {
+describeBackend('InstanceNorm2d (affine=False)', () => {
   it('normalises each image and channel with the biased variance and eps 1e-5', async () => {
     const [n, h, w, c] = [2, 5, 3, 4];
     const data = values(n * h * w * c, 7).map((v, i) => v * (1 + (i % c)) + (i % c)); // channel-dependent scale and offset
@@ -60,7 +61,7 @@ describe('InstanceNorm2d (affine=False)', () => {
   });
 });
 
-describe('resizeNearest (F.interpolate nearest)', () => {
+describeBackend('resizeNearest (F.interpolate nearest)', () => {
   const check = async (h: number, w: number, oh: number, ow: number) => {
     const c = 2;
     const data = values(h * w * c, 3);
@@ -88,7 +89,7 @@ describe('resizeNearest (F.interpolate nearest)', () => {
   });
 });
 
-describe('spectral norm resolution', () => {
+describeBackend('spectral norm resolution', () => {
   it('sigma = u · (W v) and weight = weight_orig / sigma', () => {
     const [o, i, k] = [3, 2, 2];
     const w = values(o * i * k * k, 11);
@@ -134,7 +135,7 @@ describe('spectral norm resolution', () => {
   });
 });
 
-describe('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
+describeBackend('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
   // Naive direct 3-D convolution on NDHWC host arrays, torch weight [O, I, kd, kh, kw].
   function naive(x: Float32Array, [n, d, h, w, c]: number[], wt: Float32Array, b: Float32Array, o: number, k: number, pad: number): Float32Array {
     const out = new Float32Array(n * d * h * w * o);
@@ -181,7 +182,7 @@ describe('Conv3d (no Conv3D kernel: per-tap and tap-stacked conv2d)', () => {
   }
 });
 
-describe('Winograd F(2x2, 3x3)', () => {
+describeBackend('Winograd F(2x2, 3x3)', () => {
   /** Construct with the Winograd path forced on or off, whatever the backend and the cost model say. */
   function withWinograd<T>(on: boolean, make: () => T): T {
     const saved = process.env.LIVEPORTRAIT_WINOGRAD;

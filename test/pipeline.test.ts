@@ -62,7 +62,7 @@ describeParity('pipeline parity', () => {
   let motion: MotionFrame[];
   let sets: [string, OptionSet][];
 
-  beforeAll(() => {
+  beforeAll(async () => {
     const st = (p: 'stitching' | 'lip' | 'eye') => fixtureStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`);
     lp = LivePortrait.fromStateDicts(
       {
@@ -77,8 +77,8 @@ describeParity('pipeline parity', () => {
     const s = fixtureTensor('pipeline', 'source_rgb256');
     const d = fixtureTensor('pipeline', 'driving_rgb256');
     const frames = tf.unstack(d);
-    src = lp.prepareSource(s);
-    motion = lp.extractMotion(frames);
+    src = await lp.prepareSource(s);
+    motion = await lp.extractMotion(frames);
     tf.dispose([s, d, ...frames]);
     sets = Object.entries(fixtureMetadata('pipeline')).map(([k, v]) => [k, JSON.parse(v) as OptionSet]);
     expect(sets.map(([k]) => k).sort()).toEqual(['absolute_nostitch_mult', 'relative_lip_region', 'relative_stitching', 'retarget_eye_lip']);
@@ -92,7 +92,8 @@ describeParity('pipeline parity', () => {
     for (const [name, o] of sets) {
       const { ratios, frames } = withRatios(o, motion);
       const source = { ...src, ...ratios };
-      const xs = frames.map((f) => lp.drivingKeypoints(source, f, frames[0], toOptions(o)));
+      const xs: tf.Tensor3D[] = [];
+      for (const f of frames) xs.push(await lp.drivingKeypoints(source, f, frames[0], toOptions(o)));
       const x_d = tf.concat(xs);
       const ref = fixtureTensor('pipeline', `${name}/x_d`);
       const err = await maxAbsDiff(x_d, ref);
@@ -112,7 +113,7 @@ describeParity('pipeline parity', () => {
       return frames.map((f, i) => ({ name, i, source: { ...src, ...ratios }, frame: f, first: frames[0], opts: toOptions(o) }));
     });
     const render = async (j: (typeof jobs)[number]) => {
-      const x_d = lp.drivingKeypoints(j.source, j.frame, j.first, j.opts);
+      const x_d = await lp.drivingKeypoints(j.source, j.frame, j.first, j.opts);
       try {
         return { ...j, ours: (await lp.renderImage(src.f_s, src.x_s, x_d)).rgb };
       } finally {
@@ -204,20 +205,20 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
   afterAll(() => lp.dispose());
 
   const laugh = join(MEDIA_DIR, 'laugh.pkl');
-  it.skipIf(!existsSync(laugh))('60 frames of motion extraction + driving keypoints: tensor count and RSS flat', () => {
+  it.skipIf(!existsSync(laugh))('60 frames of motion extraction + driving keypoints: tensor count and RSS flat', async () => {
     // Per frame: M on an image, then x_d (relative motion, stitching, lip
     // retargeting): the per-frame work of animate() except W and G, whose
     // steady state the template test checks over 2 rendered frames.
     const tpl = loadTemplate(laugh);
     const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 3), 255), 'int32'));
-    const src = lp.prepareSourceKeypoints(img, { eyeRatio: [0.3, 0.3], lipRatio: 0.1 });
+    const src = await lp.prepareSourceKeypoints(img, { eyeRatio: [0.3, 0.3], lipRatio: 0.1 });
     let first: MotionFrame | undefined;
     let at5 = { tensors: 0, rss: 0 };
     for (let i = 0; i < 60; i++) {
-      const m = lp.extractMotion(img)[0];
+      const m = (await lp.extractMotion(img))[0];
       const drv = { ...tpl.frames[i % tpl.frames.length], lipRatio: 0.2, eyeRatio: Float32Array.of(0.3, 0.3) };
       first ??= drv;
-      const x_d = lp.drivingKeypoints(src, drv, first, { lipRetargeting: true, normalizeLip: true });
+      const x_d = await lp.drivingKeypoints(src, drv, first, { lipRetargeting: true, normalizeLip: true });
       expect(m.exp.length).toBe(63);
       x_d.dispose();
       if (i === 4) at5 = { tensors: tf.memory().numTensors, rss: process.memoryUsage().rss };
@@ -230,31 +231,32 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
     img.dispose();
   });
 
-  it.skipIf(!existsSync(laugh))('expression-friendly: x_d = (x_d,raw - x_d0) * sqrt(V_s / V_d0) + x_s, the base computed once per source and first frame', () => {
+  it.skipIf(!existsSync(laugh))('expression-friendly: x_d = (x_d,raw - x_d0) * sqrt(V_s / V_d0) + x_s, the base computed once per source and first frame', async () => {
     const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 7), 255), 'int32'));
-    const src = lp.prepareSourceKeypoints(img);
+    const src = await lp.prepareSourceKeypoints(img);
     const tpl = loadTemplate(laugh);
     const [first, frame, other] = [tpl.frames[0], tpl.frames[Math.min(5, tpl.frames.length - 1)], { ...tpl.frames[0], exp: tpl.frames[0].exp.map((v) => v * 0.5) }];
     const opts = resolveOptions({ stitching: false });
-    const host = (t: tf.Tensor) => {
-      const v = Array.from(t.dataSync());
-      t.dispose();
+    const host = async (t: tf.Tensor | Promise<tf.Tensor>) => {
+      const x = await t;
+      const v = Array.from(await x.data());
+      x.dispose();
       return v;
     };
-    const raw = host(rawDrivingKeypoints(src, frame, first, opts));
-    const raw0 = host(rawDrivingKeypoints(src, first, first, opts));
-    const xs = Array.from(src.x_s.dataSync());
+    const raw = await host(rawDrivingKeypoints(src, frame, first, opts));
+    const raw0 = await host(rawDrivingKeypoints(src, first, first, opts));
+    const xs = Array.from(await src.x_s.data());
     const mm = motionMultiplier(xs, raw0);
     const want = raw.map((v, i) => (v - raw0[i]) * mm + xs[i]);
-    const got = host(lp.drivingKeypoints(src, frame, first, opts));
-    const again = host(lp.drivingKeypoints(src, frame, first, opts));
+    const got = await host(lp.drivingKeypoints(src, frame, first, opts));
+    const again = await host(lp.drivingKeypoints(src, frame, first, opts));
     for (let i = 0; i < 63; i++) expect(got[i]).toBeCloseTo(want[i], 5);
     expect(again).toEqual(got);
     // Another first frame is another base, not the cached one.
-    const raw0b = host(rawDrivingKeypoints(src, other, other, opts));
-    const rawB = host(rawDrivingKeypoints(src, frame, other, opts));
+    const raw0b = await host(rawDrivingKeypoints(src, other, other, opts));
+    const rawB = await host(rawDrivingKeypoints(src, frame, other, opts));
     const mmB = motionMultiplier(xs, raw0b);
-    const gotB = host(lp.drivingKeypoints(src, frame, other, opts));
+    const gotB = await host(lp.drivingKeypoints(src, frame, other, opts));
     for (let i = 0; i < 63; i++) expect(gotB[i]).toBeCloseTo((rawB[i] - raw0b[i]) * mmB + xs[i], 5);
     disposeSourceKeypoints(src);
     img.dispose();
@@ -263,20 +265,20 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
   it('source-video and image-driven modes: no driving motion leaves x_s in place', async () => {
     const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 5), 255), 'int32'));
     const drvImg = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 6), 255), 'int32'));
-    const [srcM] = lp.extractMotion(img);
-    const [d] = lp.extractMotion(drvImg);
+    const [srcM] = await lp.extractMotion(img);
+    const [d] = await lp.extractMotion(drvImg);
     const opts = resolveOptions({ stitching: false });
     // Source video, driving video standing still: targets constant, the smoother keeps them.
     const tg = [0, 1, 2].map(() => sourceVideoTargets(srcM, d, d, opts, true));
     const expS = kalmanSmooth(tg.map((t) => t.exp));
     const RS = kalmanSmooth(tg.map((t) => t.R));
     const srcKp = sourceKeypointsFromMotion(srcM);
-    const x1 = lp.drivingKeypoints(srcKp, d, d, opts, { sourceIsVideo: true, smoothedExp: expS[1], smoothedR: RS[1] });
+    const x1 = await lp.drivingKeypoints(srcKp, d, d, opts, { sourceIsVideo: true, smoothedExp: expS[1], smoothedR: RS[1] });
     expect(await maxAbsDiff(x1, srcKp.x_s)).toBeLessThan(1e-5);
     // Image-driven relative motion measures the driving expression from the neutral-lip array.
-    const src = lp.prepareSourceKeypoints(img);
-    expect(() => lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false })).toThrow(/neutral-lip expression \(lip_array\.pkl\): pass lipArray/);
-    const x2 = lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false, lipArray: d.exp });
+    const src = await lp.prepareSourceKeypoints(img);
+    await expect(lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false })).rejects.toThrow(/neutral-lip expression \(lip_array\.pkl\): pass lipArray/);
+    const x2 = await lp.drivingKeypoints(src, d, d, opts, { drivingIsVideo: false, lipArray: d.exp });
     expect(await maxAbsDiff(x2, src.x_s)).toBeLessThan(1e-5);
     tf.dispose([img, drvImg, x1, x2]);
     disposeSourceKeypoints(srcKp);
@@ -284,24 +286,24 @@ describe('LivePortrait on synthetic weights: keypoint path, memory, errors', () 
   });
 
   it('bad inputs fail with one clear line', async () => {
-    const oneLine = (f: () => unknown, re: RegExp) => {
+    const oneLine = async (f: () => unknown, re: RegExp) => {
       let err: Error | undefined;
       try {
-        f();
+        await f();
       } catch (e) {
         err = e as Error;
       }
       expect(err?.message).toMatch(re);
       expect(err!.message.includes('\n')).toBe(false);
     };
-    oneLine(() => lp.prepareSourceKeypoints('face.jpg' as never), /source image: expected an RGB image .* got string face\.jpg/);
+    await oneLine(() => lp.prepareSourceKeypoints('face.jpg' as never), /source image: expected an RGB image .* got string face\.jpg/);
     const flat = tf.zeros([256, 256]);
-    oneLine(() => lp.prepareSourceKeypoints(flat), /expected an RGB image tensor \[H, W, 3\] or \[1, H, W, 3\], got shape \[256,256\]/);
+    await oneLine(() => lp.prepareSourceKeypoints(flat), /expected an RGB image tensor \[H, W, 3\] or \[1, H, W, 3\], got shape \[256,256\]/);
     const rgba = tf.zeros([2, 256, 256, 3]);
-    oneLine(() => lp.extractMotion(rgba), /driving frame 0: .*got shape \[2,256,256,3\]/);
-    oneLine(() => lp.prepareSourceKeypoints({ data: new Uint8Array(10), width: 4, height: 4 }), /10 values for 4x4 pixels/);
+    await oneLine(() => lp.extractMotion(rgba), /driving frame 0: .*got shape \[2,256,256,3\]/);
+    await oneLine(() => lp.prepareSourceKeypoints({ data: new Uint8Array(10), width: 4, height: 4 }), /10 values for 4x4 pixels/);
     const kp = tf.zeros([1, 20, 3]) as tf.Tensor3D;
-    oneLine(() => lp.S.stitching(kp, kp), /\[N, 126\]|keypoints/);
+    await oneLine(() => lp.S.stitching(kp, kp), /\[N, 126\]|keypoints/);
     tf.dispose([flat, rgba, kp]);
     // An empty driving sequence.
     const fake = { f_s: tf.zeros([1, 1, 1, 1, 1]), x_s: tf.zeros([1, 21, 3]) } as unknown as SourceInfo;

@@ -235,8 +235,8 @@ describeBrowser('web page in Chromium', () => {
     const t1 = Date.now();
     const lp = LivePortrait.synthetic(1, { lipArray: new Float32Array(63) });
     try {
-      const src = lp.prepareSource({ data: rgb(s.src), width: 256, height: 256 }, { eyeRatio: s.ratios.eyeRatio, lipRatio: s.ratios.lipRatio });
-      const out = lp.retarget(src, toRetargetEdit(s.params, s.ratios));
+      const src = await lp.prepareSource({ data: rgb(s.src), width: 256, height: 256 }, { eyeRatio: s.ratios.eyeRatio, lipRatio: s.ratios.lipRatio });
+      const out = await lp.retarget(src, toRetargetEdit(s.params, s.ratios));
       lp.disposeSource(src);
       const page512 = rgb(s.crop);
       expect(out.width).toBe(s.w);

@@ -51,14 +51,8 @@ function checkBins(pred: tf.Tensor2D): void {
   if (pred.rank !== 2 || pred.shape[1] !== NUM_BINS) throw new Error(`head-pose bins must be [N, ${NUM_BINS}], got shape ${JSON.stringify(pred.shape)}`);
 }
 
-/** Reads the bins synchronously: backends without synchronous reads (webgpu in Node) need headposeBinsToDegreeAsync. */
-export function headposeBinsToDegree(pred: tf.Tensor2D): tf.Tensor1D {
-  checkBins(pred);
-  return tf.tensor1d(headposeBinsToDegreeHost(pred.dataSync(), pred.shape[0]));
-}
-
-/** headposeBinsToDegree with an asynchronous read of the bins, for every backend. */
-export async function headposeBinsToDegreeAsync(pred: tf.Tensor2D): Promise<tf.Tensor1D> {
+/** Reads the bins asynchronously (webgpu has no synchronous read in Node) and sums in float64 on the host. */
+export async function headposeBinsToDegree(pred: tf.Tensor2D): Promise<tf.Tensor1D> {
   checkBins(pred);
   return tf.tensor1d(headposeBinsToDegreeHost(await pred.data(), pred.shape[0]));
 }
@@ -100,14 +94,16 @@ export function getRotationMatrix(pitch: tf.Tensor, yaw: tf.Tensor, roll: tf.Ten
  * to degrees [N, 1], kp and exp reshaped to [N, 21, 3]. New tensors; the
  * input is left to the caller.
  */
-export function refineKpInfo(m: MotionOutput): KpInfo {
+export async function refineKpInfo(m: MotionOutput): Promise<KpInfo> {
+  const n = m.kp.shape[0];
+  for (const b of [m.pitch, m.yaw, m.roll]) checkBins(b);
+  const [pitch, yaw, roll] = await Promise.all([m.pitch, m.yaw, m.roll].map(async (b) => headposeBinsToDegreeHost(await b.data(), n)));
   return tf.tidy(() => {
-    const n = m.kp.shape[0];
-    const deg = (b: tf.Tensor2D) => headposeBinsToDegree(b).reshape([n, 1]) as tf.Tensor2D;
+    const deg = (d: Float32Array) => tf.tensor2d(d, [n, 1]);
     return {
-      pitch: deg(m.pitch),
-      yaw: deg(m.yaw),
-      roll: deg(m.roll),
+      pitch: deg(pitch),
+      yaw: deg(yaw),
+      roll: deg(roll),
       t: tf.clone(m.t),
       exp: m.exp.reshape([n, -1, 3]) as tf.Tensor3D,
       scale: tf.clone(m.scale),

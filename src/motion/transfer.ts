@@ -278,18 +278,54 @@ export function sourceVideoEyeTarget(firstSourceEyeRatio: readonly number[], opt
  */
 const expressionFriendlyCache = new WeakMap<MotionFrame, WeakMap<SourceKeypoints, { key: string; x_d0: Float32Array; mm: number }>>();
 
-function expressionFriendlyBase(source: SourceKeypoints, first: MotionFrame, opts: AnimationOptions, ctx: DrivingContext): { x_d0: Float32Array; mm: number } {
-  const key = JSON.stringify([opts, ctx.drivingIsVideo, ctx.sourceIsVideo, ctx.lipArray ? Array.from(ctx.lipArray) : null]);
+function expressionFriendlyKey(opts: AnimationOptions, ctx: DrivingContext): string {
+  return JSON.stringify([opts, ctx.drivingIsVideo, ctx.sourceIsVideo, ctx.lipArray ? Array.from(ctx.lipArray) : null]);
+}
+
+function cachedBase(source: SourceKeypoints, first: MotionFrame, key: string): { x_d0: Float32Array; mm: number } | undefined {
+  const hit = expressionFriendlyCache.get(first)?.get(source);
+  return hit && hit.key === key ? hit : undefined;
+}
+
+function storeBase(source: SourceKeypoints, first: MotionFrame, key: string, x_d0: Float32Array, x_s: ArrayLike<number>): { x_d0: Float32Array; mm: number } {
   let bySource = expressionFriendlyCache.get(first);
   if (!bySource) expressionFriendlyCache.set(first, (bySource = new WeakMap()));
-  const hit = bySource.get(source);
-  if (hit && hit.key === key) return hit;
+  const entry = { key, x_d0: Float32Array.from(x_d0), mm: motionMultiplier(x_s, x_d0) };
+  bySource.set(source, entry);
+  return entry;
+}
+
+function needsExpressionBase(opts: AnimationOptions, ctx: DrivingContext): boolean {
+  return opts.relativeMotion && opts.drivingOption === 'expression-friendly' && !(ctx.sourceIsVideo ?? false) && (ctx.drivingIsVideo ?? true);
+}
+
+/**
+ * Read asynchronously what drivingKeypoints needs of the host for this
+ * source and first frame (the expression-friendly base), so that backends
+ * without synchronous reads (webgpu in Node) never need one.
+ */
+export async function prepareDrivingKeypoints(source: SourceKeypoints, first: MotionFrame, opts: AnimationOptions, ctx: DrivingContext = {}): Promise<void> {
+  if (!needsExpressionBase(opts, ctx)) return;
+  const key = expressionFriendlyKey(opts, ctx);
+  if (cachedBase(source, first, key)) return;
+  const x_d0 = tf.tidy(() => rawDrivingKeypoints(source, first, first, opts, ctx));
+  try {
+    const [d0, xs] = await Promise.all([x_d0.data(), source.x_s.data()]);
+    storeBase(source, first, key, d0 as Float32Array, xs);
+  } finally {
+    x_d0.dispose();
+  }
+}
+
+function expressionFriendlyBase(source: SourceKeypoints, first: MotionFrame, opts: AnimationOptions, ctx: DrivingContext): { x_d0: Float32Array; mm: number } {
+  const key = expressionFriendlyKey(opts, ctx);
+  const hit = cachedBase(source, first, key);
+  if (hit) return hit;
+  // Synchronous fallback (prepareDrivingKeypoints avoids it).
   const x_d0 = tf.tidy(() => rawDrivingKeypoints(source, first, first, opts, ctx));
   const host = x_d0.dataSync() as Float32Array;
   x_d0.dispose();
-  const entry = { key, x_d0: Float32Array.from(host), mm: motionMultiplier(source.x_s.dataSync(), host) };
-  bySource.set(source, entry);
-  return entry;
+  return storeBase(source, first, key, host, source.x_s.dataSync());
 }
 
 /**
@@ -313,7 +349,7 @@ export function drivingKeypoints(
   return tf.tidy(() => {
     const x_s = source.x_s;
     let x_d = rawDrivingKeypoints(source, frame, first, opts, ctx);
-    if (opts.relativeMotion && opts.drivingOption === 'expression-friendly' && !sourceIsVideo && drivingIsVideo) {
+    if (needsExpressionBase(opts, { drivingIsVideo, sourceIsVideo })) {
       const { x_d0, mm } = expressionFriendlyBase(source, first, opts, ctx);
       x_d = tf.add(tf.mul(tf.sub(x_d, kp3(x_d0)), mm), x_s) as tf.Tensor3D;
     }

@@ -114,11 +114,11 @@ export async function compareParity(fixture: ParityFixture, weights: ParityWeigh
 // ------------------------------------------------------------------ numbers
 
 /** Max abs and relative error of ours (PyTorch layout) against a stored tensor, optionally strided first. */
-export function tensorErrors(ours: tf.Tensor, ref: HostTensor, strides?: number[]): { maxAbs: number; maxRel: number; scale: number; shapeError?: string } {
+export async function tensorErrors(ours: tf.Tensor, ref: HostTensor, strides?: number[]): Promise<{ maxAbs: number; maxRel: number; scale: number; shapeError?: string }> {
   const a = tf.tidy(() => (strides ? tf.stridedSlice(ours, ours.shape.map(() => 0), ours.shape, strides) : ours.clone()));
   try {
     if (a.shape.join() !== ref.shape.join()) return { maxAbs: NaN, maxRel: NaN, scale: NaN, shapeError: `shape ${JSON.stringify(a.shape)} here, ${JSON.stringify(ref.shape)} in the dump` };
-    const x = a.dataSync();
+    const x = await a.data();
     const y = toFloat32(ref);
     let maxAbs = 0;
     let scale = 0;
@@ -272,9 +272,9 @@ class Run {
   }
 
   /** Compare ours (PyTorch layout) with the dump's `name` in `stem`. */
-  private check(stem: string, name: string, ours: tf.Tensor, strides?: number[]): ParityRow {
+  private async check(stem: string, name: string, ours: tf.Tensor, strides?: number[]): Promise<ParityRow> {
     const ref = this.ref(stem, name);
-    return judged(stem, name, ref, tensorErrors(ours, ref, strides), toleranceFor(stem, name));
+    return judged(stem, name, ref, await tensorErrors(ours, ref, strides), toleranceFor(stem, name));
   }
 
   async module(stem: string, renderFrames: boolean): Promise<ParityRow[]> {
@@ -316,34 +316,34 @@ class Run {
     }
   }
 
-  private runF(): ParityRow[] {
+  private async runF(): Promise<ParityRow[]> {
     const F = this.net<LivePortraitNets['F']>('appearance_feature_extractor');
     const x = this.input('appearance_feature_extractor', 'input', TO_NHWC) as tf.Tensor4D;
     const out = F.apply(x);
     const ours = tf.transpose(out, TO_NCDHW);
     try {
-      return [this.check('appearance_feature_extractor', 'output', ours)];
+      return [await this.check('appearance_feature_extractor', 'output', ours)];
     } finally {
       tf.dispose([x, out, ours]);
     }
   }
 
-  private runM(): ParityRow[] {
+  private async runM(): Promise<ParityRow[]> {
     const M = this.net<LivePortraitNets['M']>('motion_extractor');
     const x = this.input('motion_extractor', 'input', TO_NHWC) as tf.Tensor4D;
     const out = M.apply(x);
     try {
       const file = this.file('motion_extractor');
-      return Object.entries(out)
-        .filter(([k]) => file.tensors.has(k))
-        .map(([k, v]) => this.check('motion_extractor', k, v));
+      const rows: ParityRow[] = [];
+      for (const [k, v] of Object.entries(out)) if (file.tensors.has(k)) rows.push(await this.check('motion_extractor', k, v));
+      return rows;
     } finally {
       tf.dispose([x, ...Object.values(out)]);
     }
   }
 
   /** W or G through a TapRecorder: the fixed names and every `tap/...` of the file. */
-  private tapped(stem: string, forward: (rec: TapRecorder) => void): ParityRow[] {
+  private async tapped(stem: string, forward: (rec: TapRecorder) => void): Promise<ParityRow[]> {
     const file = this.file(stem);
     const fixed = Object.entries(FIXED[stem]).filter(([name]) => file.tensors.has(name));
     const taps = [...file.tensors.keys()].flatMap((name) => {
@@ -353,11 +353,12 @@ class Run {
     const rec = new TapRecorder([...fixed.map(([, n]) => n.path), ...taps.map((t) => t.key)]);
     try {
       forward(rec);
-      const rows = fixed.map(([name, n]) => {
+      const rows: ParityRow[] = [];
+      for (const [name, n] of fixed) {
         const [t] = rec.calls(n.path);
-        if (!t) return { module: stem, tensor: name, shape: this.ref(stem, name).shape, status: 'fail' as const, note: `our port did not offer '${n.path}'` };
-        return this.check(stem, name, t, n.strides);
-      });
+        if (!t) rows.push({ module: stem, tensor: name, shape: this.ref(stem, name).shape, status: 'fail' as const, note: `our port did not offer '${n.path}'` });
+        else rows.push(await this.check(stem, name, t, n.strides));
+      }
       for (const t of taps) {
         const ref = this.ref(stem, t.name);
         if (!rec.offered.has(t.key)) {
@@ -371,7 +372,7 @@ class Run {
           rows.push({ module: stem, tensor: t.name, shape: ref.shape, status: 'fail', note });
           continue;
         }
-        rows.push(this.check(stem, t.name, ours, parseSlice(tapMetadata(file, t.name)?.slice)));
+        rows.push(await this.check(stem, t.name, ours, parseSlice(tapMetadata(file, t.name)?.slice)));
       }
       return rows;
     } finally {
@@ -379,13 +380,13 @@ class Run {
     }
   }
 
-  private runW(): ParityRow[] {
+  private async runW(): Promise<ParityRow[]> {
     const W = this.net<WarpingModule>('warping_module');
     const feature = this.input('warping_module', 'feature_3d', TO_NDHWC, [['appearance_feature_extractor', 'output']], 'dump W with --embed-inputs, or together with F (--modules F,W)') as tf.Tensor5D;
     const kps = this.input('warping_module', 'kp_source') as tf.Tensor3D;
     const kpd = this.input('warping_module', 'kp_driving') as tf.Tensor3D;
     try {
-      return this.tapped('warping_module', (rec) => {
+      return await this.tapped('warping_module', (rec) => {
         const r = W.applyWithTaps(feature, kps, kpd, rec.tap);
         tf.dispose(Object.values(r));
       });
@@ -394,11 +395,11 @@ class Run {
     }
   }
 
-  private runG(): ParityRow[] {
+  private async runG(): Promise<ParityRow[]> {
     const G = this.net<SpadeGenerator>('spade_generator');
     const x = this.input('spade_generator', 'input', TO_NHWC, [['warping_module', 'out']], 'dump G with --embed-inputs, or together with W (--modules W,G)') as tf.Tensor4D;
     try {
-      return this.tapped('spade_generator', (rec) => {
+      return await this.tapped('spade_generator', (rec) => {
         const r = G.applyWithTaps(x, rec.tap);
         tf.dispose(Object.values(r));
       });
@@ -407,7 +408,7 @@ class Run {
     }
   }
 
-  private runS(): ParityRow[] {
+  private async runS(): Promise<ParityRow[]> {
     const S = this.net<StitchingRetargetingModule>('stitching_retargeting_module');
     const stem = 'stitching_retargeting_module';
     const kpS = this.input(stem, 'kp_source') as tf.Tensor3D;
@@ -421,13 +422,15 @@ class Run {
       lip_delta: S.retargetLip(kpS, lip),
     };
     try {
-      return Object.entries(outs).map(([k, v]) => this.check(stem, k, v));
+      const rows: ParityRow[] = [];
+      for (const [k, v] of Object.entries(outs)) rows.push(await this.check(stem, k, v));
+      return rows;
     } finally {
       tf.dispose([kpS, kpD, eye, lip, ...Object.values(outs)]);
     }
   }
 
-  private runCamera(): ParityRow[] {
+  private async runCamera(): Promise<ParityRow[]> {
     const owned: tf.Tensor[] = [];
     const get = (k: string) => {
       const t = this.input('camera', k);
@@ -435,24 +438,24 @@ class Run {
       return t;
     };
     try {
-      const deg = headposeBinsToDegree(get('bins') as tf.Tensor2D);
+      const deg = await headposeBinsToDegree(get('bins') as tf.Tensor2D);
       const [p, y, r] = tf.split(get('pyr_degrees'), 3, 1);
       const R = getRotationMatrix(p, y, r);
       const info = Object.fromEntries(['pitch', 'yaw', 'roll', 't', 'exp', 'scale', 'kp'].map((k) => [k, get(`x_s_info_${k}`)])) as unknown as KpInfo;
       const xs = transformKeypoint(info);
       owned.push(deg, p, y, r, R, xs);
-      return [this.check('camera', 'degree', deg), this.check('camera', 'rotation', R), this.check('camera', 'x_s', xs)];
+      return [await this.check('camera', 'degree', deg), await this.check('camera', 'rotation', R), await this.check('camera', 'x_s', xs)];
     } finally {
       tf.dispose(owned);
     }
   }
 
-  private runOps(): ParityRow[] {
+  private async runOps(): Promise<ParityRow[]> {
     const input = this.input('ops', 'grid_sample_input', TO_NDHWC) as tf.Tensor5D;
     const grid = this.input('ops', 'grid_sample_grid') as tf.Tensor5D;
     const out = tf.tidy(() => tf.transpose(gridSample3d(input, grid), TO_NCDHW));
     try {
-      return [this.check('ops', 'grid_sample_output', out)];
+      return [await this.check('ops', 'grid_sample_output', out)];
     } finally {
       tf.dispose([input, grid, out]);
     }
@@ -485,7 +488,7 @@ class Run {
     const s = this.input(stem, 'source_rgb256');
     const d = this.input(stem, 'driving_rgb256');
     const drivingFrames = tf.unstack(d);
-    const kp = lp.prepareSourceKeypoints(s);
+    const kp = await lp.prepareSourceKeypoints(s);
     let f_s: tf.Tensor5D | undefined;
     if (renderFrames) {
       const I_s = prepareImage(s, 'source_rgb256');
@@ -493,7 +496,7 @@ class Run {
       I_s.dispose();
     }
     const src = { ...kp, f_s };
-    const motion = lp.extractMotion(drivingFrames);
+    const motion = await lp.extractMotion(drivingFrames);
     tf.dispose([s, d, ...drivingFrames]);
     const rows: ParityRow[] = [];
     try {
@@ -501,11 +504,12 @@ class Run {
         const { ratios, frames } = withRatios(o, motion);
         const source = { ...src, ...ratios };
         const opts = toOptions(o);
-        const xs = frames.map((f) => lp.drivingKeypoints(source, f, frames[0], opts));
+        const xs: tf.Tensor3D[] = [];
+        for (const f of frames) xs.push(await lp.drivingKeypoints(source, f, frames[0], opts));
         try {
           if (file.tensors.has(`${name}/x_d`)) {
             const x_d = tf.concat(xs);
-            rows.push(this.check(stem, `${name}/x_d`, x_d));
+            rows.push(await this.check(stem, `${name}/x_d`, x_d));
             x_d.dispose();
           }
           const ref = file.tensors.get(`${name}/frames`);

@@ -21,11 +21,12 @@ import type { StitchingRetargetingModule } from '../models/stitching_retargeting
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet } from '../models/types.js';
 import { type LivePortraitNets, type LivePortraitWeights, createNetworks, syntheticWeights } from '../models/registry.js';
 import { InputError } from '../errors.js';
+import { NUM_KP } from '../models/types.js';
 import { type RetargetEdit, applyExpressionEdits } from '../motion/edits.js';
 import type { HostTensor } from '../formats/host_tensor.js';
 import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transformKeypointWith } from '../motion/camera.js';
 import { kalmanSmooth } from '../motion/kalman.js';
-import { type DrivingContext, type SourceKeypoints, combinedEyeRatio, combinedLipRatio, disposeSourceKeypoints, drivingKeypoints, sourceKeypointsFromMotion, sourceVideoEyeTarget, sourceVideoTargets } from '../motion/transfer.js';
+import { type DrivingContext, type SourceKeypoints, combinedEyeRatio, combinedLipRatio, disposeSourceKeypoints, drivingKeypoints, prepareDrivingKeypoints, sourceKeypointsFromMotion, sourceVideoEyeTarget, sourceVideoTargets } from '../motion/transfer.js';
 import { type AnimationOptions, resolveOptions } from '../motion/options.js';
 import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../formats/template.js';
 import { type FramePool, type PoolFrame, type WorkerWeights, mapOrdered } from './frame_pool.js';
@@ -158,11 +159,13 @@ export function prepareImage(img: ImageInput, what = 'image'): tf.Tensor4D {
 }
 
 /** uint8(clip(x, 0, 1) · 255), truncated, of an image [1, H, W, 3]. */
-export function imageToUint8(x: tf.Tensor): Uint8Array {
-  const v = tf.tidy(() => tf.floor(tf.mul(tf.clipByValue(x, 0, 1), 255)));
-  const d = v.dataSync();
-  v.dispose();
-  return Uint8Array.from(d);
+export async function imageToUint8(x: tf.Tensor): Promise<Uint8Array> {
+  const v = tf.tidy(() => tf.cast(tf.floor(tf.mul(tf.clipByValue(x, 0, 1), 255)), 'int32'));
+  try {
+    return Uint8Array.from(await v.data());
+  } finally {
+    v.dispose();
+  }
 }
 
 function checkRatios(r?: SourceRatios): { eyeRatio?: number[]; lipRatio?: number } {
@@ -244,11 +247,11 @@ export class LivePortrait {
   // ------------------------------------------------------------ steps
 
   /** F and M on a source image: f_s, x_s_info, R_s, x_c_s, x_s, and the given landmark ratios. */
-  prepareSource(image: ImageInput, ratios?: SourceRatios): SourceInfo {
+  async prepareSource(image: ImageInput, ratios?: SourceRatios): Promise<SourceInfo> {
     this.check();
     const I_s = prepareImage(image, 'source image');
     try {
-      const kp = this.sourceKeypointsOf(I_s, ratios);
+      const kp = await this.sourceKeypointsOf(I_s, ratios);
       try {
         return { ...kp, f_s: this.F.apply(I_s), x_c_s: kp.x_s_info.kp };
       } catch (e) {
@@ -261,19 +264,19 @@ export class LivePortrait {
   }
 
   /** M only: the source's keypoint information without its appearance feature (enough for drivingKeypoints). */
-  prepareSourceKeypoints(image: ImageInput, ratios?: SourceRatios): SourceKeypoints {
+  async prepareSourceKeypoints(image: ImageInput, ratios?: SourceRatios): Promise<SourceKeypoints> {
     this.check();
     const I_s = prepareImage(image, 'source image');
     try {
-      return this.sourceKeypointsOf(I_s, ratios);
+      return await this.sourceKeypointsOf(I_s, ratios);
     } finally {
       I_s.dispose();
     }
   }
 
-  private sourceKeypointsOf(I_s: tf.Tensor4D, ratios?: SourceRatios): SourceKeypoints {
+  private async sourceKeypointsOf(I_s: tf.Tensor4D, ratios?: SourceRatios): Promise<SourceKeypoints> {
     const r = checkRatios(ratios);
-    const x_s_info = this.kpInfo(I_s);
+    const x_s_info = await this.kpInfo(I_s);
     const [R_s, x_s] = tf.tidy(() => {
       const R = kpInfoRotation(x_s_info);
       return [R, transformKeypointWith(x_s_info.kp, R, x_s_info.exp, x_s_info.scale, x_s_info.t)];
@@ -287,10 +290,10 @@ export class LivePortrait {
   }
 
   /** M's output refined (degrees, [N, 21, 3]) for prepared images [N, 256, 256, 3]. */
-  kpInfo(images: tf.Tensor4D): KpInfo {
+  async kpInfo(images: tf.Tensor4D): Promise<KpInfo> {
     const m = this.M.apply(images);
     try {
-      return refineKpInfo(m);
+      return await refineKpInfo(m);
     } finally {
       tf.dispose(Object.values(m));
     }
@@ -300,53 +303,68 @@ export class LivePortrait {
    * Motion of driving images: one MotionFrame per image (R, exp, t, scale,
    * kp, x_s, and the ratios given). `images` is one image or a list.
    */
-  extractMotion(images: ImageInput | ImageInput[], ratios?: SourceRatios | SourceRatios[]): MotionFrame[] {
+  async extractMotion(images: ImageInput | ImageInput[], ratios?: SourceRatios | SourceRatios[]): Promise<MotionFrame[]> {
     this.check();
     const list = Array.isArray(images) ? images : [images];
     const rs = Array.isArray(ratios) ? ratios : list.map(() => ratios);
     if (list.length === 0) throw new InputError('extractMotion: no images');
-    return list.map((img, i) => {
+    const out: MotionFrame[] = [];
+    for (const [i, img] of list.entries()) {
+      const x = prepareImage(img, `driving frame ${i}`);
+      let info: KpInfo;
+      try {
+        info = await this.kpInfo(x);
+      } finally {
+        x.dispose();
+      }
       const parts = tf.tidy(() => {
-        const x = prepareImage(img, `driving frame ${i}`);
-        const info = this.kpInfo(x);
         const R = kpInfoRotation(info);
         const x_s = transformKeypointWith(info.kp, R, info.exp, info.scale, info.t);
-        return [R, info.exp, info.t, info.scale, info.kp, x_s];
+        return [R, info.exp.clone(), info.t.clone(), info.scale.clone(), info.kp.clone(), x_s];
       });
-      const [R, exp, t, scale, kp, x_s] = parts.map((p) => p.dataSync() as Float32Array);
-      tf.dispose(parts);
+      tf.dispose(Object.values(info));
+      let host: Float32Array[];
+      try {
+        host = (await Promise.all(parts.map((p) => p.data()))) as Float32Array[];
+      } finally {
+        tf.dispose(parts);
+      }
+      const [R, exp, t, scale, kp, x_s] = host;
       const { eyeRatio, lipRatio } = checkRatios(rs[i]);
       const f: MotionFrame = { R: R.slice(), exp: exp.slice(), t: t.slice(), scale: scale[0], kp: kp.slice(), x_s: x_s.slice() };
       if (eyeRatio) f.eyeRatio = Float32Array.from(eyeRatio);
       if (lipRatio !== undefined) f.lipRatio = lipRatio;
-      return f;
-    });
+      out.push(f);
+    }
+    return out;
   }
 
   /** A motion template from driving frames (an iterable or async iterable), one frame at a time. */
   async makeTemplate(frames: AnyIterable<ImageInput | DrivingFrameInput>, fps = 25): Promise<MotionTemplate> {
     const out: MotionFrame[] = [];
-    for await (const fr of iterate(frames)) out.push(this.motionOf(fr, out.length));
+    for await (const fr of iterate(frames)) out.push(await this.motionOf(fr, out.length));
     if (out.length === 0) throw new InputError('the driving sequence is empty');
     return { fps, frames: out };
   }
 
-  private motionOf(fr: FrameLike, i: number): MotionFrame {
+  private async motionOf(fr: FrameLike, i: number): Promise<MotionFrame> {
     if (isMotionFrame(fr)) {
       checkMotionFrame(fr, `driving motion frame ${i}`);
       return fr;
     }
-    if (isFrameInput(fr)) return this.extractMotion(fr.image, { eyeRatio: fr.eyeRatio, lipRatio: fr.lipRatio })[0];
-    if (isTensor(fr) || isRawImage(fr)) return this.extractMotion(fr)[0];
+    if (isFrameInput(fr)) return (await this.extractMotion(fr.image, { eyeRatio: fr.eyeRatio, lipRatio: fr.lipRatio }))[0];
+    if (isTensor(fr) || isRawImage(fr)) return (await this.extractMotion(fr))[0];
     throw new InputError(`driving frame ${i}: expected an image, {image, eyeRatio?, lipRatio?} or a motion frame, got ${describeValue(fr)}`);
   }
 
   /** The final driving keypoints x_d [1, 21, 3] of one frame (see motion.ts). */
-  drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext = {}): tf.Tensor3D {
+  async drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext = {}): Promise<tf.Tensor3D> {
     this.check();
     const opts = resolveOptions(options);
     const c = { ...ctx };
     if (c.drivingIsVideo === false && !c.lipArray && this.lipArray) c.lipArray = this.lipArray;
+    // What needs host values (the expression-friendly base) is read asynchronously first.
+    await prepareDrivingKeypoints(source, first, opts, c);
     return drivingKeypoints(this.S, source, frame, first, opts, c);
   }
 
@@ -364,12 +382,14 @@ export class LivePortrait {
     }
   }
 
-  private frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): AnimatedFrame {
+  private async frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): Promise<AnimatedFrame> {
     const img = this.warpDecode(f_s, x_s, x_d);
     const [, h, w] = img.shape;
-    const rgb = imageToUint8(img);
-    img.dispose();
-    return { index, rgb, width: w, height: h, x_d: Float32Array.from(x_d.dataSync()) };
+    try {
+      return { index, rgb: await imageToUint8(img), width: w, height: h, x_d: Float32Array.from(await x_d.data()) };
+    } finally {
+      img.dispose();
+    }
   }
 
   /**
@@ -379,13 +399,16 @@ export class LivePortrait {
    */
   private async renderFrame(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, perFrameFeature = false): Promise<AnimatedFrame> {
     if (!this.pool) return this.frameOut(index, f_s, x_s, x_d);
-    const xd = Float32Array.from(x_d.dataSync());
-    const feature = perFrameFeature ? { data: f_s.dataSync() as Float32Array, shape: f_s.shape } : undefined;
-    const out: PoolFrame = await this.pool.render(Float32Array.from(x_s.dataSync()), xd, feature);
+    const pool = this.pool;
+    const [xd, xs, fs] = await Promise.all([x_d.data(), x_s.data(), perFrameFeature ? f_s.data() : undefined]);
+    const feature = fs ? { data: fs as Float32Array, shape: f_s.shape } : undefined;
+    const out: PoolFrame = await pool.render(Float32Array.from(xs), Float32Array.from(xd), feature);
     const img = tf.tensor(out.data, out.shape);
-    const rgb = imageToUint8(img);
-    img.dispose();
-    return { index, rgb, width: out.shape[2], height: out.shape[1], x_d: xd };
+    try {
+      return { index, rgb: await imageToUint8(img), width: out.shape[2], height: out.shape[1], x_d: Float32Array.from(xd) };
+    } finally {
+      img.dispose();
+    }
   }
 
   /**
@@ -416,7 +439,7 @@ export class LivePortrait {
   async *animate(source: ImageInput | SourceInfo, driving: DrivingInput, options: Partial<AnimationOptions> = {}): AsyncGenerator<AnimatedFrame> {
     this.check();
     const own = !isSourceInfo(source);
-    const src = own ? this.prepareSource(source as ImageInput) : (source as SourceInfo);
+    const src = own ? await this.prepareSource(source as ImageInput) : (source as SourceInfo);
     try {
       for await (const f of this.animateFaces([src], driving, options)) yield f.faces[0];
     } finally {
@@ -441,15 +464,15 @@ export class LivePortrait {
     const drivingIsVideo = ctx.drivingIsVideo ?? plan.drivingIsVideo;
     // One face: its f_s goes to the pool once. Several: with every job.
     const perFrameFeature = sources.length > 1;
-    if (this.pool && !perFrameFeature) this.pool.setSource(sources[0].f_s.dataSync() as Float32Array, sources[0].f_s.shape);
+    if (this.pool && !perFrameFeature) this.pool.setSource((await sources[0].f_s.data()) as Float32Array, sources[0].f_s.shape);
     let first: MotionFrame | undefined;
     let count = 0;
     const render = async (fr: FrameLike, i: number): Promise<AnimatedFaces> => {
-      const m = this.motionOf(fr, i);
+      const m = await this.motionOf(fr, i);
       first ??= m;
       const faces = await Promise.all(
         sources.map(async (src) => {
-          const x_d = this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray });
+          const x_d = await this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray });
           try {
             return await this.renderFrame(i, src.f_s, src.x_s, x_d, perFrameFeature);
           } finally {
@@ -496,7 +519,7 @@ export class LivePortrait {
     const drv: MotionFrame[] = [];
     for await (const fr of frames) {
       if (drivingIsVideo && drv.length >= srcTpl.frames.length) break;
-      drv.push(this.motionOf(fr, drv.length));
+      drv.push(await this.motionOf(fr, drv.length));
     }
     if (drv.length === 0) throw new InputError('the driving sequence is empty: no frames to animate');
     const n = drivingIsVideo ? Math.min(srcTpl.frames.length, drv.length) : srcTpl.frames.length;
@@ -547,15 +570,15 @@ export class LivePortrait {
    * open ratios through R_eyes / R_lip, then stitching. As there, t keeps its
    * z component here: x_d = movZ · s · (x_c R_d + δ') + t.
    */
-  retargetKeypoints(source: SourceInfo, edit: RetargetEdit = {}): tf.Tensor3D {
+  async retargetKeypoints(source: SourceInfo, edit: RetargetEdit = {}): Promise<tf.Tensor3D> {
     this.check();
-    const expHost = applyExpressionEdits(source.x_s_info.exp.dataSync() as Float32Array, edit);
+    const expHost = applyExpressionEdits((await source.x_s_info.exp.data()) as Float32Array, edit);
     return tf.tidy(() => {
       const s = source.x_s_info;
       const add = (deg: tf.Tensor2D, v?: number) => (v ? tf.add(deg, v) : deg);
       const R_d = getRotationMatrix(add(s.pitch, edit.pitch), add(s.yaw, edit.yaw), add(s.roll, edit.roll));
       const R_new = tf.matMul(tf.matMul(R_d, source.R_s, false, true), source.R_s);
-      const delta = tf.tensor3d(expHost, [1, 21, 3]);
+      const delta = tf.tensor3d(expHost, [1, NUM_KP, 3]);
       const movZ = edit.movZ ?? 1;
       let x_d = tf.add(tf.mul(tf.mul(s.scale.reshape([1, 1, 1]), movZ), tf.add(tf.matMul(s.kp, R_new), delta)), s.t.reshape([1, 1, 3])) as tf.Tensor3D;
       if (edit.eyeRatio !== undefined) x_d = tf.add(x_d, this.S.retargetEye(source.x_s, combinedEyeRatio(source.eyeRatio, edit.eyeRatio))) as tf.Tensor3D;
@@ -566,10 +589,10 @@ export class LivePortrait {
   }
 
   /** A single-image edit rendered: the image 512×512. */
-  retarget(source: SourceInfo, edit: RetargetEdit = {}): AnimatedFrame {
-    const x_d = this.retargetKeypoints(source, edit);
+  async retarget(source: SourceInfo, edit: RetargetEdit = {}): Promise<AnimatedFrame> {
+    const x_d = await this.retargetKeypoints(source, edit);
     try {
-      return this.frameOut(0, source.f_s, source.x_s, x_d);
+      return await this.frameOut(0, source.f_s, source.x_s, x_d);
     } finally {
       x_d.dispose();
     }

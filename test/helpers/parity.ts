@@ -111,19 +111,36 @@ export const TO_NCDHW = [0, 4, 1, 2, 3];
  * reason when the directory is missing, failing instead under CI=true.
  */
 export function describeParity(name: string, fn: () => void): void {
-  if (HAVE_PARITY) {
+  const backendError = (globalThis as { __lpBackendError?: string }).__lpBackendError;
+  const reason = backendError ?? (HAVE_PARITY ? undefined : `parity fixtures not found at ${PARITY_DIR} (set LP_PARITY_DIR)`);
+  if (!reason) {
     describe(name, fn);
     return;
   }
-  const reason = `parity fixtures not found at ${PARITY_DIR} (set LP_PARITY_DIR)`;
   if (process.env.CI === 'true') {
     describe(name, () => {
-      it('has its fixture directory', () => {
-        throw new Error(`${reason}; CI=true requires them`);
+      it(backendError ? 'has its backend' : 'has its fixture directory', () => {
+        throw new Error(`${reason}; CI=true requires it`);
       });
     });
   } else {
     console.warn(`skipping '${name}': ${reason}`);
+    describe.skip(name, fn);
+  }
+}
+
+/** describe() for suites that need the chosen backend only: skipped (or, with CI=true, failed) when it could not start. */
+export function describeBackend(name: string, fn: () => void): void {
+  const backendError = (globalThis as { __lpBackendError?: string }).__lpBackendError;
+  if (!backendError) describe(name, fn);
+  else if (process.env.CI === 'true')
+    describe(name, () => {
+      it('has its backend', () => {
+        throw new Error(`${backendError}; CI=true requires it`);
+      });
+    });
+  else {
+    console.warn(`skipping '${name}': ${backendError}`);
     describe.skip(name, fn);
   }
 }

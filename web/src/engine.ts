@@ -375,7 +375,7 @@ async function sourceFaces(img: RgbImage, name: string, p: { crop: boolean; scal
   const m = model();
   const out: SourceFace[] = [];
   try {
-    for (const [k, c] of crops.entries()) out.push({ crop: c, info: m.prepareSource(c.imgCrop256, ratiosOf(lmks[k])), mask: p.pasteBack ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
+    for (const [k, c] of crops.entries()) out.push({ crop: c, info: await m.prepareSource(c.imgCrop256, ratiosOf(lmks[k])), mask: p.pasteBack ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
   } catch (e) {
     for (const f of out) m.disposeSource(f.info);
     throw e;
@@ -583,7 +583,7 @@ async function editSource(source: NamedFile, crop: boolean, scale: number, faceI
 async function edit(e: EditParams, seq: number): Promise<void> {
   if (!editState) throw new InputError('pick a source image for editing first');
   const t0 = performance.now();
-  const out = model().retarget(editState.info, toRetargetEdit(e, editState.info));
+  const out = await model().retarget(editState.info, toRetargetEdit(e, editState.info));
   const crop: RgbImage = { width: out.width, height: out.height, data: out.rgb };
   const pasted = pasteBack(crop, editState.crop.M_c2o, editState.img, editState.mask);
   post({ type: 'edit-result', seq, crop: imageData(crop), pasted: imageData(pasted), pastedPng: await encodePng(pasted), seconds: (performance.now() - t0) / 1000 });
@@ -602,7 +602,7 @@ async function liveStart(source: NamedFile, p: AnimateParams): Promise<void> {
   post({ type: 'log', line: 'live: source ready' });
 }
 
-let liveFirst: ReturnType<LivePortrait['extractMotion']>[number] | undefined;
+let liveFirst: Awaited<ReturnType<LivePortrait['extractMotion']>>[number] | undefined;
 
 async function liveFrame(frame: ImageBitmap): Promise<void> {
   if (!live) return frame.close();
@@ -617,10 +617,10 @@ async function liveFrame(frame: ImageBitmap): Promise<void> {
   const panel: RgbImage = { width: 256, height: 256, data: new Uint8Array(256 * 256 * 3) };
   for (let i = 0, j = 0; j < rgba.length; i += 3, j += 4) (panel.data[i] = rgba[j]), (panel.data[i + 1] = rgba[j + 1]), (panel.data[i + 2] = rgba[j + 2]);
   const m = model();
-  const motion = m.extractMotion(panel)[0];
+  const motion = (await m.extractMotion(panel))[0];
   liveFirst ??= motion;
   const f = live.faces[0];
-  const x_d = m.drivingKeypoints(f.info, motion, liveFirst, animationOptions(live.p), { drivingIsVideo: true });
+  const x_d = await m.drivingKeypoints(f.info, motion, liveFirst, animationOptions(live.p), { drivingIsVideo: true });
   try {
     const o = await m.renderImage(f.info.f_s, f.info.x_s, x_d);
     let result: RgbImage = { width: o.width, height: o.height, data: o.rgb };

@@ -316,7 +316,7 @@ async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cr
   const lp = getLp();
   try {
     for (const [k, c] of crops.entries()) {
-      faces.push({ crop: c, info: lp.prepareSource(c.imgCrop256, ratiosFromLandmarks(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
+      faces.push({ crop: c, info: await lp.prepareSource(c.imgCrop256, ratiosFromLandmarks(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
     }
     await ensureWorkers(lp, r);
     emit.begin?.();

@@ -91,7 +91,7 @@ export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
   const input = crop ? crop.imgCrop256 : resizeImage(img, 256, 256, 'linear');
   const ratios = face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : {};
   const lp = loadModel(req);
-  const src = lp.prepareSource(input, ratios);
+  const src = await lp.prepareSource(input, ratios);
   try {
     const edit: RetargetEdit = {
       eyeRatio: req.eyeRatio,
@@ -110,7 +110,7 @@ export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
       lipVariation: [req.pouting, req.pursing, req.grin, req.lipCloseOpen],
       stitching: req.stitching,
     };
-    const out = lp.retarget(src, edit);
+    const out = await lp.retarget(src, edit);
     let result: RgbImage = { width: out.width, height: out.height, data: out.rgb };
     if (crop && (req.pasteBack ?? true)) result = pasteBack(result, crop.M_c2o, img, preparePasteBack(crop.M_c2o, img.width, img.height));
     await writeImage(req.output, result);
