@@ -47,6 +47,7 @@ export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js
 // Keypoints and motion
 export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
 export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
+export { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints, type AnimalTransferOptions } from './motion/animal.js';
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
 export { applyExpressionEdits, type RetargetEdit } from './motion/edits.js';
 export { kalmanSmooth } from './motion/kalman.js';
@@ -54,7 +55,7 @@ export { type MotionFrame, type MotionTemplate, parseAnyTemplate, templateToTens
 
 // Faces: detection, crop, ratios, paste-back
 export { FaceDetector, type Face, type DetectOptions, type FaceModelSources } from './face/detector.js';
-export { cropImage, cropImageByBbox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
+export { cropImage, cropImageByBbox, cropImageByBox, parseCropBox, scaleCropBox, type CropBox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
 export { calcEyeCloseRatio, calcLipCloseRatio } from './face/ratios.js';
 export { preparePasteBack, pasteBack, type PasteBackMask } from './face/paste_back.js';
 
