@@ -151,7 +151,9 @@ if (!haveAnimal) console.warn(`skipping 'animal mode: frames': no ${ANIMAL_FILE}
     src = lp.prepareSource(s);
     motion = lp.extractMotion(frames);
     tf.dispose([s, d, ...frames]);
-    await startFrameWorkers(lp, 2);
+    // Frame workers on request (each holds its own W and G: memory); in this thread by default.
+    const workers = Number(process.env.LP_ANIMAL_WORKERS ?? 0);
+    if (workers > 0) await startFrameWorkers(lp, workers);
   });
   afterAll(async () => {
     if (src) lp.disposeSource(src);
@@ -189,7 +191,7 @@ if (!haveAnimal) console.warn(`skipping 'animal mode: frames': no ${ANIMAL_FILE}
     }
     console.log(`animal frames: ±1 on ${((100 * within) / total).toFixed(4)}% of ${total} values, max abs err ${worst}`);
     expect(within / total).toBeGreaterThanOrEqual(0.999);
-  });
+  }, 1_800_000);
 });
 
 // ------------------------------------------------------------ placed crops

@@ -348,7 +348,13 @@ async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cr
   if (doCrop && r.cropBox) {
     const box = sourceBox(r, img, original);
     crops = [cropImageByBox(img, box)];
-    lmks = [undefined]; // no landmarks: no eye/lip ratios of the source
+    lmks = [undefined];
+    // Eye/lip ratios (scale-free) from landmarks found in the placed crop, when the options need them.
+    if (!r.animal && (r.eyeRetargeting || r.lipRetargeting || r.normalizeLip)) {
+      const face = (await (await loadFaceDetector()).detect(crops[0].imgCrop, { maxFaces: 1 }))[0];
+      lmks = [face?.landmarks];
+      if (!face) r.log?.('note: no face landmarks in the placed crop: the source has no eye/lip ratios');
+    }
     r.log?.(`source ${r.source}: crop placed at ${fmtBox(box)} (pixels of the ${img.width}x${img.height} working image)`);
   } else if (doCrop) {
     const faces = await (await loadFaceDetector()).detect(img);
