@@ -49,6 +49,7 @@ export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInf
 export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
 export { compareParity, manifestWeights, formatParityTable, TOLERANCES, type ParityFixture, type ParityWeights, type ParityReport, type ParityRow } from './parity/index.js';
 export { TapRecorder, type TapFn } from './layers/taps.js';
+export { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints, type AnimalTransferOptions } from './motion/animal.js';
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
 export { applyExpressionEdits, type RetargetEdit } from './motion/edits.js';
 export { kalmanSmooth } from './motion/kalman.js';
@@ -56,7 +57,7 @@ export { type MotionFrame, type MotionTemplate, parseAnyTemplate, templateToTens
 
 // Faces: detection, crop, ratios, paste-back
 export { FaceDetector, type Face, type DetectOptions, type FaceModelSources } from './face/detector.js';
-export { cropImage, cropImageByBbox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
+export { cropImage, cropImageByBbox, cropImageByBox, parseCropBox, scaleCropBox, type CropBox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
 export { calcEyeCloseRatio, calcLipCloseRatio } from './face/ratios.js';
 export { preparePasteBack, pasteBack, type PasteBackMask } from './face/paste_back.js';
 

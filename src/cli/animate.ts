@@ -37,6 +37,7 @@ export const animateCommand = {
         .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors).', group: IN })
         .option('output-dir', { alias: 'o', type: 'string', default: 'animations', describe: 'Directory for the outputs (created if missing).', group: IN })
         .option('max-frames', { type: 'number', describe: 'Animate at most N frames (all by default).', group: IN })
+        .option('animal', { type: 'boolean', default: false, describe: "The reference's animal mode: animate an animal photo (cat, dog, ...) with a human driving video or template. Uses the animal weights (--set animal) unless --set says otherwise; only --stitching and --multiplier apply. There is no animal face detector here: place the crop with --crop-box (or --no-crop for a face crop).", group: ANIM })
         .option('stitching', { type: 'boolean', default: true, describe: 'Stitch the animated face to the shoulders (--no-stitching: better for large head motion or animals; the crop is then written without paste-back, as the reference does).', group: ANIM })
         .option('relative', { type: 'boolean', default: true, describe: 'Motion relative to the first driving frame (--no-relative: absolute driving pose and expression).', group: ANIM })
         .option('region', { choices: ['all', 'exp', 'pose', 'lip', 'eyes'] as const, default: 'all' as const, describe: 'What the driving motion animates: everything, expression only, head pose only, lips only or eyes only.', group: ANIM })
@@ -48,6 +49,7 @@ export const animateCommand = {
         .option('source-video-eye-retargeting', { type: 'boolean', default: false, describe: 'With a source video, hold every frame\'s eye opening at the first frame\'s.', group: ANIM })
         .option('smooth-variance', { type: 'number', default: 3e-7, describe: 'With a source video: Kalman smoothing of the motion (larger is smoother, less exact).', group: ANIM })
         .option('crop-driving', { type: 'boolean', describe: 'Crop the driving video to the face (one box averaged over the video). [default: when the driving video or image is not square]', group: CROP })
+        .option('crop-box', { type: 'string', describe: 'Place the source crop yourself, for faces the detector misses (animals, drawings, statues, profiles, small faces): X,Y,SIZE[,ANGLE] in source pixels = top-left corner and side of the square crop, and the face\'s roll in degrees (clockwise). The square is the crop itself: like a detected crop, give it the whole head with a margin (about 2.3 times the face\'s width). Pasted back like a detected crop.', group: CROP })
         .option('crop', { type: 'boolean', default: true, describe: 'Find and crop the source face (--no-crop: the source is already a face crop; no paste-back).', group: CROP })
         .option('paste-back', { type: 'boolean', default: true, describe: 'Paste the animated face back into the full source picture (--no-paste-back: write the 512x512 face crop).', group: CROP })
         .option('face-index', { type: 'number', default: 0, describe: 'Which face to animate when there are several, largest first from 0.', group: CROP })
@@ -65,7 +67,8 @@ export const animateCommand = {
         .example('liveportrait animate -s me.jpg -d laugh.pkl --weights synthetic --max-frames 2', 'try the pipeline offline with synthetic weights')
         .example('liveportrait animate -s group.jpg -d talk.mp4 --all-faces --gif', 'animate every face of a group photo, also as a GIF')
         .example('liveportrait animate -s clip.mp4 -d talk.mp4 --region lip', 'video-to-video: move only the lips of the source video')
-        .example('liveportrait animate -s me.jpg -d smile.jpg --no-relative', 'copy the expression of one picture onto another'),
+        .example('liveportrait animate -s me.jpg -d smile.jpg --no-relative', 'copy the expression of one picture onto another')
+        .example('liveportrait animate --animal -s cat.jpg --crop-box 120,40,300 -d talk.mp4', 'animate a cat: the crop is the 300-pixel square at (120, 40)'),
     ),
   handler: async (a: CommonArgs & Record<string, unknown>) => {
     // Ctrl-C: the temporary files go, the final names were never written.
@@ -106,6 +109,8 @@ async function runAnimate(a: CommonArgs & Record<string, unknown>): Promise<void
       smoothVariance: a['smooth-variance'] as number,
       cropDriving: a['crop-driving'] as boolean | undefined,
       crop: a.crop as boolean,
+      cropBox: a['crop-box'] as string | undefined,
+      animal: a.animal as boolean,
       pasteBack: a['paste-back'] as boolean,
       faceIndex: a['face-index'] as number,
       allFaces: a['all-faces'] as boolean,

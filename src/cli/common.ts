@@ -7,7 +7,7 @@ export interface CommonArgs {
   weights?: string;
   'lip-array'?: string;
   seed: number;
-  set: 'human' | 'animal';
+  set?: 'human' | 'animal';
   backend?: string;
   workers?: number;
   quiet: boolean;
@@ -30,7 +30,7 @@ export function withModelOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
       group: MODEL_GROUP,
     })
     .option('seed', { type: 'number', default: 1, describe: 'Seed of --weights synthetic.', group: MODEL_GROUP })
-    .option('set', { choices: ['human', 'animal'] as const, default: 'human' as const, describe: 'Which official weight set the directory holds.', group: MODEL_GROUP })
+    .option('set', { choices: ['human', 'animal'] as const, describe: 'Which official weight set the directory holds. [default: human; animal with animate --animal]', group: MODEL_GROUP })
     .option('backend', {
       type: 'string',
       choices: ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'],

@@ -4,6 +4,7 @@
  */
 import { type Affine, type Point2, invertAffine, transformPoints, warpImage } from '../image/affine.js';
 import { type RgbImage, boxDownscale } from '../image/image.js';
+import { InputError } from '../errors.js';
 
 // ------------------------------------------------------------ the crop
 
@@ -210,4 +211,72 @@ export function cropImageByBbox(img: RgbImage, bbox: number[], lmk?: Point2[], d
   const cy = (t + b) / 2;
   const M_o2c: Affine = [s, 0, dsize / 2 - s * cx, 0, s, dsize / 2 - s * cy];
   return finishCrop(img, lmk, M_o2c, invertAffine(M_o2c), dsize);
+}
+
+// ------------------------------------------------------------ a crop placed by the user
+
+/**
+ * A square crop placed by hand, in source pixels: the top-left corner of the
+ * upright square (x, y), its side (size), and optionally the face's roll in
+ * degrees (angle: clockwise on screen; the square turns about its centre so
+ * that a face tilted by that much comes out upright, like a detected crop's
+ * rotation). For faces the detector misses: animals, drawings, statues,
+ * profiles, small faces.
+ */
+export interface CropBox {
+  x: number;
+  y: number;
+  size: number;
+  /** Degrees, clockwise on screen (default 0). */
+  angle?: number;
+}
+
+/**
+ * `X,Y,SIZE[,ANGLE]` → CropBox (the CLI's --crop-box). Errors are one line
+ * naming the option and the expected form.
+ */
+export function parseCropBox(text: string, what = '--crop-box'): CropBox {
+  const parts = String(text).split(',').map((p) => p.trim());
+  const nums = parts.map(Number);
+  if ((parts.length !== 3 && parts.length !== 4) || parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n)))
+    throw new InputError(`${what} must be X,Y,SIZE or X,Y,SIZE,ANGLE (numbers, source pixels: top-left corner and side of the square, roll in degrees), got '${text}'`);
+  const box: CropBox = { x: nums[0], y: nums[1], size: nums[2] };
+  if (parts.length === 4) box.angle = nums[3];
+  checkCropBox(box, what);
+  return box;
+}
+
+function checkCropBox(box: CropBox, what: string, width?: number, height?: number): void {
+  const { x, y, size, angle = 0 } = box;
+  if (![x, y, size, angle].every(Number.isFinite)) throw new InputError(`${what}: x, y, size and angle must be finite numbers, got ${JSON.stringify(box)}`);
+  if (!(size >= 2)) throw new InputError(`${what}: the side must be at least 2 pixels, got ${size}`);
+  if (width !== undefined && height !== undefined && (x >= width || y >= height || x + size <= 0 || y + size <= 0))
+    throw new InputError(`${what} ${x},${y},${size} lies outside the ${width}x${height} source image; give the top-left corner and side of a square over the face, in source pixels`);
+}
+
+/** The crop rect (centre, side, roll) of a placed box. */
+export function rectFromCropBox(box: CropBox): FaceRect {
+  const a = ((box.angle ?? 0) * Math.PI) / 180;
+  const ux: Point2 = [Math.cos(a), Math.sin(a)];
+  const uy: Point2 = [-ux[1], ux[0]];
+  return { center: [box.x + box.size / 2, box.y + box.size / 2], size: box.size, angle: a, ux, uy };
+}
+
+/**
+ * The crop of a placed box: the same CropResult as a detected crop (dsize²
+ * crop, its 256² version, M_o2c and M_c2o for paste-back), with no
+ * landmarks. The box is in `img`'s pixels (scale it first if the image was
+ * resized).
+ */
+export function cropImageByBox(img: RgbImage, box: CropBox, opts: { dsize?: number } = {}): CropResult {
+  checkCropBox(box, 'crop box', img.width, img.height);
+  const dsize = opts.dsize ?? SOURCE_CROP.dsize;
+  const rect = rectFromCropBox(box);
+  const { M_o2c, M_c2o } = cropTransform(rect, dsize, (box.angle ?? 0) !== 0);
+  return finishCrop(img, undefined, M_o2c, M_c2o, dsize);
+}
+
+/** A box in an image's pixels → the same box in the image scaled by k (e.g. after resizeToLimit). */
+export function scaleCropBox(box: CropBox, k: number): CropBox {
+  return { ...box, x: box.x * k, y: box.y * k, size: box.size * k };
 }

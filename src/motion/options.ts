@@ -45,6 +45,14 @@ export interface AnimationOptions {
   smoothObservationVariance: number;
   /** The Kalman process variance (1e-5). */
   smoothProcessVariance: number;
+  /**
+   * The reference's animal pipeline (default false): the driving frame's
+   * pose and expression on the source's canonical keypoints and scale,
+   * scaled by the motion multiplier of the first driving frame (see
+   * motion/animal.ts). Only `stitching` and `drivingMultiplier` apply then;
+   * source images only, driven by a video or template.
+   */
+  animal: boolean;
 }
 
 export const DEFAULT_ANIMATION_OPTIONS: Readonly<AnimationOptions> = Object.freeze({
@@ -61,6 +69,7 @@ export const DEFAULT_ANIMATION_OPTIONS: Readonly<AnimationOptions> = Object.free
   sourceVideoEyeRetargetingThreshold: 0.18,
   smoothObservationVariance: 3e-7,
   smoothProcessVariance: 1e-5,
+  animal: false,
 });
 
 const REGIONS: AnimationRegion[] = ['all', 'exp', 'pose', 'lip', 'eyes'];
@@ -76,7 +85,7 @@ export function resolveOptions(opts: Partial<AnimationOptions> = {}): AnimationO
   if (!DRIVING_OPTIONS.includes(o.drivingOption)) throw new Error(`drivingOption must be one of ${DRIVING_OPTIONS.join(', ')}, got '${o.drivingOption}'`);
   for (const k of ['drivingMultiplier', 'lipNormalizeThreshold', 'sourceVideoEyeRetargetingThreshold', 'smoothObservationVariance', 'smoothProcessVariance'] as const)
     if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw new Error(`${k} must be a finite number, got ${String(o[k])}`);
-  for (const k of ['relativeMotion', 'stitching', 'eyeRetargeting', 'lipRetargeting', 'normalizeLip', 'sourceVideoEyeRetargeting'] as const)
+  for (const k of ['relativeMotion', 'stitching', 'eyeRetargeting', 'lipRetargeting', 'normalizeLip', 'sourceVideoEyeRetargeting', 'animal'] as const)
     if (typeof o[k] !== 'boolean') throw new Error(`${k} must be true or false, got ${String(o[k])}`);
   if (!(o.smoothObservationVariance > 0)) throw new Error(`smoothObservationVariance must be > 0, got ${o.smoothObservationVariance}`);
   if (!(o.smoothProcessVariance > 0)) throw new Error(`smoothProcessVariance must be > 0, got ${o.smoothProcessVariance}`);

@@ -28,6 +28,7 @@ import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transform
 import { kalmanSmooth } from '../motion/kalman.js';
 import { type DrivingContext, type SourceKeypoints, combinedEyeRatio, combinedLipRatio, disposeSourceKeypoints, drivingKeypoints, prepareDrivingKeypoints, sourceKeypointsFromMotion, sourceVideoEyeTarget, sourceVideoTargets } from '../motion/transfer.js';
 import { type AnimationOptions, resolveOptions } from '../motion/options.js';
+import { animalDrivingKeypoints, animalMotionMultiplier } from '../motion/animal.js';
 import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../formats/template.js';
 import { type FramePool, type PoolFrame, type WorkerWeights, mapOrdered } from './frame_pool.js';
 import { readNumpyPickle } from '../formats/numpy_pickle.js';
@@ -357,10 +358,15 @@ export class LivePortrait {
     throw new InputError(`driving frame ${i}: expected an image, {image, eyeRatio?, lipRatio?} or a motion frame, got ${describeValue(fr)}`);
   }
 
-  /** The final driving keypoints x_d [1, 21, 3] of one frame (see motion.ts). */
-  async drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext = {}): Promise<tf.Tensor3D> {
+  /**
+   * The final driving keypoints x_d [1, 21, 3] of one frame (motion/transfer.ts;
+   * with `animal: true`, the animal pipeline's motion/animal.ts, where
+   * `ctx.motionMultiplier` may carry the multiplier of this source and first frame).
+   */
+  async drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext & { motionMultiplier?: number } = {}): Promise<tf.Tensor3D> {
     this.check();
     const opts = resolveOptions(options);
+    if (opts.animal) return animalDrivingKeypoints(this.S, source, frame, first, opts, ctx.motionMultiplier ?? (await animalMotionMultiplier(source, first)));
     const c = { ...ctx };
     if (c.drivingIsVideo === false && !c.lipArray && this.lipArray) c.lipArray = this.lipArray;
     // What needs host values (the expression-friendly base) is read asynchronously first.
@@ -466,13 +472,16 @@ export class LivePortrait {
     const perFrameFeature = sources.length > 1;
     if (this.pool && !perFrameFeature) this.pool.setSource((await sources[0].f_s.data()) as Float32Array, sources[0].f_s.shape);
     let first: MotionFrame | undefined;
+    // Animal mode: the motion multiplier of each face, from the first driving frame (the reference computes it at frame 0).
+    let multipliers: number[] | undefined;
     let count = 0;
     const render = async (fr: FrameLike, i: number): Promise<AnimatedFaces> => {
       const m = await this.motionOf(fr, i);
       first ??= m;
+      if (opts.animal) multipliers ??= await Promise.all(sources.map((src) => animalMotionMultiplier(src, first!)));
       const faces = await Promise.all(
-        sources.map(async (src) => {
-          const x_d = await this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray });
+        sources.map(async (src, k) => {
+          const x_d = await this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray, motionMultiplier: multipliers?.[k] });
           try {
             return await this.renderFrame(i, src.f_s, src.x_s, x_d, perFrameFeature);
           } finally {
@@ -512,6 +521,7 @@ export class LivePortrait {
   ): AsyncGenerator<AnimatedFrame> {
     this.check();
     const opts = resolveOptions(options);
+    if (opts.animal) throw new InputError('animal mode animates a source image (as the reference); a source video is not supported');
     const open = typeof sourceFrames === 'function' ? sourceFrames : () => sourceFrames;
     // Pass 1: motion of the source and the driving frames (small, host memory).
     const srcTpl = await this.makeTemplate(open());

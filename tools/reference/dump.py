@@ -29,7 +29,9 @@ sys.path.insert(0, HERE)
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 MODULES = ['appearance_feature_extractor', 'motion_extractor', 'warping_module', 'spade_generator',
-           'stitching_retargeting_module', 'camera', 'ops', 'pipeline']
+           'stitching_retargeting_module', 'camera', 'ops', 'pipeline', 'pipeline_animal']
+# not part of --modules all (ask for it by name)
+NOT_IN_ALL = {'pipeline_animal'}
 ALIASES = {'F': 'appearance_feature_extractor', 'M': 'motion_extractor', 'W': 'warping_module',
            'G': 'spade_generator', 'S': 'stitching_retargeting_module'}
 NETS = MODULES[:5]
@@ -44,6 +46,13 @@ PIPELINE_OPTIONS = {
     'retarget_eye_lip': {'relative': True, 'stitching': True, 'region': 'all', 'multiplier': 1.0,
                          'eye_ratio': [[0.3, 0.32, 0.05], [0.3, 0.32, 0.25], [0.3, 0.32, 0.45]],
                          'lip_ratio': [[0.1, 0.02], [0.1, 0.27], [0.1, 0.52]]},
+}
+
+# The animal pipeline's option sets (LivePortraitPipelineAnimal.execute has no relative/absolute,
+# region or retargeting choices: only stitching and the driving multiplier).
+ANIMAL_OPTIONS = {
+    'animal_stitching': {'stitching': True, 'multiplier': 1.0},
+    'animal_nostitch_mult': {'stitching': False, 'multiplier': 1.25},
 }
 
 torch = None  # imported in main() (after argument parsing, so --help works without torch)
@@ -658,6 +667,8 @@ def run_all(R, nets, inp, args, wanted, taps):
     # pipeline
     if 'pipeline' in wanted:
         res['pipeline'] = run_pipeline(R, Wr, inp, args)
+    if 'pipeline_animal' in wanted:
+        res['pipeline_animal'] = run_pipeline_animal(R, nets, inp, args)
     return res
 
 
@@ -769,6 +780,114 @@ def run_pipeline(R, Wr, inp, args):
     return tensors, meta
 
 
+def run_pipeline_animal(R, nets, inp, args):
+    """LivePortraitPipelineAnimal.execute for an image source already cropped (the fixed 256x256
+    crop of the inputs, the reference's `img_crop_256x256`) and a driving video, with the reference's
+    LivePortraitWrapperAnimal (its class, methods and inherited methods around our networks) and the
+    pipeline's own make_motion_template and calc_motion_multiplier; float32 CPU; no paste-back."""
+    import contextlib
+    import cv2
+    if 'source_u8' not in inp or 'driving_u8' not in inp:
+        sys.exit('pipeline_animal: needs --image/--video or an --inputs-from dir with pipeline.safetensors')
+    # The pipeline module imports the cropper (face and animal landmark runners: onnxruntime, XPose),
+    # which this branch never calls: stub that one import in memory when it cannot be imported.
+    try:
+        import src.utils.cropper  # noqa: F401
+    except Exception:
+        m = types.ModuleType('src.utils.cropper')
+        m.Cropper = None
+        sys.modules['src.utils.cropper'] = m
+    # Third-party modules imported at module level but not called on this branch (tyro for the
+    # argument dataclass, imageio for video files): permissive stubs in memory when missing.
+    class _Any:
+        def __getattr__(self, k):
+            return _Any()
+
+        def __call__(self, *a, **k):
+            return _Any()
+
+    class _AnyModule(types.ModuleType):
+        def __getattr__(self, k):
+            if k.startswith('__'):
+                raise AttributeError(k)
+            return _Any()
+    for _ in range(10):
+        try:
+            from src.live_portrait_pipeline_animal import LivePortraitPipelineAnimal
+            break
+        except ModuleNotFoundError as e:
+            if not e.name or e.name.split('.')[0] == 'src' or e.name in sys.modules:
+                raise
+            log(f'pipeline_animal: stubbing {e.name} (not installed; unused on this branch)')
+            sys.modules[e.name] = _AnyModule(e.name)
+    from src.config.inference_config import InferenceConfig
+    get_rotation_matrix = R.camera.get_rotation_matrix
+    Wa = R.wrapper_mod.LivePortraitWrapperAnimal.__new__(R.wrapper_mod.LivePortraitWrapperAnimal)
+    cfg = InferenceConfig()
+    cfg.flag_use_half_precision = False
+    cfg.flag_force_cpu = True
+    cfg.flag_do_torch_compile = False
+    Wa.inference_cfg = cfg
+    Wa.device_id = 0
+    Wa.device = 'cpu'
+    Wa.compile = False
+    Wa.inference_ctx = contextlib.nullcontext
+    Wa.appearance_feature_extractor = nets['appearance_feature_extractor']
+    Wa.motion_extractor = nets['motion_extractor']
+    Wa.warping_module = nets['warping_module']
+    Wa.spade_generator = nets['spade_generator']
+    Wa.stitching_retargeting_module = nets['stitching_retargeting_module']
+    P = LivePortraitPipelineAnimal.__new__(LivePortraitPipelineAnimal)
+    P.live_portrait_wrapper_animal = Wa
+
+    src_u8, drv_u8 = inp['source_u8'], inp['driving_u8']
+    tensors = {'source_rgb256': src_u8, 'driving_rgb256': drv_u8}
+    meta = {'source': 'the fixed 256x256 crop (img_crop_256x256)',
+            'driving': 'frames resized to 256x256 with cv2.resize (identity here), no driving crop'}
+    # execute(): driving video branch, flag_crop_driving_video False
+    driving_rgb_crop_256x256_lst = [cv2.resize(np.ascontiguousarray(f), (256, 256)) for f in drv_u8]
+    I_d_lst = Wa.prepare_videos(driving_rgb_crop_256x256_lst)
+    template = P.make_motion_template(I_d_lst, output_fps=25)
+    n_frames = template['n_frames']
+    # execute(): source, flag_do_crop with the crop given
+    img_crop_256x256 = np.ascontiguousarray(src_u8)
+    I_s = Wa.prepare_source(img_crop_256x256)
+    x_s_info = Wa.get_kp_info(I_s)
+    x_c_s = x_s_info['kp']
+    f_s = Wa.extract_feature_3d(I_s)
+    x_s = Wa.transform_keypoint(x_s_info)
+    tensors['x_s'] = x_s[0]
+    for name, o in args.animal_options.items():
+        log(f'pipeline_animal option set {name}')
+        cfg.flag_stitching = o['stitching']
+        cfg.driving_multiplier = o['multiplier']
+        xs_out, frames = [], []
+        for i in range(n_frames):
+            x_d_i_info = R.helper.dct2device(dict(template['motion'][i]), 'cpu')
+            R_d_i = x_d_i_info['R'] if 'R' in x_d_i_info.keys() else x_d_i_info['R_d']
+            delta_new = x_d_i_info['exp']
+            t_new = x_d_i_info['t']
+            t_new[..., 2].fill_(0)
+            scale_new = x_s_info['scale']
+            x_d_i = scale_new * (x_c_s @ R_d_i + delta_new) + t_new
+            if i == 0:
+                x_d_0 = x_d_i
+                motion_multiplier = R.helper.calc_motion_multiplier(x_s, x_d_0)
+            x_d_diff = (x_d_i - x_d_0) * motion_multiplier
+            x_d_i = x_d_diff + x_s
+            if cfg.flag_stitching:
+                x_d_i = Wa.stitching(x_s, x_d_i)
+            x_d_i = x_s + (x_d_i - x_s) * cfg.driving_multiplier
+            out = Wa.warp_decode(f_s, x_s, x_d_i)
+            frames.append(Wa.parse_output(out['out'])[0])
+            xs_out.append(x_d_i[0])
+        tensors[f'{name}/x_d'] = torch.stack(xs_out)
+        tensors[f'{name}/frames'] = np.stack(frames)
+        tensors[f'{name}/motion_multiplier'] = torch.tensor([float(motion_multiplier)], dtype=torch.float32)
+        meta[name] = json.dumps(o)
+    return tensors, meta
+
+
 # --------------------------------------------------------------------------------------------
 
 def main():
@@ -800,6 +919,8 @@ def main():
     ap.add_argument('--embed-inputs', action='store_true', help="also store W's feature_3d and G's input in their files")
     ap.add_argument('--pipeline-options', help='JSON {name: {relative, stitching, region, multiplier, [eye_ratio, lip_ratio]}} '
                     '(default: the four sets of the shared fixtures)')
+    ap.add_argument('--animal-options', help='JSON {name: {stitching, multiplier}} for pipeline_animal '
+                    '(default: animal_stitching, animal_nostitch_mult)')
     ap.add_argument('--threads', type=int, default=1, help='torch threads (default 1)')
     ap.add_argument('--out', required=True)
     ap.add_argument('--overwrite', action='store_true')
@@ -817,7 +938,7 @@ def main():
     for m in args.modules.split(','):
         m = m.strip()
         if m == 'all':
-            wanted += MODULES
+            wanted += [x for x in MODULES if x not in NOT_IN_ALL]
             continue
         m = ALIASES.get(m, m)
         if m not in MODULES:
@@ -825,13 +946,14 @@ def main():
         wanted.append(m)
     wanted = [m for m in MODULES if m in wanted]
     args.pipeline_options = json.loads(args.pipeline_options) if args.pipeline_options else PIPELINE_OPTIONS
+    args.animal_options = json.loads(args.animal_options) if args.animal_options else ANIMAL_OPTIONS
 
     os.makedirs(args.out, exist_ok=True)
     # which networks must be loaded
     need = set(m for m in wanted if m in NETS)
     if 'camera' in wanted:
         need.add('motion_extractor')
-    if 'pipeline' in wanted:
+    if 'pipeline' in wanted or 'pipeline_animal' in wanted:
         need |= set(NETS)
     taps = Taps(args.tap, args.tap_stride)
     for m in taps.by_module:

@@ -13,7 +13,7 @@ import { LipArrayMissingError } from '../../errors.js';
 import { type RgbImage, resizeImage, resizeToLimit } from '../../image/image.js';
 import type { Point2 } from '../../image/affine.js';
 import { concatFrame, hstackImages } from '../../image/concat.js';
-import { type CropOptions, type CropResult, cropImage } from '../../face/crop.js';
+import { type CropBox, type CropOptions, type CropResult, cropImage, cropImageByBox, parseCropBox, scaleCropBox } from '../../face/crop.js';
 import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
 import { ratiosFromLandmarks } from '../../face/ratios.js';
 import type { MotionFrame } from '../../formats/template.js';
@@ -24,7 +24,7 @@ import { readImage, writeImage } from '../image_files.js';
 import { hasAudioStream, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../video.js';
 import { type DrivingItem, type DrivingPlan, planDrivingFrames } from './driving.js';
 import { CliError, UsageError, userMessage, withFile } from './errors.js';
-import { NO_FACE_FIX, classifyInput, stem } from './inputs.js';
+import { NO_FACE_FIX, NO_FACE_FIX_ANIMAL, classifyInput, stem } from './inputs.js';
 import { type ModelOptions, ensureBackend, ensureWorkers, loadModel, loadModelCheck, weightsSpec } from './model.js';
 import { Progress, summaryLine, type ProgressStream } from './progress.js';
 
@@ -54,6 +54,18 @@ export interface AnimateRequest extends ModelOptions {
   pasteBack?: boolean;
   faceIndex?: number;
   allFaces?: boolean;
+  /**
+   * The reference's animal pipeline (`--animal`): a source image of an animal
+   * driven by a human video or template; only stitching and the multiplier
+   * apply. Selects the animal weight set unless `set` says otherwise.
+   */
+  animal?: boolean;
+  /**
+   * A crop placed by hand instead of the detected face (`--crop-box
+   * X,Y,SIZE[,ANGLE]`, source pixels: top-left corner and side of the square,
+   * roll in degrees clockwise); pasted back like a detected crop.
+   */
+  cropBox?: CropBox | string;
   /** Source crop: scale (2.3), vx (0), vy (-0.125), rotation (true). */
   scale?: number;
   vxRatio?: number;
@@ -102,6 +114,7 @@ function animationOptions(r: AnimateRequest): Partial<AnimationOptions> {
     lipNormalizeThreshold: r.lipNormalizeThreshold,
     sourceVideoEyeRetargeting: r.sourceVideoEyeRetargeting,
     smoothObservationVariance: r.smoothVariance,
+    animal: r.animal,
   };
 }
 
@@ -143,6 +156,23 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
   if (sourceKind === 'template') throw new CliError(`source ${r.source}: a motion template cannot be a source; give an image or a video`);
   if (r.allFaces && sourceKind === 'video') throw new UsageError('--all-faces works with a source image only; animate a video source one face at a time with --face-index');
   if (r.allFaces && r.crop === false) throw new UsageError('--all-faces needs face cropping; drop --no-crop');
+  if (r.cropBox !== undefined) {
+    try {
+      r.cropBox = typeof r.cropBox === 'string' ? parseCropBox(r.cropBox) : r.cropBox;
+    } catch (e) {
+      throw new UsageError(userMessage(e));
+    }
+    if (r.crop === false) throw new UsageError('--crop-box places the crop, --no-crop turns cropping off: give one of them');
+    if (r.allFaces) throw new UsageError('--crop-box places one crop; drop --all-faces');
+  }
+  if (r.animal) {
+    if (sourceKind === 'video') throw new UsageError('--animal animates a source image (as the reference); give an image with -s');
+    if (drivingKind === 'image') throw new UsageError('--animal is driven by a video or a motion template (as the reference); give one with -d');
+    if (r.allFaces) throw new UsageError('--animal animates one face; drop --all-faces');
+    if (r.eyeRetargeting || r.lipRetargeting) log('note: --animal ignores eye and lip retargeting, as the reference does');
+    // The animal weight set unless another is asked for.
+    r.set ??= 'animal';
+  }
   if (existsSync(outputDir) && !statSync(outputDir).isDirectory()) throw new CliError(`output directory ${outputDir} is a file; give -o a directory`);
 
   await ensureBackend(r, log);
@@ -258,6 +288,25 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
   return result;
 }
 
+/**
+ * --crop-box in the working image's pixels: the box is given in the source
+ * file's pixels, the working image is shrunk to sourceMaxDim.
+ */
+function sourceBox(r: AnimateRequest, img: RgbImage, o: { width: number; height: number }): CropBox {
+  const box = r.cropBox as CropBox;
+  const maxDim = r.sourceMaxDim ?? 1280;
+  const k = maxDim > 0 && Math.max(o.width, o.height) > maxDim ? maxDim / Math.max(o.width, o.height) : 1;
+  const b = k === 1 ? box : scaleCropBox(box, k);
+  if (b.x >= img.width || b.y >= img.height || b.x + b.size <= 0 || b.y + b.size <= 0)
+    throw new UsageError(`--crop-box ${fmtBox(box)} lies outside the ${o.width}x${o.height} source ${r.source}; give the top-left corner and side of a square over the face, in source pixels`);
+  return b;
+}
+
+function fmtBox(b: CropBox): string {
+  const f = (v: number) => String(Math.round(v * 10) / 10);
+  return [b.x, b.y, b.size, ...(b.angle ? [b.angle] : [])].map(f).join(',');
+}
+
 /** Write one result frame; `begin` is called once when the frame loop starts (progress timing). */
 type Emit = ((result: RgbImage, concatPanels: () => RgbImage) => Promise<void>) & { begin?: () => void };
 
@@ -287,16 +336,30 @@ interface Run {
 
 async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cropOpts, emit }: Run): Promise<number> {
   let img: RgbImage;
+  let original: RgbImage;
   try {
-    img = resizeToLimit(await readImage(r.source), r.sourceMaxDim ?? 1280, 2);
+    original = await readImage(r.source);
+    img = resizeToLimit(original, r.sourceMaxDim ?? 1280, 2);
   } catch (e) {
     throw withFile(e, r.source);
   }
   let crops: CropResult[];
   let lmks: (Point2[] | undefined)[];
-  if (doCrop) {
+  if (doCrop && r.cropBox) {
+    const box = sourceBox(r, img, original);
+    crops = [cropImageByBox(img, box)];
+    lmks = [undefined];
+    // Eye/lip ratios (scale-free) from landmarks found in the placed crop, when the options need them.
+    if (!r.animal && (r.eyeRetargeting || r.lipRetargeting || r.normalizeLip)) {
+      const face = (await (await loadFaceDetector()).detect(crops[0].imgCrop, { maxFaces: 1 }))[0];
+      lmks = [face?.landmarks];
+      if (!face) r.log?.('note: no face landmarks in the placed crop: the source has no eye/lip ratios');
+    }
+    r.log?.(`source ${r.source}: crop placed at ${fmtBox(box)} (pixels of the ${img.width}x${img.height} working image)`);
+  } else if (doCrop) {
     const faces = await (await loadFaceDetector()).detect(img);
-    if (faces.length === 0) throw new CliError(`no face found in the source ${r.source}; ${NO_FACE_FIX}`);
+    if (faces.length === 0) throw new CliError(`no face found in the source ${r.source}; ${r.animal ? NO_FACE_FIX_ANIMAL : NO_FACE_FIX}`);
+    if (r.animal) r.log?.('note: --animal: no animal face detector here, the human one found a face; place the crop with --crop-box if it is wrong');
     let chosen = faces;
     if (!r.allFaces) {
       const i = r.faceIndex ?? 0;
@@ -359,6 +422,12 @@ async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cr
     for await (const raw of read()) {
       cropBar?.tick();
       const f = resizeToLimit(raw, maxDim, 2);
+      if (doCrop && r.cropBox) {
+        const c = cropImageByBox(f, sourceBox(r, f, raw));
+        src.push({ index: idx, crop256: c.imgCrop256, M_c2o: c.M_c2o });
+        idx++;
+        continue;
+      }
       const face = await (await loadFaceDetector()).track(f, prev);
       prev = face?.landmarks;
       if (doCrop) {

@@ -38,4 +38,8 @@ export function classifyInput(path: string, role: 'source' | 'driving'): InputKi
   throw new CliError(`${role} ${path}: unsupported format ${ext}; give ${accepted}`);
 }
 
-export const NO_FACE_FIX = 'use a photo where the face is clearly visible (frontal, not tiny), or pass --no-crop if the image is already a face crop';
+export const NO_FACE_FIX =
+  'place the crop yourself with --crop-box X,Y,SIZE[,ANGLE] (source pixels: top-left corner and side of a square over the face, roll in degrees), use a photo where the face is clearly visible (frontal, not tiny), or pass --no-crop if the image is already a face crop';
+/** The same for --animal (the reference finds animal faces with a model this port does not have). */
+export const NO_FACE_FIX_ANIMAL =
+  'animal mode has no animal face detector: place the crop with --crop-box X,Y,SIZE[,ANGLE] (source pixels: top-left corner and side of a square over the face, roll in degrees), or pass --no-crop if the image is already a face crop';
