@@ -5,8 +5,8 @@ import { defineConfig } from 'vitest/config';
  * parity tests again on webgpu (Dawn on a software Vulkan driver in CI,
  * scripts/setup-test-env.sh). G is too slow there for CI as a whole (about
  * 1 GMAC/s on lavapipe against 446 GMAC), so on webgpu it runs block by
- * block (webgpu_blocks.test.ts); the pipeline, app and worker tests need
- * synchronous reads that webgpu lacks in Node and run on wasm only.
+ * block (webgpu_blocks.test.ts), and the pipeline's x_d (not its frames)
+ * runs there; the app, video and worker tests run on wasm only.
  */
 const WEBGPU_FILES = [
   'test/layers.test.ts',
@@ -17,6 +17,7 @@ const WEBGPU_FILES = [
   'test/motion_extractor.test.ts',
   'test/warping_module.test.ts',
   'test/webgpu_blocks.test.ts',
+  'test/pipeline.test.ts',
 ];
 
 export default defineConfig({
