@@ -216,7 +216,7 @@ describe('end to end with a stand-in for W+G', () => {
     expect(tpl.fps).toBe(25);
     expect(tpl.frames[0].eyeRatio).toHaveLength(2);
     const res = await animate({ model: fastModel(), source: media('s0.jpg'), driving: file, outputDir: join(tmp, 'ours'), concat: false });
-    expect(files(join(tmp, 'ours'))).toEqual(['s0--d0.mp4']);
+    expect(files(join(tmp, 'ours'))).toEqual(['s0--d0_lpmotion.mp4']); // not the name d0.mp4 itself would give
     expect((await probeVideo(res.output)).frameCount).toBe(2);
   });
 

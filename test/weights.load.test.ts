@@ -319,7 +319,8 @@ describeParity('downloading from a local server', () => {
     expect(msg).toMatch(/^cannot reach http:\/\/127\.0\.0\.1:\d+ \(fetch failed: ECONNREFUSED\)/);
     for (const m of MODULES) expect(msg).toContain(join(out, officialPath(m)));
     expect(msg).toContain(`/KwaiVGI/LivePortrait/resolve/main/liveportrait/base_models/spade_generator.pth → ${join(out, 'liveportrait/base_models/spade_generator.pth')}`);
-    expect(msg).toContain(`npx tsx scripts/convert/convert.ts ${out} ${out}`);
+    expect(msg).toContain(`liveportrait weights convert --from ${out} --dir ${out}`);
+    expect(existsSync(out)).toBe(false); // the folder made for the download is gone again
     expect(msg).not.toContain('\n');
   });
 });

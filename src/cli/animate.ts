@@ -1,8 +1,7 @@
 /** `liveportrait animate`: thin over src/app/animate.ts. */
 import type { Argv } from 'yargs';
-import { resolve } from 'node:path';
-import { animate } from '../node/app/animate.js';
-import { removePartials } from '../node/output.js';
+import { type AnimateRequest, animate, checkAnimate } from '../node/app/animate.js';
+import { supervised } from './supervise.js';
 import type { AnimationRegion, DrivingOption } from '../motion/options.js';
 import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
 
@@ -30,7 +29,10 @@ export const animateCommand = {
             '- <source>--<driving>_concat.mp4: driving | source | result side by side;',
             '- <source>--<driving>.gif: with --gif.',
             'An image source with an image driving gives .jpg (or .png) files instead.',
-            'Outputs are written under temporary names and renamed when complete.',
+            'A template driving keeps its kind in the names: <source>--<driving>_lpmotion.mp4 (.lpmotion.safetensors),',
+            '<source>--<driving>_pkl.mp4 (.pkl). Existing files are not replaced without --overwrite.',
+            'Outputs are written under temporary names and renamed when complete; the output folder is created',
+            'and checked for writing before any work.',
           ].join('\n'),
         )
         .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...).', group: IN })
@@ -38,6 +40,7 @@ export const animateCommand = {
         .option('output-dir', { alias: 'o', type: 'string', default: 'animations', describe: 'Directory for the outputs (created if missing).', group: IN })
         .option('max-frames', { type: 'number', describe: 'Animate at most N frames (all by default).', group: IN })
         .option('animal', { type: 'boolean', default: false, describe: "The reference's animal mode: animate an animal photo (cat, dog, ...) with a human driving video or template. Uses the animal weights (--set animal) unless --set says otherwise; only --stitching and --multiplier apply. There is no animal face detector here: place the crop with --crop-box (or --no-crop for a face crop).", group: ANIM })
+        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace outputs that exist already (without it, a run that would replace a file stops before any work).', group: IN })
         .option('stitching', { type: 'boolean', default: true, describe: 'Stitch the animated face to the shoulders (--no-stitching: better for large head motion or animals; the crop is then written without paste-back, as the reference does).', group: ANIM })
         .option('relative', { type: 'boolean', default: true, describe: 'Motion relative to the first driving frame (--no-relative: absolute driving pose and expression).', group: ANIM })
         .option('region', { choices: ['all', 'exp', 'pose', 'lip', 'eyes'] as const, default: 'all' as const, describe: 'What the driving motion animates: everything, expression only, head pose only, lips only or eyes only.', group: ANIM })
@@ -71,61 +74,57 @@ export const animateCommand = {
         .example('liveportrait animate --animal -s cat.jpg --crop-box 120,40,300 -d talk.mp4', 'animate a cat: the crop is the 300-pixel square at (120, 40)'),
     ),
   handler: async (a: CommonArgs & Record<string, unknown>) => {
-    // Ctrl-C: the temporary files go, the final names were never written.
-    const outDir = resolve(a['output-dir'] as string);
-    const onSignal = (sig: NodeJS.Signals) => {
-      removePartials(outDir);
-      process.stderr.write(`\nliveportrait: interrupted (${sig}); no output written\n`);
-      process.exit(130);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
-      await runAnimate(a);
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    // The work runs in a child process; a signal here ends it at once (see supervise.ts).
+    await supervised(
+      () => {
+        const { created, outputDir } = checkAnimate(animateRequest(a));
+        return { outputDirs: [outputDir], created };
+      },
+      () => runAnimate(a),
+    );
   },
 };
 
 async function runAnimate(a: CommonArgs & Record<string, unknown>): Promise<void> {
-  {
-    const res = await animate({
-      ...modelOptions(a),
-      source: a.source as string,
-      driving: a.driving as string,
-      outputDir: a['output-dir'] as string,
-      maxFrames: a['max-frames'] as number | undefined,
-      stitching: a.stitching as boolean,
-      relative: a.relative as boolean,
-      region: a.region as AnimationRegion,
-      multiplier: a.multiplier as number,
-      drivingOption: a['driving-option'] as DrivingOption,
-      eyeRetargeting: a['eye-retargeting'] as boolean,
-      lipRetargeting: a['lip-retargeting'] as boolean,
-      normalizeLip: a['normalize-lip'] as boolean,
-      sourceVideoEyeRetargeting: a['source-video-eye-retargeting'] as boolean,
-      smoothVariance: a['smooth-variance'] as number,
-      cropDriving: a['crop-driving'] as boolean | undefined,
-      crop: a.crop as boolean,
-      cropBox: a['crop-box'] as string | undefined,
-      animal: a.animal as boolean,
-      pasteBack: a['paste-back'] as boolean,
-      faceIndex: a['face-index'] as number,
-      allFaces: a['all-faces'] as boolean,
-      scale: a.scale as number,
-      vxRatio: a['vx-ratio'] as number,
-      vyRatio: a['vy-ratio'] as number,
-      doRot: a.rot as boolean,
-      sourceMaxDim: a['source-max-dim'] as number,
-      crf: a.crf as number,
-      gif: a.gif as boolean,
-      concat: a.concat as boolean,
-      audioPriority: a['audio-priority'] as 'driving' | 'source',
-      log: logger(a),
-      progress: progressStream(a),
-    });
-    say(res.summary);
-  }
+  const res = await animate(animateRequest(a));
+  say(res.summary);
+}
+
+function animateRequest(a: CommonArgs & Record<string, unknown>): AnimateRequest {
+  return {
+    ...modelOptions(a),
+    source: a.source as string,
+    driving: a.driving as string,
+    outputDir: a['output-dir'] as string,
+    maxFrames: a['max-frames'] as number | undefined,
+    overwrite: a.overwrite as boolean,
+    stitching: a.stitching as boolean,
+    relative: a.relative as boolean,
+    region: a.region as AnimationRegion,
+    multiplier: a.multiplier as number,
+    drivingOption: a['driving-option'] as DrivingOption,
+    eyeRetargeting: a['eye-retargeting'] as boolean,
+    lipRetargeting: a['lip-retargeting'] as boolean,
+    normalizeLip: a['normalize-lip'] as boolean,
+    sourceVideoEyeRetargeting: a['source-video-eye-retargeting'] as boolean,
+    smoothVariance: a['smooth-variance'] as number,
+    cropDriving: a['crop-driving'] as boolean | undefined,
+    crop: a.crop as boolean,
+    cropBox: a['crop-box'] as string | undefined,
+    animal: a.animal as boolean,
+    pasteBack: a['paste-back'] as boolean,
+    faceIndex: a['face-index'] as number,
+    allFaces: a['all-faces'] as boolean,
+    scale: a.scale as number,
+    vxRatio: a['vx-ratio'] as number,
+    vyRatio: a['vy-ratio'] as number,
+    doRot: a.rot as boolean,
+    sourceMaxDim: a['source-max-dim'] as number,
+    crf: a.crf as number,
+    gif: a.gif as boolean,
+    concat: a.concat as boolean,
+    audioPriority: a['audio-priority'] as 'driving' | 'source',
+    log: logger(a),
+    progress: progressStream(a),
+  };
 }

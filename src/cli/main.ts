@@ -3,7 +3,7 @@
  * 0 success, 1 a failed run (one-line error naming the file and the fix),
  * 2 bad usage. Stack traces only with LIVEPORTRAIT_DEBUG=1.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { UsageError, reportError } from '../node/app/errors.js';
@@ -14,6 +14,7 @@ import { retargetCommand } from './retarget.js';
 import { serveCommand } from './serve.js';
 import { templateCommand } from './template.js';
 import { weightsCommand } from './weights.js';
+import { ExitStatus, recordCommandLine } from './supervise.js';
 
 const DESCRIPTION = [
   'liveportrait - animate portraits (LivePortrait, with stitching and retargeting control) in TypeScript on TensorFlow.js',
@@ -26,12 +27,46 @@ const EPILOGUE = [
   '`--weights synthetic --seed N` runs every command offline with deterministic random weights.',
   'Environment: LIVEPORTRAIT_WEIGHTS (weights directory), LIVEPORTRAIT_BACKEND (tensorflow, wasm, cpu,',
   'webgpu), LIVEPORTRAIT_FFMPEG (ffmpeg binary), LIVEPORTRAIT_DEBUG=1 (stack traces on errors).',
-  'Exit status: 0 done, 1 failed (one line on stderr naming the file and the fix), 2 bad usage.',
+  'Exit status: 0 done, 1 failed (one line on stderr naming the file and the fix), 2 bad usage,',
+  '130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM); an interrupted run leaves no output.',
 ].join('\n');
+
+/** This package's version, from its own package.json (not the nearest one: that may be a host project's). */
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The argument given for option `key` (or an alias) as typed, for error messages. */
+function typed(argv: string[], keys: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    for (const k of keys) {
+      const flag = k.length === 1 ? `-${k}` : `--${k}`;
+      if (argv[i] === flag) return argv[i + 1];
+      if (argv[i].startsWith(`${flag}=`)) return argv[i].slice(flag.length + 1);
+    }
+  }
+  return undefined;
+}
+
+/** Numeric options given something that is not a number: say what was typed, not "NaN". */
+function checkNumbers(argv: string[]) {
+  return (args: Record<string, unknown>) => {
+    for (const [k, v] of Object.entries(args)) {
+      if (typeof v !== 'number' || !Number.isNaN(v) || /[A-Z]/.test(k) || k.length === 1) continue;
+      const raw = typed(argv, [k]);
+      throw new UsageError(`--${k} must be a number, got ${raw === undefined ? 'nothing' : `'${raw}'`}`);
+    }
+  };
+}
 
 /** Run the command line; resolves to the exit code. */
 export async function run(argv: string[]): Promise<number> {
   let code = 0;
+  recordCommandLine(argv);
   const parser = yargs(argv)
     .scriptName('liveportrait')
     .usage(DESCRIPTION)
@@ -54,7 +89,8 @@ export async function run(argv: string[]): Promise<number> {
     .example('liveportrait serve', 'the web page at http://127.0.0.1:8890/')
     .help()
     .alias('h', 'help')
-    .version()
+    .version(packageVersion())
+    .middleware(checkNumbers(argv), true)
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {
@@ -63,7 +99,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     await parser.parseAsync();
   } catch (e) {
-    code = reportError(e);
+    code = e instanceof ExitStatus ? e.code : reportError(e);
   }
   return code;
 }

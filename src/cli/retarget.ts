@@ -1,6 +1,8 @@
 /** `liveportrait retarget`: edit one portrait. */
 import type { Argv } from 'yargs';
-import { retarget } from '../node/app/retarget.js';
+import { dirname, resolve } from 'node:path';
+import { supervised } from './supervise.js';
+import { type RetargetRequest, checkRetarget, retarget } from '../node/app/retarget.js';
 import { type CommonArgs, logger, modelOptions, say, withModelOptions } from './common.js';
 
 const EDIT = 'Edits:';
@@ -22,6 +24,7 @@ export const retargetCommand = {
         )
         .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'The portrait to edit (jpg, png, webp, bmp, tiff).' })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The edited image (.jpg, .png or .bmp).' })
+        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace the output if it exists (without it, the run stops before any work).' })
         .option('eye-ratio', { type: 'number', describe: 'Target eye-open ratio: 0 closed, about 0.3 normal, 0.8 wide open. [default: unchanged]', group: EDIT })
         .option('lip-ratio', { type: 'number', describe: 'Target lip-open ratio: 0 closed … 0.8 wide open. [default: unchanged]', group: EDIT })
         .option('pitch', { type: 'number', default: 0, describe: 'Degrees to nod the head (positive: down).', group: EDIT })
@@ -49,34 +52,46 @@ export const retargetCommand = {
         .example('liveportrait retarget -s me.jpg --smile 1 --wink 20 -o wink.png', 'smile and wink'),
     ),
   handler: async (a: CommonArgs & Record<string, unknown>) => {
-    const res = await retarget({
-      ...modelOptions(a),
-      source: a.source as string,
-      output: a.output as string,
-      eyeRatio: a['eye-ratio'] as number | undefined,
-      lipRatio: a['lip-ratio'] as number | undefined,
-      pitch: a.pitch as number,
-      yaw: a.yaw as number,
-      roll: a.roll as number,
-      movX: a['mov-x'] as number | undefined,
-      movY: a['mov-y'] as number | undefined,
-      movZ: a['mov-z'] as number | undefined,
-      pouting: a.pouting as number | undefined,
-      pursing: a.pursing as number | undefined,
-      grin: a.grin as number | undefined,
-      lipCloseOpen: a['lip-close-open'] as number | undefined,
-      smile: a.smile as number | undefined,
-      wink: a.wink as number | undefined,
-      eyebrow: a.eyebrow as number | undefined,
-      gazeX: a['gaze-x'] as number | undefined,
-      gazeY: a['gaze-y'] as number | undefined,
-      scale: a.scale as number | undefined,
-      stitching: a.stitching as boolean,
-      pasteBack: a['paste-back'] as boolean,
-      crop: a.crop as boolean,
-      faceIndex: a['face-index'] as number,
-      log: logger(a),
-    });
-    say(`liveportrait: ${res.width}x${res.height} image in ${res.seconds.toFixed(1)} s → ${res.output}`);
+    await supervised(
+      () => ({ outputDirs: [dirname(resolve(a.output as string))], created: checkRetarget(request(a)) }),
+      () => work(a),
+    );
   },
 };
+
+function request(a: CommonArgs & Record<string, unknown>): RetargetRequest {
+  return {
+    ...modelOptions(a),
+    source: a.source as string,
+    output: a.output as string,
+    eyeRatio: a['eye-ratio'] as number | undefined,
+    lipRatio: a['lip-ratio'] as number | undefined,
+    pitch: a.pitch as number,
+    yaw: a.yaw as number,
+    roll: a.roll as number,
+    stitching: a.stitching as boolean,
+    pasteBack: a['paste-back'] as boolean,
+    crop: a.crop as boolean,
+    movX: a['mov-x'] as number | undefined,
+    movY: a['mov-y'] as number | undefined,
+    movZ: a['mov-z'] as number | undefined,
+    pouting: a.pouting as number | undefined,
+    pursing: a.pursing as number | undefined,
+    grin: a.grin as number | undefined,
+    lipCloseOpen: a['lip-close-open'] as number | undefined,
+    smile: a.smile as number | undefined,
+    wink: a.wink as number | undefined,
+    eyebrow: a.eyebrow as number | undefined,
+    gazeX: a['gaze-x'] as number | undefined,
+    gazeY: a['gaze-y'] as number | undefined,
+    scale: a.scale as number | undefined,
+    faceIndex: a['face-index'] as number,
+    overwrite: a.overwrite as boolean,
+    log: logger(a),
+  };
+}
+
+async function work(a: CommonArgs & Record<string, unknown>): Promise<void> {
+  const res = await retarget(request(a));
+  say(`liveportrait: ${res.width}x${res.height} image in ${res.seconds.toFixed(1)} s → ${res.output}`);
+}

@@ -1,6 +1,8 @@
 /** `liveportrait template`: a driving video's motion, saved for reuse. */
 import type { Argv } from 'yargs';
-import { makeTemplate } from '../node/app/template.js';
+import { dirname, resolve } from 'node:path';
+import { supervised } from './supervise.js';
+import { type TemplateRequest, checkTemplate, makeTemplate } from '../node/app/template.js';
 import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
 
 export const templateCommand = {
@@ -22,18 +24,31 @@ export const templateCommand = {
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The template file, named *.lpmotion.safetensors.' })
         .option('crop-driving', { type: 'boolean', describe: 'Crop the video to the face first. [default: when the video is not square]' })
         .option('max-frames', { type: 'number', describe: 'At most N frames. [default: all]' })
+        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace the output if it exists (without it, the run stops before any work).' })
         .example('liveportrait template -d talk.mp4 -o talk.lpmotion.safetensors', 'then: liveportrait animate -s me.jpg -d talk.lpmotion.safetensors'),
     ),
   handler: async (a: CommonArgs & Record<string, unknown>) => {
-    const res = await makeTemplate({
-      ...modelOptions(a),
-      driving: a.driving as string,
-      output: a.output as string,
-      cropDriving: a['crop-driving'] as boolean | undefined,
-      maxFrames: a['max-frames'] as number | undefined,
-      log: logger(a),
-      progress: progressStream(a),
-    });
-    say(`liveportrait: ${res.frames} frames (${res.fps} fps) in ${res.seconds.toFixed(1)} s → ${res.output}`);
+    await supervised(
+      () => ({ outputDirs: [dirname(resolve(a.output as string))], created: checkTemplate(request(a)).created }),
+      () => work(a),
+    );
   },
 };
+
+function request(a: CommonArgs & Record<string, unknown>): TemplateRequest {
+  return {
+    ...modelOptions(a),
+    driving: a.driving as string,
+    output: a.output as string,
+    cropDriving: a['crop-driving'] as boolean | undefined,
+    maxFrames: a['max-frames'] as number | undefined,
+    overwrite: a.overwrite as boolean,
+    log: logger(a),
+    progress: progressStream(a),
+  };
+}
+
+async function work(a: CommonArgs & Record<string, unknown>): Promise<void> {
+  const res = await makeTemplate(request(a));
+  say(`liveportrait: ${res.frames} frames (${res.fps} fps) in ${res.seconds.toFixed(1)} s → ${res.output}`);
+}

@@ -15,8 +15,8 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-/** Extensions treated as still images (the reference's is_image list). */
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.gif', '.bmp', '.tiff', '.tif', '.webp'];
+/** Extensions treated as still images (the reference's is_image list, and HEIC/HEIF photos). */
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.gif', '.bmp', '.tiff', '.tif', '.webp', '.heic', '.heif'];
 
 /** True when the path has a still-image extension (case-insensitive). */
 export function isImagePath(path: string): boolean {

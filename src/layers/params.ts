@@ -35,7 +35,7 @@ export class ParamReader {
   /** The host tensor under `key`, checked against `shape` where given. */
   host(key: string, shape?: readonly number[]): HostTensor {
     const t = this.sd.get(key);
-    if (!t) throw new WeightsError(`${this.source}: ${this.network} weights lack key '${key}'; the file is not a ${this.network} checkpoint or is incomplete (re-convert or re-download it)`);
+    if (!t) throw new WeightsError(`${this.source}: ${this.network} weights lack key '${key}'; the file is not ${/^[aeiou]/i.test(this.network) ? 'an' : 'a'} ${this.network} checkpoint or is incomplete (re-convert or re-download it)`);
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])))
       throw new WeightsError(`${this.source}: ${this.network} weight '${key}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}; the file is for another model or configuration`);
     this.used.add(key);

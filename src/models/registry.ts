@@ -121,7 +121,7 @@ export const SIGNATURE_KEYS = Object.fromEntries(MODULES.map((m) => [m, signatur
 export function checkSignature(sd: StateDict, module: ModuleName, source: string): void {
   for (const [key, shape] of Object.entries(SIGNATURE_KEYS[module])) {
     const t = sd.get(key);
-    if (!t) throw new WeightsError(`${source}: not a ${module} checkpoint (no '${key}'); the file is for another module or corrupt`);
+    if (!t) throw new WeightsError(`${source}: not ${/^[aeiou]/i.test(module) ? 'an' : 'a'} ${module} checkpoint (no '${key}'); the file is for another module or corrupt`);
     if (t.shape.join() !== shape.join())
       throw new WeightsError(`${source}: ${module} weight '${key}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}; the file is for another model or configuration`);
   }

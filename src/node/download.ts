@@ -7,13 +7,14 @@
  * in `sha256sums.json` (relative path → hex sha256).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { WeightsError } from '../layers/params.js';
 import { HF_BASE_URL, type WeightSet, hfFileUrl, hfTreeUrl, officialPath, safetensorsName } from '../models/checkpoints.js';
 import { type ConvertResult, convertWeights, findModuleFile, readWeightsFile } from './weights.js';
 import type { StateDict } from '../formats/host_tensor.js';
+import { ensureDir, prepareOutputDir, removeCreatedDirs } from './output.js';
 import { MODULES, checkSignature, type ModuleName } from '../models/registry.js';
 
 export const SHA256SUMS = 'sha256sums.json';
@@ -94,7 +95,7 @@ export function offlineMessage(outDir: string, set: WeightSet, modules: readonly
   return (
     `cannot reach ${baseUrl} (${cause}). Without network, download these files by hand: ` +
     files.map((f) => `${hfFileUrl(f, baseUrl)} → ${join(d, f)}`).join('; ') +
-    `; then convert them with \`npx tsx scripts/convert/convert.ts ${d} ${d}${set === 'animal' ? ' --set animal' : ''}\` (see weights/README.md)`
+    `; then convert them with \`liveportrait weights convert --from ${d} --dir ${d}${set === 'animal' ? ' --set animal' : ''}\` (see weights/README.md)`
   );
 }
 
@@ -173,12 +174,27 @@ async function fetchToPart(url: string, part: string, total: number | undefined,
  * WeightsError saying which files to put where by hand.
  */
 export async function downloadWeights(outDir: string, opts: DownloadOptions = {}): Promise<DownloadResult> {
+  // The folder is made (and checked for writing) first; a run that fails before writing anything removes it again.
+  let created: string[];
+  try {
+    created = prepareOutputDir(outDir);
+  } catch (e) {
+    throw new WeightsError((e as Error).message.replace(/^output folder/, 'weights folder'));
+  }
+  try {
+    return await downloadInto(outDir, opts);
+  } catch (e) {
+    removeCreatedDirs(created);
+    throw e;
+  }
+}
+
+async function downloadInto(outDir: string, opts: DownloadOptions): Promise<DownloadResult> {
   const set = opts.set ?? 'human';
   const modules = opts.modules ?? MODULES;
   const baseUrl = opts.baseUrl ?? process.env.HF_ENDPOINT ?? HF_BASE_URL;
   const doFetch = opts.fetch ?? globalThis.fetch;
   const retries = opts.retries ?? 3;
-  mkdirSync(outDir, { recursive: true });
   const sums = readSha256Sums(outDir);
 
   // The expected sizes and hashes, one listing per folder.
@@ -215,7 +231,7 @@ export async function downloadWeights(outDir: string, opts: DownloadOptions = {}
       files.push({ module, path: dest, sha256: remote.sha256, bytes: statSync(dest).size, downloaded: false });
       continue;
     }
-    mkdirSync(dirname(dest), { recursive: true });
+    ensureDir(dirname(dest));
     const part = `${dest}.part`;
     const url = hfFileUrl(rel, baseUrl);
     for (let attempt = 0; ; attempt++) {

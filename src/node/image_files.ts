@@ -1,6 +1,8 @@
 /**
- * Image files (Node): reading (jimp; webp through ffmpeg, jimp here has no
- * webp codec) and writing (jpg, png, bmp), atomically.
+ * Image files (Node): reading (jimp; webp, HEIC and large JPEGs through
+ * ffmpeg: jimp here has no webp or HEIC codec, and its JavaScript JPEG
+ * decoder takes ~10 s and ~1 GB for a 48-megapixel photo) and writing (jpg,
+ * png, bmp), atomically.
  */
 import { Jimp } from 'jimp';
 import { spawnSync } from 'node:child_process';
@@ -11,7 +13,10 @@ import { ffmpegPath, lastLine, parseProbeOutput } from './ffmpeg.js';
 import { withAtomicOutput } from './output.js';
 
 /** Extensions readImage decodes. */
-export const READ_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp', 'gif', 'tiff', 'webp'];
+export const READ_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp', 'gif', 'tiff', 'webp', 'heic', 'heif'];
+
+/** JPEGs above this many pixels are decoded by ffmpeg (native) rather than jimp (JavaScript). */
+const FFMPEG_JPEG_PIXELS = 12e6;
 /** Extensions writeImage encodes. */
 export const WRITE_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp'];
 
@@ -23,6 +28,29 @@ function sniff(b: Uint8Array): string | undefined {
   if (ascii(0, 3) === 'GIF') return 'gif';
   if (ascii(0, 4) === 'II*\0' || ascii(0, 4) === 'MM\0*') return 'tiff';
   if (ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') return 'webp';
+  if (ascii(4, 4) === 'ftyp' && ['heic', 'heix', 'heim', 'heis', 'hevc', 'hevx', 'mif1', 'msf1', 'heif'].includes(ascii(8, 4))) return 'heic';
+  return undefined;
+}
+
+/** Width and height from a JPEG's start-of-frame marker (undefined if none is found). */
+export function jpegSize(b: Uint8Array): { width: number; height: number } | undefined {
+  let i = 2;
+  while (i + 9 < b.length) {
+    if (b[i] !== 0xff) return undefined;
+    const m = b[i + 1];
+    if (m === 0xff) {
+      i++;
+      continue;
+    }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
+      i += 2;
+      continue;
+    }
+    const len = (b[i + 2] << 8) | b[i + 3];
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return { height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8] };
+    if (m === 0xda || len < 2) return undefined;
+    i += 2 + len;
+  }
   return undefined;
 }
 
@@ -38,9 +66,11 @@ function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array 
   return out;
 }
 
-function decodeWithFfmpeg(path: string): RgbImage {
+function decodeWithFfmpeg(path: string, kind = 'image'): RgbImage {
   const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'] });
   const info = parseProbeOutput(probe.stderr?.toString('utf8') ?? '');
+  if (!info && kind === 'heic')
+    throw new Error(`Cannot read image "${path}": the ffmpeg in use (${ffmpegPath()}) cannot decode HEIC; set LIVEPORTRAIT_FFMPEG to an ffmpeg that can (7.0 or newer), or convert the photo to JPEG`);
   if (!info) throw new Error(`Cannot read image "${path}": ffmpeg cannot decode it`);
   const r = spawnSync(
     ffmpegPath(),
@@ -75,14 +105,28 @@ export async function readImage(path: string): Promise<RgbImage> {
       `Cannot read image "${path}": not an image or unsupported format (supported: ${READ_IMAGE_FORMATS.join(', ')})`,
     );
   }
-  if (kind === 'webp') return decodeWithFfmpeg(path);
-  let img: Awaited<ReturnType<typeof Jimp.read>>;
-  try {
-    img = await Jimp.read(bytes);
-  } catch (e) {
-    throw new Error(`Cannot read image "${path}": corrupt ${kind} (${(e as Error).message.split('\n')[0]})`);
+  if (kind === 'webp' || kind === 'heic') return decodeWithFfmpeg(path, kind);
+  if (kind === 'jpeg') {
+    const size = jpegSize(bytes);
+    if (size && size.width * size.height > FFMPEG_JPEG_PIXELS) {
+      try {
+        return decodeWithFfmpeg(path);
+      } catch {
+        /* no ffmpeg: jimp below, with limits that fit the picture */
+      }
+    }
   }
-  const { width, height, data } = img.bitmap;
+  let bitmap: { width: number; height: number; data: Buffer };
+  try {
+    // jpeg-js refuses pictures over 100 MP or 512 MB by default: camera photos are allowed up to 1000 MP / 16 GB.
+    const fromBuffer = Jimp.fromBuffer as (b: Buffer, o: object) => Promise<{ bitmap: typeof bitmap }>;
+    bitmap = (await fromBuffer.call(Jimp, bytes, { 'image/jpeg': { maxMemoryUsageInMB: 16384, maxResolutionInMP: 1000 } })).bitmap;
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    if (/maxMemoryUsageInMB|maxResolutionInMP/.test(msg)) throw new Error(`Cannot read image "${path}": too large to decode here (${msg}); shrink it first`);
+    throw new Error(`Cannot read image "${path}": corrupt ${kind} (${msg})`);
+  }
+  const { width, height, data } = bitmap;
   return createImage(width, height, rgbaToRgb(data, width, height));
 }
 

@@ -6,7 +6,7 @@
  * (`<module>.pth`) or the official nested one
  * (`liveportrait/base_models/<module>.pth`, ...; see layout.ts).
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError, WeightsError } from '../errors.js';
 import { LivePortrait } from '../pipeline/live_portrait.js';
@@ -14,6 +14,7 @@ import { type WeightSet, officialPath, pthCandidates, safetensorsName } from '..
 import { type LivePortraitWeights, MODULES, type ModuleName, checkSignature, splitStitching } from '../models/registry.js';
 import type { StateDict } from '../formats/host_tensor.js';
 import { readBytes, readPthStateDict, readSafetensors, writeSafetensors } from './files.js';
+import { ensureDir } from './output.js';
 
 export { WeightsError };
 
@@ -127,7 +128,7 @@ export function convertWeights(srcDir: string, outDir: string, opts: ConvertOpti
     if (!file) throw new WeightsError(missingMessage(srcDir, module, set, true));
     return { module, file };
   });
-  mkdirSync(outDir, { recursive: true });
+  ensureDir(outDir);
   const results: ConvertResult[] = [];
   sources.forEach(({ module, file }, index) => {
     const to = join(outDir, safetensorsName(module));

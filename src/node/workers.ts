@@ -72,21 +72,39 @@ function startWorker(): Worker {
 }
 
 export class WarpDecodePool implements FramePool {
+  /** The pools that are running (tests reach their workers through `threads`). */
+  static readonly open = new Set<WarpDecodePool>();
   private slots: Slot[] = [];
   private jobs = new Map<number, Pending>();
   private nextJob = 0;
   private sourceId = 0;
   private failed?: Error;
-  readonly size: number;
+  private readonly n: number;
 
   private constructor(size: number) {
-    this.size = size;
+    this.n = size;
+  }
+
+  /** Workers rendering (0 once one has died: the pool is then of no use, and ensureWorkers starts a new one). */
+  get size(): number {
+    return this.failed ? 0 : this.n;
+  }
+
+  /** The worker threads (for tests and monitoring). */
+  get threads(): readonly Worker[] {
+    return this.slots.map((s) => s.worker);
+  }
+
+  /** Frames sent to the workers and not answered yet. */
+  get pending(): number {
+    return this.jobs.size;
   }
 
   /** Start `workers` workers and wait until each has loaded W and G. */
   static async create(opts: PoolOptions): Promise<WarpDecodePool> {
     const n = Math.max(1, opts.workers ?? defaultWorkerCount(opts.backend));
     const pool = new WarpDecodePool(n);
+    WarpDecodePool.open.add(pool);
     for (let i = 0; i < n; i++) {
       const worker = startWorker();
       let readyResolve!: () => void;
@@ -108,9 +126,9 @@ export class WarpDecodePool implements FramePool {
           else job.reject(new Error(m.message));
         }
       });
-      worker.on('error', (e: unknown) => pool.fail(e instanceof Error ? e : new Error(String(e)), readyReject));
+      worker.on('error', (e: unknown) => pool.fail(workerDied(i, n, e instanceof Error ? e.message : String(e)), readyReject));
       worker.on('exit', (code) => {
-        if (code !== 0) pool.fail(new Error(`frame worker exited with code ${code}`), readyReject);
+        if (!pool.closing) pool.fail(workerDied(i, n, `exit code ${code}`), readyReject);
       });
       worker.postMessage({ type: 'init', backend: opts.backend, weights: opts.weights } satisfies WorkerRequest);
       pool.slots.push(slot);
@@ -124,11 +142,17 @@ export class WarpDecodePool implements FramePool {
     return pool;
   }
 
+  private closing = false;
+
+  /** A worker died: every frame in flight fails with one clear error, and the other workers are stopped. */
   private fail(e: Error, readyReject: (e: Error) => void): void {
+    if (this.closing && !this.failed) return;
+    const first = !this.failed;
     this.failed ??= e;
     readyReject(e);
-    for (const job of this.jobs.values()) job.reject(e);
+    for (const job of this.jobs.values()) job.reject(this.failed);
     this.jobs.clear();
+    if (first) void this.close();
   }
 
   /** Send the source feature volume f_s ([1, 16, 64, 64, 32], NDHWC) to every worker. */
@@ -145,6 +169,7 @@ export class WarpDecodePool implements FramePool {
    */
   render(x_s: Float32Array, x_d: Float32Array, f_s?: { data: Float32Array; shape: number[] }): Promise<PoolFrame> {
     if (this.failed) return Promise.reject(this.failed);
+    if (this.closing) return Promise.reject(new Error('WarpDecodePool.render: the frame workers are closed'));
     if (this.sourceId === 0 && !f_s) return Promise.reject(new Error('WarpDecodePool.render: call setSource first or pass f_s'));
     const slot = this.slots.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const job = this.nextJob++;
@@ -156,9 +181,19 @@ export class WarpDecodePool implements FramePool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
-    this.slots = [];
+    this.closing = true;
+    WarpDecodePool.open.delete(this);
+    const slots = this.slots;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+    for (const job of this.jobs.values()) job.reject(this.failed ?? new Error('frame workers closed'));
+    this.jobs.clear();
   }
+}
+
+/** The error of a worker that stopped unexpectedly (crash, out of memory, killed). */
+function workerDied(i: number, n: number, why: string): Error {
+  const fewer = n > 1 ? `--workers ${n - 1} or ` : '';
+  return new Error(`frame worker ${i + 1} of ${n} stopped unexpectedly (${why}); it may have run out of memory (each needs about 3.5 GiB): try ${fewer}--workers 0`);
 }
 
 /** Messages to a worker. */

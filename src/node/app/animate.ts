@@ -7,7 +7,6 @@
  * `<source>--<driving>_concat.mp4`) with the driving's frame rate and audio.
  * Outputs are written under temporary names and renamed at the end.
  */
-import { existsSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { LipArrayMissingError } from '../../errors.js';
 import { type RgbImage, resizeImage, resizeToLimit } from '../../image/image.js';
@@ -21,18 +20,21 @@ import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../mot
 import type { DrivingFrameInput, DrivingInput, LivePortrait, SourceInfo } from '../../pipeline/live_portrait.js';
 import { loadFaceDetector } from '../face_models.js';
 import { readImage, writeImage } from '../image_files.js';
+import { OutputDirError, prepareOutputDir, removeCreatedDirs } from '../output.js';
 import { hasAudioStream, openVideoWriter, probeVideo, readVideoFrames, type VideoInfo, type VideoWriter } from '../video.js';
-import { type DrivingItem, type DrivingPlan, planDrivingFrames } from './driving.js';
+import { type DrivingItem, type DrivingPlan, drivingIsVideo, planDrivingFrames } from './driving.js';
 import { CliError, UsageError, userMessage, withFile } from './errors.js';
-import { NO_FACE_FIX, NO_FACE_FIX_ANIMAL, classifyInput, stem } from './inputs.js';
+import { type InputKind, NO_FACE_FIX, NO_FACE_FIX_ANIMAL, checkNotExisting, classifyInput, drivingTag, facesNote, shrinkNote, stem } from './inputs.js';
 import { type ModelOptions, ensureBackend, ensureWorkers, loadModel, loadModelCheck, weightsSpec } from './model.js';
 import { Progress, summaryLine, type ProgressStream } from './progress.js';
 
 export interface AnimateRequest extends ModelOptions {
   source: string;
   driving: string;
-  /** Output directory (default 'animations'). */
+  /** Output directory (default 'animations'; created, and checked for writing, before any work). */
   outputDir?: string;
+  /** Replace existing outputs (default false: a run that would replace a file stops before any work). */
+  overwrite?: boolean;
   /** flag_stitching (default true). */
   stitching?: boolean;
   /** flag_relative_motion (default true). */
@@ -145,8 +147,23 @@ function panelRow(panels: RgbImage[], height: number): RgbImage {
 export async function animate(req: AnimateRequest): Promise<AnimateResult> {
   const t0 = Date.now();
   const r = { ...req };
-  const log = r.log ?? (() => undefined);
-  const progress = r.progress ?? false;
+  const { plan, created } = checkAnimate(r);
+  try {
+    return await animateInto(r, { ...plan, t0, log: r.log ?? (() => undefined), progress: r.progress ?? false });
+  } catch (e) {
+    removeCreatedDirs(created);
+    throw e;
+  }
+}
+
+/**
+ * Everything animate() checks before any work, cheaply (no backend, no
+ * model, no decoding): the options, the input files, the output names (an
+ * existing file stops the run unless `overwrite`), and the output folder,
+ * created and checked for writing. Returns what it decided and the folders it
+ * created (removeCreatedDirs takes them away again when the run fails).
+ */
+export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: string[]; outputDir: string } {
   const outputDir = resolve(r.outputDir ?? 'animations');
   if (r.maxFrames !== undefined && !(Number.isInteger(r.maxFrames) && r.maxFrames > 0)) throw new UsageError(`--max-frames must be a positive integer, got ${r.maxFrames}`);
   if (r.faceIndex !== undefined && !(Number.isInteger(r.faceIndex) && r.faceIndex >= 0)) throw new UsageError(`--face-index must be 0 or more, got ${r.faceIndex}`);
@@ -169,12 +186,52 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
     if (sourceKind === 'video') throw new UsageError('--animal animates a source image (as the reference); give an image with -s');
     if (drivingKind === 'image') throw new UsageError('--animal is driven by a video or a motion template (as the reference); give one with -d');
     if (r.allFaces) throw new UsageError('--animal animates one face; drop --all-faces');
-    if (r.eyeRetargeting || r.lipRetargeting) log('note: --animal ignores eye and lip retargeting, as the reference does');
+    if (r.eyeRetargeting || r.lipRetargeting) r.log?.('note: --animal ignores eye and lip retargeting, as the reference does');
     // The animal weight set unless another is asked for.
     r.set ??= 'animal';
   }
-  if (existsSync(outputDir) && !statSync(outputDir).isDirectory()) throw new CliError(`output directory ${outputDir} is a file; give -o a directory`);
 
+  // The output names (the driving's kind decides between a picture and a video), then the folder: before any work.
+  const name = `${stem(r.source)}--${stem(r.driving)}${drivingTag(r.driving)}`;
+  const imageOut = sourceKind === 'image' && !drivingIsVideo(drivingKind, r.driving);
+  const ext = imageOut ? extname(r.source).toLowerCase().replace('.jpeg', '.jpg') : '.mp4';
+  const outExt = imageOut ? (['.jpg', '.png', '.bmp'].includes(ext) ? ext : '.jpg') : '.mp4';
+  const outPath = join(outputDir, `${name}${outExt}`);
+  const concatPath = join(outputDir, `${name}_concat${outExt}`);
+  const gifPath = join(outputDir, `${name}.gif`);
+  const wantConcat = r.concat ?? true;
+  const wantGif = !!r.gif && !imageOut;
+  const written = [outPath, ...(wantConcat ? [concatPath] : []), ...(wantGif ? [gifPath] : [])];
+  if (!r.overwrite) checkNotExisting(written);
+  let created: string[];
+  try {
+    created = prepareOutputDir(outputDir);
+  } catch (e) {
+    if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a folder you can write to`, { cause: e });
+    throw e;
+  }
+  return { plan: { sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }, created, outputDir };
+}
+
+interface OutputPlan {
+  sourceKind: InputKind;
+  drivingKind: InputKind;
+  imageOut: boolean;
+  outPath: string;
+  concatPath: string;
+  gifPath: string;
+  wantConcat: boolean;
+  wantGif: boolean;
+  written: string[];
+}
+
+interface Plan extends OutputPlan {
+  t0: number;
+  log: (line: string) => void;
+  progress: ProgressStream | false;
+}
+
+async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }: Plan): Promise<AnimateResult> {
   await ensureBackend(r, log);
   // Weights are checked first (cheap when missing), loaded when first needed: bad inputs fail fast.
   if (!r.model && weightsSpec(r) !== 'synthetic') loadModelCheck(r);
@@ -205,16 +262,7 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
   }
   const limit = Math.min(r.maxFrames ?? Infinity, sourceInfo?.frameCount ?? Infinity);
   const driving = await planDrivingFrames(r, drivingKind, Number.isFinite(limit) ? limit : undefined, progress);
-
-  const name = `${stem(r.source)}--${stem(r.driving)}`;
-  const imageOut = sourceKind === 'image' && !driving.isVideo;
-  const ext = imageOut ? extname(r.source).toLowerCase().replace('.jpeg', '.jpg') : '.mp4';
-  const outExt = imageOut ? (['.jpg', '.png', '.bmp'].includes(ext) ? ext : '.jpg') : '.mp4';
-  const outPath = join(outputDir, `${name}${outExt}`);
-  const concatPath = join(outputDir, `${name}_concat${outExt}`);
-  const gifPath = join(outputDir, `${name}.gif`);
-  const wantConcat = r.concat ?? true;
-  const wantGif = !!r.gif && !imageOut;
+  if (imageOut !== (sourceKind === 'image' && !driving.isVideo)) throw new CliError(`driving ${r.driving} changed while reading it; run again`);
   if (r.gif && imageOut) log('note: --gif is ignored: an image driving an image gives a picture, not a video');
 
   const outFps = sourceKind === 'video' ? sourceInfo!.fpsRational ?? sourceInfo!.fps : driving.fps;
@@ -272,7 +320,6 @@ export async function animate(req: AnimateRequest): Promise<AnimateResult> {
     bar?.finish();
   }
   const seconds = (Date.now() - t0) / 1000;
-  const written = [outPath, ...(wantConcat ? [concatPath] : []), ...(wantGif ? [gifPath] : [])];
   const result: AnimateResult = {
     output: outPath,
     concat: wantConcat ? concatPath : undefined,
@@ -340,6 +387,8 @@ async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cr
   try {
     original = await readImage(r.source);
     img = resizeToLimit(original, r.sourceMaxDim ?? 1280, 2);
+    const note = shrinkNote(original, img, r.sourceMaxDim ?? 1280);
+    if (note) r.log?.(note);
   } catch (e) {
     throw withFile(e, r.source);
   }
@@ -368,7 +417,7 @@ async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cr
     }
     crops = chosen.map((f) => cropImage(img, f.landmarks, cropOpts));
     lmks = chosen.map((f) => f.landmarks);
-    r.log?.(`source ${r.source}: ${faces.length} face(s) found, animating ${chosen.length}`);
+    r.log?.(facesNote(r.source, faces.length, r.allFaces ? 'all' : (r.faceIndex ?? 0)));
   } else {
     const small = resizeImage(img, 256, 256, 'linear');
     const face = (await (await loadFaceDetector()).detect(img, { maxFaces: 1 }))[0];
@@ -422,6 +471,10 @@ async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cr
     for await (const raw of read()) {
       cropBar?.tick();
       const f = resizeToLimit(raw, maxDim, 2);
+      if (idx === 0) {
+        const note = shrinkNote(raw, f, maxDim);
+        if (note) r.log?.(note.replace(/^source/, 'source video'));
+      }
       if (doCrop && r.cropBox) {
         const c = cropImageByBox(f, sourceBox(r, f, raw));
         src.push({ index: idx, crop256: c.imgCrop256, M_c2o: c.M_c2o });

@@ -27,6 +27,8 @@ export interface DrivingRequest {
   /** Landmark ratios are needed per frame (eye or lip retargeting, templates). */
   eyeRetargeting?: boolean;
   lipRetargeting?: boolean;
+  /** Ratios are read where there is a face, but a faceless driving input is only a warning (templates). */
+  ratiosOptional?: boolean;
   log?: (line: string) => void;
 }
 
@@ -46,6 +48,26 @@ export interface DrivingPlan {
   /** A fresh pass over the driving frames. */
   frames(): AsyncGenerator<DrivingItem>;
   hasAudio: boolean;
+}
+
+/**
+ * Whether the driving input animates a video (true) or gives one picture: a
+ * video, or a template of more than one frame. Cheap (no model, no decoding);
+ * a template that cannot be read counts as a video here, and the error comes
+ * when it is planned.
+ */
+export function drivingIsVideo(kind: InputKind, path: string): boolean {
+  if (kind !== 'template') return kind === 'video';
+  try {
+    return loadTemplate(path).frames.length > 1;
+  } catch {
+    return true;
+  }
+}
+
+function noDrivingFace(what: 'image' | 'video', path: string, r: DrivingRequest): string {
+  const flags = [r.eyeRetargeting && '--eye-retargeting', r.lipRetargeting && '--lip-retargeting'].filter(Boolean).join(' and ');
+  return `no face found in the driving ${what}${what === 'video' ? "'s first frame" : ''} ${path}, but ${flags || 'eye and lip ratios'} need${flags.includes(' and ') ? '' : 's'} the driving face; use a ${what} with a clearly visible face${flags ? ` or drop ${flags}` : ''}`;
 }
 
 /** The driving frames of a request, as animate reads them (also for templates). */
@@ -83,7 +105,9 @@ export async function planDrivingFrames(r: DrivingRequest, kind: InputKind, limi
     const crop = r.cropDriving ?? img.width !== img.height;
     let panel: RgbImage;
     let lmk: Point2[] | undefined;
-    const faces = crop || needRatios ? await (await loadFaceDetector()).detect(img, { maxFaces: 1 }) : [];
+    const faces = await (await loadFaceDetector()).detect(img, { maxFaces: 1 });
+    if (!faces[0] && needRatios && !r.ratiosOptional && !crop) throw new CliError(noDrivingFace('image', path, r));
+    if (!faces[0] && !crop) r.log?.(`warning: no face found in the driving image ${path}; its motion is read from the whole picture and may not look like a face's`);
     if (crop) {
       if (!faces[0]) throw new CliError(`no face found in the driving image ${path}; use an image with a clearly visible face, or a square face crop without --crop-driving`);
       const c = cropImageByBbox(img, bboxFromLandmarks(faces[0].landmarks), faces[0].landmarks);
@@ -137,7 +161,19 @@ export async function planDrivingFrames(r: DrivingRequest, kind: InputKind, limi
       }
     },
   };
-  if (!crop) return plan;
+  if (!crop) {
+    // Square videos are used as they are: look for a face in the first frame at least.
+    let first: RgbImage | undefined;
+    try {
+      for await (const f of readVideoFrames(path, { maxFrames: 1, info })) first = f;
+    } catch (e) {
+      throw withFile(e, path);
+    }
+    const face = first && (await (await loadFaceDetector()).detect(first, { maxFaces: 1 }))[0];
+    if (!face && needRatios && !r.ratiosOptional) throw new CliError(noDrivingFace('video', path, r));
+    if (!face) r.log?.(`warning: no face found in the first frame of the driving video ${path}; its motion is read from the whole picture and may not look like a face's`);
+    return plan;
+  }
   // The reference's crop_driving_video: track, one averaged box, crop every frame with it.
   const bar = progress ? new Progress('Tracking the driving face', count, { stream: progress }) : undefined;
   const lmks: (Point2[] | undefined)[] = [];

@@ -1,8 +1,9 @@
 /** Input files of the app: what kind each is, with one-line errors, and output names. */
-import { statSync } from 'node:fs';
-import { basename, extname } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
 import { isImagePath } from '../../image/image.js';
 import { isVideoPath } from '../video.js';
+import { OutputDirError, prepareOutputDir } from '../output.js';
 import { CliError } from './errors.js';
 
 export type InputKind = 'image' | 'video' | 'template';
@@ -13,6 +14,55 @@ export function stem(path: string): string {
   if (b.toLowerCase().endsWith('.lpmotion.safetensors')) return b.slice(0, -'.lpmotion.safetensors'.length);
   const e = extname(b);
   return e ? b.slice(0, -e.length) : b;
+}
+
+/**
+ * What an output name keeps of a driving motion template's extension, so that
+ * `talk.lpmotion.safetensors`, `talk.pkl` and `talk.mp4` give different
+ * names: `_lpmotion`, `_pkl` (`photo--talk_lpmotion.mp4`); '' otherwise.
+ */
+export function drivingTag(path: string): string {
+  const b = basename(path).toLowerCase();
+  if (b.endsWith('.lpmotion.safetensors')) return '_lpmotion';
+  const e = extname(b);
+  return e === '.pkl' || e === '.safetensors' ? `_${e.slice(1)}` : '';
+}
+
+/** Stop before any work when an output would replace a file (without --overwrite). */
+export function checkNotExisting(paths: string[]): void {
+  const there = paths.filter((p) => existsSync(p));
+  if (there.length === 0) return;
+  const more = there.length > 1 ? ` (and ${there.length - 1} more output${there.length > 2 ? 's' : ''})` : '';
+  throw new CliError(`output ${there[0]} exists${more}; pass --overwrite to replace it, or give another output`);
+}
+
+/**
+ * An output file's folder, created and checked for writing before any work,
+ * and the file itself unless `overwrite`. Returns the folders created (for
+ * removeCreatedDirs when the run fails).
+ */
+export function prepareOutputFile(path: string, overwrite: boolean | undefined): string[] {
+  if (!overwrite) checkNotExisting([path]);
+  try {
+    return prepareOutputDir(dirname(resolve(path)));
+  } catch (e) {
+    if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a path you can write to`, { cause: e });
+    throw e;
+  }
+}
+
+/** The info line for a source shrunk to --source-max-dim (undefined when it was not). */
+export function shrinkNote(raw: { width: number; height: number }, img: { width: number; height: number }, maxDim: number): string | undefined {
+  if (Math.max(raw.width, raw.height) <= maxDim) return undefined;
+  return `source ${raw.width}x${raw.height} shrunk to ${img.width}x${img.height} (--source-max-dim)`;
+}
+
+/** The info line on the faces found in a source picture and which are animated. */
+export function facesNote(source: string, found: number, chosen: number | 'all'): string {
+  if (found === 1) return `source ${source}: 1 face found`;
+  if (chosen === 'all') return `source ${source}: ${found} faces found, animating all (--all-faces)`;
+  if (chosen === 0) return `source ${source}: ${found} faces found, animating the largest; --all-faces animates all, --face-index picks one`;
+  return `source ${source}: ${found} faces found, animating face ${chosen} (--face-index, largest first from 0)`;
 }
 
 /** True for motion template names (.pkl, .safetensors). */

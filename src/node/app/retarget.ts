@@ -10,7 +10,8 @@ import { loadFaceDetector } from '../face_models.js';
 import type { RetargetEdit } from '../../motion/edits.js';
 import { pasteBack, preparePasteBack } from '../../face/paste_back.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
-import { classifyInput } from './inputs.js';
+import { classifyInput, facesNote, prepareOutputFile, shrinkNote } from './inputs.js';
+import { removeCreatedDirs } from '../output.js';
 import { type ModelOptions, ensureBackend, loadModel } from './model.js';
 import { CliError, UsageError, withFile } from './errors.js';
 import { WRITE_IMAGE_FORMATS, readImage, writeImage } from '../image_files.js';
@@ -47,6 +48,8 @@ export interface RetargetRequest extends ModelOptions {
   crop?: boolean;
   faceIndex?: number;
   sourceMaxDim?: number;
+  /** Replace an existing output file (default false: stop before any work). */
+  overwrite?: boolean;
   log?: (line: string) => void;
 }
 
@@ -65,15 +68,33 @@ export function checkImageOutput(path: string): void {
 
 export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
   const t0 = Date.now();
+  const created = checkRetarget(req);
+  try {
+    return await retargetInto(req, t0);
+  } catch (e) {
+    removeCreatedDirs(created);
+    throw e;
+  }
+}
+
+/** What retarget() checks before any work: the source, the output name and folder (created; returned), the edits. */
+export function checkRetarget(req: RetargetRequest): string[] {
   const kind = classifyInput(req.source, 'source');
   if (kind !== 'image') throw new CliError(`source ${req.source}: retarget edits one image; give a jpg, png, webp, bmp or tiff`);
   checkImageOutput(req.output);
   const numbers = { eyeRatio: req.eyeRatio, lipRatio: req.lipRatio, pitch: req.pitch, yaw: req.yaw, roll: req.roll, movX: req.movX, movY: req.movY, movZ: req.movZ, pouting: req.pouting, pursing: req.pursing, grin: req.grin, lipCloseOpen: req.lipCloseOpen, smile: req.smile, wink: req.wink, eyebrow: req.eyebrow, gazeX: req.gazeX, gazeY: req.gazeY, scale: req.scale };
   for (const [k, v] of Object.entries(numbers))
     if (v !== undefined && !Number.isFinite(v)) throw new UsageError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a number, got ${v}`);
+  return prepareOutputFile(req.output, req.overwrite);
+}
+
+async function retargetInto(req: RetargetRequest, t0: number): Promise<RetargetResult> {
   let img: RgbImage;
   try {
-    img = resizeToLimit(await readImage(req.source), req.sourceMaxDim ?? 1280, 2);
+    const raw = await readImage(req.source);
+    img = resizeToLimit(raw, req.sourceMaxDim ?? 1280, 2);
+    const note = shrinkNote(raw, img, req.sourceMaxDim ?? 1280);
+    if (note) req.log?.(note);
   } catch (e) {
     throw withFile(e, req.source);
   }
@@ -85,6 +106,7 @@ export async function retarget(req: RetargetRequest): Promise<RetargetResult> {
   const fi = req.faceIndex ?? 0;
   if (doCrop && fi >= faces.length) throw new CliError(`--face-index ${fi} is out of range: ${faces.length} face(s) found in ${req.source} (largest first, from 0)`);
   const face = faces[doCrop ? fi : 0];
+  if (doCrop) req.log?.(facesNote(req.source, faces.length, fi).replace('--all-faces animates all, ', '').replace('animating', 'editing'));
   if ((req.eyeRatio !== undefined || req.lipRatio !== undefined) && !face)
     throw new CliError(`--eye-ratio / --lip-ratio need the face's landmarks but no face was found in ${req.source}; drop them or use a clearer photo`);
   const crop = doCrop ? cropImage(img, face.landmarks, req.scale !== undefined ? { scale: req.scale } : {}) : undefined;

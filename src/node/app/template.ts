@@ -6,11 +6,11 @@
 import { extname, resolve } from 'node:path';
 import type { DrivingFrameInput } from '../../pipeline/live_portrait.js';
 import { planDrivingFrames } from './driving.js';
-import { classifyInput } from './inputs.js';
+import { type InputKind, classifyInput, prepareOutputFile } from './inputs.js';
 import { type ModelOptions, ensureBackend, loadModel } from './model.js';
 import { CliError, UsageError, userMessage } from './errors.js';
 import { Progress, type ProgressStream } from './progress.js';
-import { withAtomicOutput } from '../output.js';
+import { removeCreatedDirs, withAtomicOutput } from '../output.js';
 import { saveTemplate } from '../files.js';
 
 export interface TemplateRequest extends ModelOptions {
@@ -18,6 +18,8 @@ export interface TemplateRequest extends ModelOptions {
   output: string;
   cropDriving?: boolean;
   maxFrames?: number;
+  /** Replace an existing output file (default false: stop before any work). */
+  overwrite?: boolean;
   log?: (line: string) => void;
   progress?: ProgressStream | false;
 }
@@ -31,14 +33,29 @@ export interface TemplateResult {
 
 export async function makeTemplate(req: TemplateRequest): Promise<TemplateResult> {
   const t0 = Date.now();
+  const { kind, created } = checkTemplate(req);
+  try {
+    return await templateInto(req, kind, t0);
+  } catch (e) {
+    removeCreatedDirs(created);
+    throw e;
+  }
+}
+
+/** What makeTemplate() checks before any work: the driving input, the options, the output name and folder (created; returned). */
+export function checkTemplate(req: TemplateRequest): { kind: InputKind; created: string[] } {
   const kind = classifyInput(req.driving, 'driving');
   if (kind === 'template') throw new CliError(`driving ${req.driving} is already a motion template; give a video or an image`);
   const ext = extname(req.output).toLowerCase();
   if (ext === '.pkl') throw new UsageError(`output ${req.output}: writing the reference's .pkl is not supported; name it .lpmotion.safetensors (animate -d reads both)`);
   if (ext !== '.safetensors') throw new UsageError(`output ${req.output}: name the template *.lpmotion.safetensors`);
   if (req.maxFrames !== undefined && !(Number.isInteger(req.maxFrames) && req.maxFrames > 0)) throw new UsageError(`--max-frames must be a positive integer, got ${req.maxFrames}`);
+  return { kind, created: prepareOutputFile(req.output, req.overwrite) };
+}
+
+async function templateInto(req: TemplateRequest, kind: InputKind, t0: number): Promise<TemplateResult> {
   await ensureBackend(req, req.log);
-  const plan = await planDrivingFrames({ ...req, eyeRetargeting: true, lipRetargeting: true }, kind, req.maxFrames, req.progress ?? false);
+  const plan = await planDrivingFrames({ ...req, eyeRetargeting: true, lipRetargeting: true, ratiosOptional: true }, kind, req.maxFrames, req.progress ?? false);
   const lp = loadModel(req);
   const bar = req.progress ? new Progress('Extracting motion', plan.count, { stream: req.progress }) : undefined;
   async function* counted() {
