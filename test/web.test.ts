@@ -43,14 +43,6 @@ function describeBrowser(name: string, fn: () => void): void {
   }
 }
 
-/**
- * The slider-edit and WebGPU tests have not passed yet on the shared 2-core
- * machine (a renderer crash while loading weights under memory pressure, and
- * timeouts); they run only with LP_WEB_EXTRA=1 until they do.
- */
-const EXTRA = process.env.LP_WEB_EXTRA === '1';
-if (HAVE && !EXTRA) console.warn('web.test: the image-editing and WebGPU checks are skipped (set LP_WEB_EXTRA=1 to run them; not yet passing, see the test file)');
-
 const BASE_FLAGS = ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 
 async function launch(flags: string[]): Promise<Browser> {
@@ -205,7 +197,7 @@ describeBrowser('web page in Chromium', () => {
     expect(await page.isVisible('#download-result')).toBe(true);
   });
 
-  it.skipIf(!EXTRA)('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', { timeout: 1_200_000 }, async () => {
+  it('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', { timeout: 1_200_000 }, async () => {
     if (!(await S(page)).weights) await loadSynthetic(page);
     const t0 = Date.now();
     await page.click('.tabs button[data-tab="edit"]');
@@ -249,7 +241,7 @@ describeBrowser('web page in Chromium', () => {
     }
   });
 
-  it.skipIf(!EXTRA)('WebGPU starts in Chromium (SwiftShader); F, M and S in the page equal wasm within the parity tolerances', { timeout: 1_200_000 }, async () => {
+  it('WebGPU starts in Chromium (SwiftShader); F, M and S in the page equal wasm within the parity tolerances', { timeout: 1_200_000 }, async () => {
     const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
     try {
       const gp = await openPage(gpuBrowser, server.url, 'webgpu');

@@ -643,17 +643,24 @@ async function probe(image: NamedFile): Promise<void> {
   const m = model();
   const img = await decodeImage(image.blob, image.name);
   const outputs: Record<string, number[]> = {};
-  tf.tidy(() => {
+  // Asynchronous reads only: webgpu's synchronous read is not reliable in a worker.
+  const named: Record<string, tf.Tensor> = tf.tidy(() => {
     const x = prepareImage(img, 'probe image');
-    outputs.F = Array.from(m.F.apply(x).dataSync());
+    const out: Record<string, tf.Tensor> = { F: m.F.apply(x) };
     const mo = m.M.apply(x);
-    for (const [k, v] of Object.entries(mo)) outputs[`M.${k}`] = Array.from((v as tf.Tensor).dataSync());
-    const x_s = tf.tensor3d(mo.kp.dataSync(), [1, 21, 3]);
+    for (const [k, v] of Object.entries(mo)) out[`M.${k}`] = v as tf.Tensor;
+    const x_s = mo.kp.reshape([1, 21, 3]) as tf.Tensor3D;
     const x_d = tf.add(x_s, tf.mul(tf.sin(tf.range(0, 63).reshape([1, 21, 3])), 0.05)) as tf.Tensor3D;
-    outputs['S.stitching'] = Array.from(m.S.stitching(x_s, x_d).dataSync());
-    outputs['S.eye'] = Array.from(m.S.retargetEye(x_s, tf.tensor2d([[0.3, 0.32, 0.1]])).dataSync());
-    outputs['S.lip'] = Array.from(m.S.retargetLip(x_s, tf.tensor2d([[0.2, 0.5]])).dataSync());
+    out['S.stitching'] = m.S.stitching(x_s, x_d);
+    out['S.eye'] = m.S.retargetEye(x_s, tf.tensor2d([[0.3, 0.32, 0.1]]));
+    out['S.lip'] = m.S.retargetLip(x_s, tf.tensor2d([[0.2, 0.5]]));
+    return out;
   });
+  try {
+    for (const [k, t] of Object.entries(named)) outputs[k] = Array.from(await t.data());
+  } finally {
+    tf.dispose(Object.values(named));
+  }
   post({ type: 'probe-result', outputs, backend: tf.getBackend() });
 }
 
