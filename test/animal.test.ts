@@ -32,7 +32,7 @@ import type { RgbImage } from '../src/image/image.js';
 import { readSafetensors } from '../src/node/files.js';
 import { writeImage } from '../src/node/image_files.js';
 import { animate } from '../src/node/app/animate.js';
-import { MEDIA_DIR, describeParity, fixtureStateDict, fixtureTensor } from './helpers/parity.js';
+import { MEDIA_DIR, describeParity, fixtureStateDict, fixtureTensor, fixtureWeights } from './helpers/parity.js';
 import { startFrameWorkers } from '../src/node/workers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -135,17 +135,7 @@ if (!haveAnimal) console.warn(`skipping 'animal mode: frames': no ${ANIMAL_FILE}
 
   beforeAll(async () => {
     fx = readSafetensors(ANIMAL_FILE);
-    const st = (p: 'stitching' | 'lip' | 'eye') => fixtureStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`);
-    lp = LivePortrait.fromStateDicts(
-      {
-        appearance_feature_extractor: fixtureStateDict('appearance_feature_extractor'),
-        motion_extractor: fixtureStateDict('motion_extractor'),
-        warping_module: fixtureStateDict('warping_module'),
-        spade_generator: fixtureStateDict('spade_generator'),
-        stitching_retargeting_module: { stitching: st('stitching'), lip: st('lip'), eye: st('eye') },
-      },
-      'parity fixtures',
-    );
+    lp = LivePortrait.fromStateDicts(fixtureWeights(), 'parity fixtures');
     const t = (k: string) => fx.tensors.get(k)!;
     const s = tf.tensor(Int32Array.from(t('source_rgb256').data as Uint8Array), t('source_rgb256').shape, 'int32');
     const d = tf.tensor(Int32Array.from(t('driving_rgb256').data as Uint8Array), t('driving_rgb256').shape, 'int32');

@@ -15,46 +15,17 @@ import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetarg
 import { startFrameWorkers } from '../src/node/workers.js';
 import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import { applyExpressionEdits } from '../src/motion/edits.js';
+import { type OptionSet, toOptions, withRatios } from '../src/parity/compare.js';
 import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, rawDrivingKeypoints, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/motion/transfer.js';
 import { kalmanSmooth } from '../src/motion/kalman.js';
-import { type AnimationOptions, resolveOptions } from '../src/motion/options.js';
+import { resolveOptions } from '../src/motion/options.js';
 import { type MotionFrame } from '../src/formats/template.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
-import { MEDIA_DIR, describeParity, fixture, fixtureMetadata, fixtureStateDict, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
+import { MEDIA_DIR, describeParity, fixtureWeights, fixture, fixtureMetadata, fixtureTensor, maxAbsDiff } from './helpers/parity.js';
 import { loadTemplate } from '../src/node/files.js';
 import { mapOrdered } from '../src/pipeline/frame_pool.js';
 
-interface OptionSet {
-  relative: boolean;
-  stitching: boolean;
-  region: AnimationOptions['animationRegion'];
-  multiplier: number;
-  eye_ratio?: number[][];
-  lip_ratio?: number[][];
-}
-
-function toOptions(o: OptionSet): Partial<AnimationOptions> {
-  return {
-    relativeMotion: o.relative,
-    stitching: o.stitching,
-    animationRegion: o.region,
-    drivingMultiplier: o.multiplier,
-    eyeRetargeting: !!o.eye_ratio,
-    lipRetargeting: !!o.lip_ratio,
-  };
-}
-
-/** The fixture's combined ratios split into source ratios and per-frame driving ratios. */
-function withRatios(o: OptionSet, motion: MotionFrame[]): { ratios?: { eyeRatio: number[]; lipRatio: number }; frames: MotionFrame[] } {
-  if (!o.eye_ratio || !o.lip_ratio) return { frames: motion };
-  const e = o.eye_ratio;
-  const l = o.lip_ratio;
-  return {
-    ratios: { eyeRatio: e[0].slice(0, 2), lipRatio: l[0][0] },
-    frames: motion.map((m, i) => ({ ...m, eyeRatio: Float32Array.of(e[i][2], e[i][2]), lipRatio: l[i][1] })),
-  };
-}
 
 // On webgpu (a software Vulkan driver in CI) rendering the frames takes W and
 // G per frame at about 1 GMAC/s: there the frames are covered by W whole and
@@ -68,17 +39,7 @@ describeParity('pipeline parity', () => {
   let sets: [string, OptionSet][];
 
   beforeAll(async () => {
-    const st = (p: 'stitching' | 'lip' | 'eye') => fixtureStateDict(`stitching_retargeting_module/${STITCHING_CHECKPOINT_NAMES[p]}`);
-    lp = LivePortrait.fromStateDicts(
-      {
-        appearance_feature_extractor: fixtureStateDict('appearance_feature_extractor'),
-        motion_extractor: fixtureStateDict('motion_extractor'),
-        warping_module: fixtureStateDict('warping_module'),
-        spade_generator: fixtureStateDict('spade_generator'),
-        stitching_retargeting_module: { stitching: st('stitching'), lip: st('lip'), eye: st('eye') },
-      },
-      'parity fixtures',
-    );
+    lp = LivePortrait.fromStateDicts(fixtureWeights(), 'parity fixtures');
     const s = fixtureTensor('pipeline', 'source_rgb256');
     const d = fixtureTensor('pipeline', 'driving_rgb256');
     const frames = tf.unstack(d);

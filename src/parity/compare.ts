@@ -219,7 +219,8 @@ const INPUTS: Record<string, string[]> = {
 /** Networks whose taps we record. */
 const TAPPED = new Set(['warping_module', 'spade_generator']);
 
-interface OptionSet {
+/** One option set of a dumped pipeline file (its metadata, JSON): the reference's flags and the combined ratios. */
+export interface OptionSet {
   relative: boolean;
   stitching: boolean;
   region: AnimationOptions['animationRegion'];
@@ -538,7 +539,8 @@ class Run {
   }
 }
 
-function toOptions(o: OptionSet): Partial<AnimationOptions> {
+/** An option set as our animation options. */
+export function toOptions(o: OptionSet): Partial<AnimationOptions> {
   return {
     relativeMotion: o.relative,
     stitching: o.stitching,
@@ -550,7 +552,7 @@ function toOptions(o: OptionSet): Partial<AnimationOptions> {
 }
 
 /** The dump's combined ratios split into source ratios and per-frame driving ratios (as tools/reference/dump.py combines them). */
-function withRatios(o: OptionSet, motion: MotionFrame[]): { ratios?: { eyeRatio: number[]; lipRatio: number }; frames: MotionFrame[] } {
+export function withRatios(o: OptionSet, motion: MotionFrame[]): { ratios?: { eyeRatio: number[]; lipRatio: number }; frames: MotionFrame[] } {
   if (!o.eye_ratio || !o.lip_ratio) return { frames: motion };
   const e = o.eye_ratio;
   const l = o.lip_ratio;

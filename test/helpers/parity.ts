@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, it } from 'vitest';
 import { syntheticStateDict } from '../../src/models/synthetic.js';
 import { ParamReader, type ParamSpec } from '../../src/layers/params.js';
-import { NETWORKS, type NetworkName } from '../../src/models/registry.js';
+import { type LivePortraitWeights, NETWORKS, type NetworkName, STITCHING } from '../../src/models/registry.js';
 import { type HostTensor, type StateDict, toFloat32 } from '../../src/formats/host_tensor.js';
 import { readSafetensors } from '../../src/node/files.js';
 
@@ -49,6 +49,15 @@ export function fixtureStateDict(module: string): StateDict {
   if (existsSync(path))
     for (const [k, t] of readSafetensors(path).tensors) if (k.startsWith(`${module}/`)) explicit.set(k.slice(module.length + 1), t);
   return syntheticStateDict(module, manifestSpecs(module), paritySeed(), explicit);
+}
+
+/** All five networks' fixture weights, as a weights loader gives them. */
+export function fixtureWeights(): LivePortraitWeights {
+  const nets = Object.fromEntries((Object.keys(NETWORKS) as NetworkName[]).map((n) => [n, fixtureStateDict(n)])) as { [K in NetworkName]: StateDict };
+  const parts = Object.fromEntries(
+    (Object.keys(STITCHING.parts) as (keyof typeof STITCHING.parts)[]).map((p) => [p, fixtureStateDict(`stitching_retargeting_module/${STITCHING.parts[p]}`)]),
+  ) as LivePortraitWeights['stitching_retargeting_module'];
+  return { ...nets, stitching_retargeting_module: parts };
 }
 
 const cache = new Map<string, Map<string, HostTensor>>();
