@@ -92,7 +92,7 @@ async function loadSynthetic(page: Page): Promise<void> {
   await page.waitForFunction(() => {
     const s = (window as unknown as { lpState: PageState }).lpState;
     return s.weights !== '' || s.lastError !== '';
-  }, null, { timeout: 300_000, polling: 500 });
+  }, null, { timeout: 600_000, polling: 500 });
   const s = await S(page);
   expect(s.lastError).toBe('');
   expect(s.weights).toMatch(/SYNTHETIC/);
@@ -241,7 +241,7 @@ describeBrowser('web page in Chromium', () => {
     }
   });
 
-  it('WebGPU starts in Chromium (SwiftShader); F, M and S in the page equal wasm within the parity tolerances', { timeout: 1_200_000 }, async () => {
+  it('WebGPU starts in Chromium (SwiftShader); F, M and S in the page equal wasm within the parity tolerances', { timeout: 1_800_000 }, async () => {
     const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
     try {
       const gp = await openPage(gpuBrowser, server.url, 'webgpu');
@@ -257,7 +257,7 @@ describeBrowser('web page in Chromium', () => {
           const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
           (window as unknown as { lpProbe(f: File): void }).lpProbe(new File([bin], 's0.jpg', { type: 'image/jpeg' }));
         }, bytes.toString('base64'));
-        await gp.waitForFunction(() => !!(window as unknown as { lpState: PageState }).lpState.probe, null, { timeout: 300_000, polling: 500 });
+        await gp.waitForFunction(() => !!(window as unknown as { lpState: PageState }).lpState.probe, null, { timeout: 900_000, polling: 500 });
       };
       await runProbe();
       await gp.evaluate(() => {
@@ -269,7 +269,7 @@ describeBrowser('web page in Chromium', () => {
         (document.getElementById('backend') as HTMLSelectElement).value = 'wasm';
         document.getElementById('backend-apply')!.click();
       });
-      await gp.waitForFunction(() => (window as unknown as { lpState: PageState }).lpState.backend === 'wasm', null, { timeout: 120_000 });
+      await gp.waitForFunction(() => (window as unknown as { lpState: PageState }).lpState.backend === 'wasm', null, { timeout: 300_000 });
       await runProbe();
       const diffs = await gp.evaluate(() => {
         const w = window as unknown as { lpState: PageState; gpuProbe: { outputs: Record<string, number[]>; backend: string } };
