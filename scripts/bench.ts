@@ -10,8 +10,10 @@
  * keypoint math and stitching, W, G) over FRAMES driving frames through
  * LivePortrait.animate, with --workers frame workers (default: the
  * library's choice, one per core on wasm and cpu): frames per second,
- * seconds per frame, worker start-up time and the process's peak RSS
- * (worker threads included). --layers: time per tfjs kernel type in one call
+ * seconds per frame (after the first), worker start-up time, time to the
+ * first frame, the process's peak RSS (worker threads included), RSS and the
+ * main thread's tensors after frames 1, 10 and the last (a soak: --pipeline
+ * 120), and each worker's tensor bytes and wasm heap. --layers: time per tfjs kernel type in one call
  * of each network. --backend all: every backend that starts here, in turn.
  *
  * Per network: ms per call (mean, min over --runs timed calls after the
@@ -27,11 +29,11 @@
  * normalisation and element-wise work are not counted.
  */
 import * as tf from '@tensorflow/tfjs';
-import { gpuAdapterInfo, initBackend } from '../src/backend.js';
+import { backendMemory, gpuAdapterInfo, initBackend } from '../src/backend.js';
 import '../src/node/dawn.js';
 import { ParamReader } from '../src/layers/params.js';
 import { type NetworkName as SyntheticModule, syntheticModuleWeights } from '../src/models/registry.js';
-import { startFrameWorkers } from '../src/node/workers.js';
+import { WarpDecodePool, type WorkerStats, startFrameWorkers } from '../src/node/workers.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
 
 type NetId = 'F' | 'M' | 'W' | 'G' | 'S';
@@ -254,41 +256,84 @@ function kernelTimes(kernels: { name: string; kernelTimeMs: number }[]): { kerne
   return [...agg].map(([kernel, a]) => ({ kernel, ...a })).sort((x, y) => y.ms - x.ms);
 }
 
+interface MemoryPoint {
+  frame: number;
+  rssBytes: number;
+  /** Main thread: live tensors and their bytes. */
+  tensors: number;
+  tensorBytes: number;
+  /** Main thread's wasm heap (grows to its peak, never shrinks). */
+  heapBytes?: number;
+}
+
 interface PipelineResult {
   frames: number;
   workers: number;
+  split: boolean;
   workerStartS: number;
-  seconds: number;
+  /** From the call that starts the workers to the first frame out (what a user waits for). */
+  firstFrameS: number;
+  /** Frames after the first, over the time after the first (start-up left out). */
   fps: number;
   secondsPerFrame: number;
+  seconds: number;
   rssPeakBytes: number;
+  /** RSS and the main thread's tensors after frame 1, 10 and the last. */
+  memory: MemoryPoint[];
+  /** Per worker: role, tensor bytes and wasm heap after start-up and after its last frame. */
+  workerMemory: WorkerStats[];
 }
 
 /** The whole per-frame pipeline over `frames` synthetic driving frames, through LivePortrait.animate. */
 async function pipeline(args: Args): Promise<PipelineResult> {
   const { LivePortrait } = await import('../src/pipeline/live_portrait.js');
-  const lp = LivePortrait.synthetic(args.seed);
   const t0 = performance.now();
+  const lp = LivePortrait.synthetic(args.seed);
   const workers = await startFrameWorkers(lp, args.workers);
   const workerStartS = (performance.now() - t0) / 1000;
-  const rgb = async (seed: number) => {
-    const t = tf.randomUniform([256 * 256 * 3], 0, 255, 'int32', seed);
-    const data = Uint8Array.from(await t.data());
-    t.dispose();
+  const pool = [...WarpDecodePool.open].at(-1);
+  const rgb = (seed: number) => {
+    // Deterministic noise, made on the host (no tensors to leak into the counts).
+    const data = new Uint8Array(256 * 256 * 3);
+    let x = seed * 2654435761;
+    for (let i = 0; i < data.length; i++) data[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
     return { width: 256, height: 256, data };
   };
-  const source = await lp.prepareSource(await rgb(100));
-  const driving = await Promise.all(Array.from({ length: args.pipeline }, (_, i) => rgb(200 + i)));
-  const t1 = performance.now();
+  const source = await lp.prepareSource(rgb(100));
+  const driving = (async function* () {
+    for (let i = 0; i < args.pipeline; i++) yield rgb(200 + i);
+  })();
   let n = 0;
+  let tFirst = 0;
+  const memory: MemoryPoint[] = [];
   for await (const frame of lp.animate(source, driving, { relativeMotion: true, stitching: true })) {
     n++;
-    if (!args.json) console.error(`  frame ${frame.index + 1}/${args.pipeline}: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+    const now = performance.now();
+    if (n === 1) tFirst = now;
+    if (n === 1 || n === 10 || n === args.pipeline) {
+      const m = backendMemory();
+      memory.push({ frame: n, rssBytes: process.memoryUsage().rss, tensors: tf.memory().numTensors, tensorBytes: m.tensorBytes, heapBytes: m.heapBytes });
+    }
+    if (!args.json) console.error(`  frame ${frame.index + 1}/${args.pipeline}: ${((now - t0) / 1000).toFixed(1)} s, RSS ${mib(process.memoryUsage().rss)}`);
   }
-  const seconds = (performance.now() - t1) / 1000;
+  const tEnd = performance.now();
+  const workerMemory = pool ? [...pool.stats] : [];
   lp.disposeSource(source);
-  lp.dispose();
-  return { frames: n, workers, workerStartS, seconds, fps: n / seconds, secondsPerFrame: seconds / n, rssPeakBytes: process.resourceUsage().maxRSS * 1024 };
+  await lp.dispose();
+  const fps = n > 1 ? (n - 1) / ((tEnd - tFirst) / 1000) : 0;
+  return {
+    frames: n,
+    workers,
+    split: pool?.split ?? false,
+    workerStartS,
+    firstFrameS: (tFirst - t0) / 1000,
+    fps,
+    secondsPerFrame: fps > 0 ? 1 / fps : (tEnd - t0) / 1000,
+    seconds: (tEnd - t0) / 1000,
+    rssPeakBytes: process.resourceUsage().maxRSS * 1024,
+    memory,
+    workerMemory,
+  };
 }
 
 /** 3 significant digits below 100, whole numbers above. */
@@ -332,11 +377,17 @@ async function runOne(args: Args, backend: string | undefined) {
   let pipe: PipelineResult | undefined;
   if (args.pipeline > 0) {
     pipe = await pipeline(args);
-    if (!args.json)
+    if (!args.json) {
       console.log(
-        `pipeline: ${pipe.frames} frames in ${pipe.seconds.toFixed(1)} s = ${pipe.fps.toFixed(4)} frames/s (${pipe.secondsPerFrame.toFixed(2)} s/frame), ` +
-          `${pipe.workers} worker(s) (start-up ${pipe.workerStartS.toFixed(1)} s), RSS peak ${mib(pipe.rssPeakBytes)}`,
+        `pipeline: ${pipe.frames} frames in ${pipe.seconds.toFixed(1)} s; after the first, ${pipe.fps.toFixed(4)} frames/s (${pipe.secondsPerFrame.toFixed(2)} s/frame); ` +
+          `${pipe.workers} worker(s)${pipe.split ? ' in split pairs' : ''} (start-up ${pipe.workerStartS.toFixed(1)} s), first frame at ${pipe.firstFrameS.toFixed(1)} s, RSS peak ${mib(pipe.rssPeakBytes)}`,
       );
+      for (const m of pipe.memory)
+        console.log(`  after frame ${m.frame}: RSS ${mib(m.rssBytes)}; main thread ${m.tensors} tensors, ${mib(m.tensorBytes)}${m.heapBytes ? `, wasm heap ${mib(m.heapBytes)}` : ''}`);
+      pipe.workerMemory.forEach((w, i) =>
+        console.log(`  worker ${i + 1} (${w.role}): weights ${w.weights ? mib(w.weights.tensorBytes) : '?'}, wasm heap ${w.weights?.heapBytes ? mib(w.weights.heapBytes) : '?'} after start-up, ${w.latest?.heapBytes ? mib(w.latest.heapBytes) : '?'} after its last frame`),
+      );
+    }
   }
   return { backend: info.name, provider: info.provider, adapter, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, pipeline: pipe, tfNumTensorsAtEnd: tf.memory().numTensors };
 }

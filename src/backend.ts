@@ -230,3 +230,9 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   }
   return current;
 }
+
+/** The backend's memory: bytes of live tensors, and on wasm the heap's size (it grows to the peak and never shrinks). */
+export function backendMemory(): { tensorBytes: number; heapBytes?: number } {
+  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
+  return { tensorBytes: tf.memory().numBytes, heapBytes: wasm?.HEAPU8?.buffer.byteLength };
+}

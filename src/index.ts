@@ -18,13 +18,14 @@
  * lp.disposeSource(source);
  * await lp.dispose();
  */
-export { initBackend, backendInfo, gpuAdapterInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
+export { initBackend, backendInfo, backendMemory, gpuAdapterInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
 export { LivePortraitError, InputError, WeightsError, BackendError, LipArrayMissingError } from './errors.js';
 
 // The animation pipeline
 export {
   LivePortrait,
   type LivePortraitOptions,
+  type RenderOptions,
   type SourceInfo,
   type SourceRatios,
   type AnimatedFrame,
@@ -36,11 +37,28 @@ export {
 export { type FramePool, type PoolFrame, type WorkerWeights } from './pipeline/frame_pool.js';
 
 // Networks and their registry
-export { NETWORKS, STITCHING, MODULES, createNetwork, createNetworks, syntheticWeights, syntheticModuleWeights, type NetworkName, type ModuleName, type LivePortraitWeights, type LivePortraitNets } from './models/registry.js';
+export {
+  NETWORKS,
+  STITCHING,
+  MODULES,
+  createNetwork,
+  createNetworks,
+  createNetworksLazily,
+  syntheticWeights,
+  syntheticModuleWeights,
+  syntheticLoader,
+  type NetworkName,
+  type ModuleName,
+  type LivePortraitWeights,
+  type LivePortraitNets,
+  type LivePortraitParts,
+  type WeightsLoader,
+  type Lazy,
+} from './models/registry.js';
 export { AppearanceFeatureExtractor } from './models/appearance_feature_extractor.js';
 export { MotionExtractor } from './models/motion_extractor.js';
 export { WarpingModule } from './models/warping_module.js';
-export { SpadeGenerator } from './models/spade_generator.js';
+export { SpadeGenerator, G_STAGES, type SpadeGeneratorOptions } from './models/spade_generator.js';
 export { StitchingRetargetingModule, type StitchingPart } from './models/stitching_retargeting_module.js';
 export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js';
 

@@ -140,7 +140,7 @@ describe('progress output', () => {
     p.tick();
     p.finish();
     expect(tty.every((s) => s.startsWith('\r\x1b[K') || s === '\n')).toBe(true);
-    expect(tty.at(-2)).toMatch(/Animating \[#{6}-{18}\] 1\/4 frames, 0\.500 fps, 0:02 elapsed, ETA 0:06/);
+    expect(tty.at(-2)).toMatch(/Animating \[#{6}-{18}\] 1\/4 frames, first after 0:02, 0:02 elapsed, ETA 0:06/);
 
     t = 0;
     const pipe: string[] = [];
@@ -152,6 +152,19 @@ describe('progress output', () => {
     q.finish();
     expect(pipe.length).toBe(11); // the first tick, one per 10 s, the end
     expect(pipe.at(-1)).toBe('Animating 100/100 frames, 1.00 fps, 1:40 elapsed\n');
+
+    // The rate leaves the start-up out: a first frame after 30 s, then one every 2 s.
+    t = 0;
+    const lines: string[] = [];
+    const r = new Progress('Animating', 10, { stream: { write: (s: string) => lines.push(s) }, now, interval: 0 });
+    expect(r.text()).toBe('Animating 0/10 frames, starting, 0:00 elapsed, ETA --:--');
+    t = 30_000;
+    r.tick();
+    for (let i = 0; i < 4; i++) {
+      t += 2000;
+      r.tick();
+    }
+    expect(lines.at(-1)).toBe('Animating 5/10 frames, 0.500 fps, 0:38 elapsed, ETA 0:10\n');
     expect(formatDuration(3725)).toBe('1:02:05');
     expect(summaryLine(2, 4, ['a.mp4', 'b.mp4'])).toBe('liveportrait: 2 frames in 4.0 s (0.500 fps) → a.mp4, b.mp4');
   });

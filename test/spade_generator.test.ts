@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../src/models/spade_generator.js';
+import { G_STAGES, SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../src/models/spade_generator.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
 import { TO_NCHW, TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifest, manifestSpecs, maxAbs, maxAbsDiff, paritySeed, readScalar } from './helpers/parity.js';
@@ -15,6 +15,7 @@ describeParity('SPADE generator G vs PyTorch', () => {
   let tensorsAfter = 0;
   let outShape: number[] = [];
   let outRange: [number, number] = [0, 0];
+  let whole: tf.Tensor4D | undefined;
 
   beforeAll(async () => {
     reader = new ParamReader(fixtureStateDict('spade_generator'), 'spade_generator', 'parity fixture');
@@ -45,10 +46,30 @@ describeParity('SPADE generator G vs PyTorch', () => {
         `fc_out_sub ${err.fc_out_sub.toExponential(2)} (scale ${scaleFc.toFixed(3)}), ` +
         `G_middle_0_out_sub ${err.G_middle_0_out_sub.toExponential(2)} (scale ${scaleMid.toFixed(3)})`,
     );
-    tf.dispose([feature, taps.output, taps.fcOut, taps.gMiddle0Out, expectOut, expectFc, expectMid, out, fcSub, midSub]);
+    whole = taps.output;
+    tf.dispose([feature, taps.fcOut, taps.gMiddle0Out, expectOut, expectFc, expectMid, out, fcSub, midSub]);
   });
 
-  afterAll(() => g?.dispose());
+  afterAll(() => {
+    g?.dispose();
+    whole?.dispose();
+  });
+
+  it('split in two runs of stages (as a pair of frame workers) gives the whole output to the bit', async () => {
+    const feature = fixtureTensor('warping_module', 'out', TO_NHWC) as tf.Tensor4D;
+    const mid = g.applyStages(feature, feature, 0, 4);
+    expect(mid.shape).toEqual([1, 64, 64, 512]); // after fc and G_middle_0..2
+    const split = g.applyStages(feature, mid, 4, G_STAGES.length);
+    expect(await maxAbsDiff(split, whole!)).toBe(0);
+    tf.dispose([feature, mid, split]);
+    // A part holds its stages only, and says so.
+    const head = new SpadeGenerator(reader, { stages: [0, 1] });
+    const x = tf.zeros([1, 64, 64, 256]) as tf.Tensor4D;
+    expect(() => head.applyStages(x, x, 0, 2)).toThrow(/stages \[0, 2\) asked, this part holds \[0, 1\)/);
+    expect(() => new SpadeGenerator(reader, { stages: [3, 3] })).toThrow(/stages must be a run/);
+    tf.dispose([x]);
+    head.dispose();
+  });
 
   it('output is [1, 512, 512, 3] in 0..1 within 1e-3 of the reference', () => {
     expect(outShape).toEqual([1, 512, 512, 3]);

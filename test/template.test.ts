@@ -103,6 +103,8 @@ describe('motion templates', () => {
     const tpl = loadTemplate(laugh);
     const lp = LivePortrait.synthetic(1);
     const img = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([256, 256, 3], 0, 1, 'float32', 7), 255), 'int32'));
+    // W and G are built on first use, here: they belong to the model, not to its frames.
+    expect([lp.W, lp.G].every((n) => typeof n.apply === 'function')).toBe(true);
     const before = tf.memory().numTensors;
     const counts: number[] = [];
     const frames: Uint8Array[] = [];

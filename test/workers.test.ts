@@ -43,40 +43,45 @@ it('worker count follows the backend', () => {
 it('worker count is bounded by memory: none where two would not fit', () => {
   const GiB = 2 ** 30;
   const cores = availableParallelism();
-  expect(defaultWorkerCount('wasm', 8 * GiB)).toBe(0);
-  expect(defaultWorkerCount('wasm', 16 * GiB)).toBe(cores > 1 ? Math.min(cores, 3) : 0); // (0.8 · 16 - 2) / 3.5 GiB
+  expect(defaultWorkerCount('wasm', 4 * GiB)).toBe(0); // (0.8 · 4 - 1.5) / 1.75 GiB < 1
+  expect(defaultWorkerCount('wasm', 8 * GiB)).toBe(cores > 1 ? 2 : 0); // an 8 GB laptop: one split pair
+  expect(defaultWorkerCount('wasm', 16 * GiB)).toBe(cores > 1 ? Math.min(cores, 6) : 0); // (0.8 · 16 - 1.5) / 1.75 GiB
   expect(defaultWorkerCount('cpu', 1024 * GiB)).toBe(cores > 1 ? cores : 0);
 });
 
-describeParity('frame workers (W and G in worker_threads)', () => {
-  let pool: WarpDecodePool;
-  beforeAll(async () => {
-    pool = await WarpDecodePool.create({
-      workers: 2,
-      weights: { stateDicts: { warping_module: fixtureStateDict('warping_module'), spade_generator: fixtureStateDict('spade_generator') } },
+// Two workers: a split pair (W and G's first stages, then the rest of G), and two whole-frame workers.
+for (const split of [true, false])
+  describeParity(`frame workers (W and G in worker_threads, ${split ? 'a split pair' : 'whole frames'})`, () => {
+    let pool: WarpDecodePool;
+    beforeAll(async () => {
+      pool = await WarpDecodePool.create({
+        workers: 2,
+        split,
+        weights: { stateDicts: { warping_module: fixtureStateDict('warping_module'), spade_generator: fixtureStateDict('spade_generator') } },
+      });
+    });
+    afterAll(async () => pool?.close());
+
+    it('renders the reference frame on two workers, in order', async () => {
+      expect(pool.split).toBe(split);
+      const f_s = fixtureTensor('appearance_feature_extractor', 'output', TO_NDHWC);
+      pool.setSource((await f_s.data()) as Float32Array, f_s.shape);
+      f_s.dispose();
+      const w = fixture('warping_module');
+      const kpS = toFloat32(w.get('kp_source')!);
+      const kpD = toFloat32(w.get('kp_driving')!);
+      // Frame 0: the fixture's keypoints; frame 1: source = driving (no motion).
+      const jobs = [[kpS, kpD], [kpS, kpS]] as const;
+      const frames = [];
+      for await (const f of mapOrdered(jobs, ([a, b]) => pool.render(a, b), 2)) frames.push(f);
+      const expected = fixtureTensor('spade_generator', 'output', TO_NHWC);
+      const got0 = tf.tensor(frames[0].data, frames[0].shape);
+      const got1 = tf.tensor(frames[1].data, frames[1].shape);
+      const err = await maxAbsDiff(got0, expected);
+      console.log(`pool frame (${split ? 'split pair' : 'whole frames'}) vs reference G output: max abs err ${err.toExponential(2)}`);
+      expect(err).toBeLessThanOrEqual(1e-3);
+      // The second job really is another frame, returned second.
+      expect(await maxAbsDiff(got1, expected)).toBeGreaterThan(1e-2);
+      tf.dispose([got0, got1, expected]);
     });
   });
-  afterAll(async () => pool?.close());
-
-  it('renders the reference frame on two workers, in order', async () => {
-    const f_s = fixtureTensor('appearance_feature_extractor', 'output', TO_NDHWC);
-    pool.setSource((await f_s.data()) as Float32Array, f_s.shape);
-    f_s.dispose();
-    const w = fixture('warping_module');
-    const kpS = toFloat32(w.get('kp_source')!);
-    const kpD = toFloat32(w.get('kp_driving')!);
-    // Frame 0: the fixture's keypoints; frame 1: source = driving (no motion).
-    const jobs = [[kpS, kpD], [kpS, kpS]] as const;
-    const frames = [];
-    for await (const f of mapOrdered(jobs, ([a, b]) => pool.render(a, b), 2)) frames.push(f);
-    const expected = fixtureTensor('spade_generator', 'output', TO_NHWC);
-    const got0 = tf.tensor(frames[0].data, frames[0].shape);
-    const got1 = tf.tensor(frames[1].data, frames[1].shape);
-    const err = await maxAbsDiff(got0, expected);
-    console.log(`pool frame vs reference G output: max abs err ${err.toExponential(2)}`);
-    expect(err).toBeLessThanOrEqual(1e-3);
-    // The second job really is another frame, returned second.
-    expect(await maxAbsDiff(got1, expected)).toBeGreaterThan(1e-2);
-    tf.dispose([got0, got1, expected]);
-  });
-});

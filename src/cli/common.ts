@@ -39,7 +39,7 @@ export function withModelOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     })
     .option('workers', {
       type: 'number',
-      describe: 'Worker threads rendering frames in parallel, each with its own backend (the wasm backend uses one core per thread). 0 renders in the main thread. [default: one per core on wasm and cpu, as memory allows (about 3.5 GiB each), 0 on tensorflow and webgpu]',
+      describe: 'Worker threads rendering frames in parallel, each with its own backend (the wasm backend uses one core per thread). 0 renders in the main thread. Workers go in pairs, each pair splitting a frame (W and the start of G, then the rest of G). [default: one per core on wasm and cpu, as memory allows (about 1.75 GiB each), 0 on tensorflow and webgpu]',
       group: MODEL_GROUP,
     })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress bars or info lines; errors and the summary only.', group: MODEL_GROUP }) as unknown as Argv<

@@ -103,7 +103,7 @@ async function runChild(argv: string[], outputDirs: string[]): Promise<number> {
       process.stderr.write(`\nliveportrait: interrupted (${sig}); no output written\n`);
       return EXIT_FOR[sig]!;
     }
-    process.stderr.write(`liveportrait: error: the run was killed (${sig}), perhaps for lack of memory; no output written; try fewer --workers (each needs about 3.5 GiB) or --workers 0\n`);
+    process.stderr.write(`liveportrait: error: the run was killed (${sig}), perhaps for lack of memory; no output written; try fewer --workers (each needs up to 1.75 GiB in pairs) or --workers 0\n`);
     return 1;
   } finally {
     for (const s of signals) process.off(s, onSignal);

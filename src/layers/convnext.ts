@@ -102,7 +102,7 @@ export class ConvNeXtV2Block implements Disposable {
 
   constructor(p: ParamReader, prefix: string, dim: number) {
     const dw = new Conv2d(p, `${prefix}.dwconv`, { padding: 3, groups: dim });
-    this.dwFilter = dw.filter;
+    this.dwFilter = dw.filter!;
     this.dwBias = dw.bias as tf.Tensor1D;
     const h = 4 * dim;
     const lnW = p.floats(`${prefix}.norm.weight`, [dim]);

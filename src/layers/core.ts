@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
 import { padNdhwc } from './ndhwc.js';
-import { BIAS_POSITION, type HostFilter, Winograd3x3, type WinogradTiles, disposeTiles, winogradConv, useWinograd, winogradOutput } from './winograd.js';
+import { BIAS_POSITION, type HostFilter, Winograd3x3, useWinograd } from './winograd.js';
 
 /** Something that owns tfjs tensors. */
 export interface Disposable {
@@ -46,7 +46,10 @@ export type FusedActivation = 'linear' | 'relu';
  * fused into the same kernel.
  */
 export class Conv2d implements Disposable {
-  readonly filter: tf.Tensor4D;
+  /** The filter [kh, kw, I, O] (depthwise: [kh, kw, C, 1]); none where Winograd's transformed filters replace it. */
+  readonly filter?: tf.Tensor4D;
+  /** The filter's shape [kh, kw, I, O]. */
+  readonly filterShape: [number, number, number, number];
   readonly bias?: tf.Tensor1D;
   readonly stride: number;
   readonly padding: number;
@@ -68,19 +71,22 @@ export class Conv2d implements Disposable {
       if (depthwise) throw new Error(`${prefix}: depthwise convolutions are not folded with a batch norm`);
       ({ filters: [filter], bias } = foldNorm([filter], bias, opts.norm));
     }
-    this.filter = filter;
+    this.filterShape = filter.shape;
     this.bias = bias;
     this.depthwise = depthwise;
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
     this.dilation = opts.dilation ?? 1;
     this.winograd = this.makeWinograd(() => hostFilters(p.floats(`${prefix}.weight`), w.shape, opts.norm?.scaleHost));
+    // The transformed filters are all Winograd needs: the direct one is not kept.
+    if (this.winograd) filter.dispose();
+    else this.filter = filter;
   }
 
   apply(x: tf.Tensor4D, activation: FusedActivation = 'linear'): tf.Tensor4D {
     if (this.winograd) return Conv2d.applyWinograd([this], x, activation)[0];
     const pad = this.padding > 0 ? this.padding : 'valid';
-    const args = { x, filter: this.filter, strides: this.stride, pad, dilations: this.dilation, bias: this.bias, activation } as const;
+    const args = { x, filter: this.filter!, strides: this.stride, pad, dilations: this.dilation, bias: this.bias, activation } as const;
     return this.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
   }
 
@@ -98,37 +104,48 @@ export class Conv2d implements Disposable {
    * Convolutions of one input with equal padding, all in Winograd form, the
    * input transformed once. Inputs taller than two bands of output rows go
    * band by band (each band reads its rows plus the 3x3 halo), which bounds
-   * the memory of the transformed tensors, 4x the input and output.
+   * the memory of the transformed tensors.
    */
   private static applyWinograd(convs: Conv2d[], x: tf.Tensor4D, activation: FusedActivation): tf.Tensor4D[] {
     const p = convs[0].padding;
     const [n, h, w, c] = x.shape;
     const outH = h + 2 * p - 2;
     const run = (xb: tf.Tensor4D, padRows: [number, number]) => {
-      const tiles = convs[0].winograd!.tiles(xb, p, padRows);
-      try {
-        return convs.map((conv) => conv.applyTiles(tiles, activation));
-      } finally {
-        disposeTiles(tiles);
-      }
+      const ys = convs[0].winograd!.stream(xb, p, padRows, convs.length, (o, v, k) => {
+        const conv = convs[o];
+        const U = conv.winograd!.U[0][k];
+        return (conv.bias && k === BIAS_POSITION ? tf.fused.matMul({ a: v, b: U, bias: conv.bias }) : tf.matMul(v, U)) as tf.Tensor2D;
+      });
+      if (activation !== 'relu') return ys;
+      const out = ys.map((y) => tf.relu(y) as tf.Tensor4D);
+      tf.dispose(ys);
+      return out;
     };
     if (outH <= 2 * WINOGRAD_BAND_ROWS) return run(x, [p, p]);
     const bands: tf.Tensor4D[][] = [];
-    for (let r0 = 0; r0 < outH; r0 += WINOGRAD_BAND_ROWS) {
-      const r1 = Math.min(outH, r0 + WINOGRAD_BAND_ROWS);
-      // Output rows r0 .. r1 - 1 read padded rows r0 .. r1 + 1, input rows r0 - p .. r1 + 1 - p.
-      const lo = Math.max(0, r0 - p);
-      const hi = Math.min(h, r1 + 2 - p);
-      const xb = tf.slice(x, [0, lo, 0, 0], [n, hi - lo, w, c]);
-      bands.push(run(xb, [lo - (r0 - p), r1 + 2 - p - hi]));
-      xb.dispose();
+    try {
+      for (let r0 = 0; r0 < outH; r0 += WINOGRAD_BAND_ROWS) {
+        const r1 = Math.min(outH, r0 + WINOGRAD_BAND_ROWS);
+        // Output rows r0 .. r1 - 1 read padded rows r0 .. r1 + 1, input rows r0 - p .. r1 + 1 - p.
+        const lo = Math.max(0, r0 - p);
+        const hi = Math.min(h, r1 + 2 - p);
+        const xb = tf.slice(x, [0, lo, 0, 0], [n, hi - lo, w, c]);
+        try {
+          bands.push(run(xb, [lo - (r0 - p), r1 + 2 - p - hi]));
+        } finally {
+          xb.dispose();
+        }
+      }
+      // Each output's bands are freed as soon as they are joined.
+      return convs.map((_, i) => {
+        const parts = bands.map((b) => b[i]);
+        const y = tf.concat(parts, 1);
+        tf.dispose(parts);
+        return y;
+      });
+    } finally {
+      tf.dispose(bands.flat());
     }
-    return convs.map((_, i) => {
-      const parts = bands.map((b) => b[i]);
-      const y = tf.concat(parts, 1);
-      tf.dispose(parts);
-      return y;
-    });
   }
 
   /** Whether apply runs Winograd F(2x2, 3x3) rather than the backend's convolution kernel. */
@@ -144,17 +161,13 @@ export class Conv2d implements Disposable {
 
   /** `host`: the filter on the host, as this.filter holds it (the transform reads it there: GPU backends have no synchronous read). */
   private makeWinograd(host: () => HostFilter[]): Winograd3x3 | undefined {
-    const [kh, kw, inC, outC] = this.filter.shape;
+    const [kh, kw, inC, outC] = this.filterShape;
     const eligible = kh === 3 && kw === 3 && this.stride === 1 && this.dilation === 1 && !this.depthwise && this.padding <= 2;
     return eligible && useWinograd(inC, outC) ? new Winograd3x3(host()) : undefined;
   }
 
-  private applyTiles(tiles: WinogradTiles, activation: FusedActivation): tf.Tensor4D {
-    return winogradConv(tiles, this.winograd!.U[0], this.bias, activation);
-  }
-
   dispose(): void {
-    this.filter.dispose();
+    this.filter?.dispose();
     this.bias?.dispose();
     this.winograd?.dispose();
   }
@@ -171,8 +184,10 @@ const STACK_TAPS_MIN_DEPTH = 5;
  * beyond the depth padding.
  */
 export class Conv3d implements Disposable {
-  /** One filter [kh, kw, I, O] per depth tap. */
-  readonly filters: tf.Tensor4D[];
+  /** One filter [kh, kw, I, O] per depth tap; none where the stacked taps or Winograd's transformed filters replace them. */
+  readonly filters?: tf.Tensor4D[];
+  /** Each tap's filter shape [kh, kw, I, O]. */
+  readonly filterShape: [number, number, number, number];
   readonly bias?: tf.Tensor1D;
   readonly kd: number;
   readonly padding: [number, number, number];
@@ -186,12 +201,15 @@ export class Conv3d implements Disposable {
     w.dispose();
     let bias = opts.bias ?? true ? (p.tensor(`${prefix}.bias`) as tf.Tensor1D) : undefined;
     if (opts.norm) ({ filters, bias } = foldNorm(filters, bias, opts.norm));
-    this.filters = filters;
+    this.filterShape = filters[0].shape;
     this.bias = bias;
     const pad = opts.padding ?? 0;
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
-    this.stacked = Conv3d.stackTaps(this.filters);
+    this.stacked = Conv3d.stackTaps(filters);
     this.winograd = this.makeWinograd(() => hostFilters(p.floats(`${prefix}.weight`), w.shape, opts.norm?.scaleHost));
+    // Only what apply reads is kept: the stacked taps, or the transformed filters, or else the taps.
+    if (this.stacked || this.winograd) tf.dispose(filters);
+    else this.filters = filters;
   }
 
   /** The taps side by side as output channels [kh, kw, I, kd·O], for deep kernels only. */
@@ -205,7 +223,12 @@ export class Conv3d implements Disposable {
 
   apply(x: tf.Tensor5D, activation: FusedActivation = 'linear'): tf.Tensor5D {
     if (this.stacked) return this.applyStacked(x, activation);
-    if (x.shape[0] === 1 && this.winograd) return this.applyWinograd(x, activation);
+    if (this.winograd) {
+      if (x.shape[0] === 1) return this.applyWinograd(x, activation);
+      // Winograd runs per batch item.
+      return tf.tidy(() => tf.concat(tf.split(x, x.shape[0]).map((xi) => this.applyWinograd(xi as tf.Tensor5D, activation)), 0) as tf.Tensor5D);
+    }
+    const filters = this.filters!;
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
@@ -227,8 +250,8 @@ export class Conv3d implements Disposable {
         const last = k === this.kd - 1;
         // The bias and activation go into the last tap's kernel, after the sum so far.
         const yk = last
-          ? tf.fused.conv2d({ x: taps, filter: this.filters[k], strides: 1, pad: ph || pw ? padHW : 'valid', bias: this.bias, activation: y ? 'linear' : activation })
-          : tf.conv2d(taps, this.filters[k], 1, ph || pw ? padHW : 'valid');
+          ? tf.fused.conv2d({ x: taps, filter: filters[k], strides: 1, pad: ph || pw ? padHW : 'valid', bias: this.bias, activation: y ? 'linear' : activation })
+          : tf.conv2d(taps, filters[k], 1, ph || pw ? padHW : 'valid');
         y = y ? (tf.add(y, yk) as tf.Tensor4D) : yk;
         if (last && this.kd > 1 && activation === 'relu') y = tf.relu(y);
       }
@@ -245,7 +268,7 @@ export class Conv3d implements Disposable {
   private winograd?: Winograd3x3;
 
   private makeWinograd(host: () => HostFilter[]): Winograd3x3 | undefined {
-    const [kh, kw, inC, outC] = this.filters[0].shape;
+    const [kh, kw, inC, outC] = this.filterShape;
     const [, ph, pw] = this.padding;
     const eligible = !this.stacked && kh === 3 && kw === 3 && ph === pw && ph <= 2;
     return eligible && useWinograd(inC, outC, this.kd) ? new Winograd3x3(host()) : undefined;
@@ -262,31 +285,38 @@ export class Conv3d implements Disposable {
     return tf.tidy(() => {
       const [, d, h, w, c] = x.shape;
       const [pd, ph] = this.padding;
-      const o = this.filters[0].shape[3];
+      const o = this.filterShape[3];
       const dp = d + 2 * pd;
       const dOut = dp - this.kd + 1;
       const xp = padNdhwc(x, [pd, pd]);
-      const tiles = wino.tiles(xp.reshape([dp, h, w, c]) as tf.Tensor4D, ph);
+      const rows = Math.ceil((h + 2 * ph - 2) / 2) * Math.ceil((w + 2 * ph - 2) / 2); // tiles per depth slice
       // Rows of V run over (depth slice, tile row, tile column): slices k .. k + dOut - 1 are one run.
-      const rows = tiles.th * tiles.tw;
       const taps = (m: tf.Tensor2D, k: number) => tf.slice(m, [k * rows, 0], [dOut * rows, m.shape[1]]);
-      // Per position, in its own tidy: only the sums outlive it.
-      const M = tiles.V.map((v, k) =>
-        tf.tidy(() => {
-          let m: tf.Tensor2D | undefined;
-          for (let t = 0; t < this.kd; t++) {
-            // Slice whichever side of the GEMM is narrower.
-            const p = c <= o ? tf.matMul(taps(v, t), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t);
-            m = (m ? tf.add(m, p) : p) as tf.Tensor2D;
-          }
-          return this.bias && k === BIAS_POSITION ? (tf.add(m!, this.bias) as tf.Tensor2D) : m!;
-        }),
+      const [y] = wino.stream(
+        xp.reshape([dp, h, w, c]) as tf.Tensor4D,
+        ph,
+        [ph, ph],
+        1,
+        (_, v, k) =>
+          // Per position, each partial product freed as soon as it is summed: only the sum over the depth taps outlives it.
+          tf.tidy(() => {
+            let m: tf.Tensor2D | undefined;
+            for (let t = 0; t < this.kd; t++) {
+              // Slice whichever side of the GEMM is narrower.
+              const p = tf.tidy(() => (c <= o ? tf.matMul(taps(v, t), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t)) as tf.Tensor2D);
+              if (!m) m = p;
+              else {
+                const sum = tf.add(m, p) as tf.Tensor2D;
+                tf.dispose([m, p]);
+                m = sum;
+              }
+            }
+            return this.bias && k === BIAS_POSITION ? (tf.add(m!, this.bias) as tf.Tensor2D) : m!;
+          }),
+        (g) => ({ ...g, batch: dOut }),
       );
-      disposeTiles(tiles);
-      let y = winogradOutput(M, { ...tiles, batch: dOut });
-      tf.dispose(M);
-      if (activation === 'relu') y = tf.relu(y);
-      return y.reshape([1, dOut, tiles.outH, tiles.outW, o]) as tf.Tensor5D;
+      const out = activation === 'relu' ? tf.relu(y) : y;
+      return out.reshape([1, dOut, out.shape[1], out.shape[2], o]) as tf.Tensor5D;
     });
   }
 
@@ -301,20 +331,27 @@ export class Conv3d implements Disposable {
     return tf.tidy(() => {
       const [n, d, h, w, c] = x.shape;
       const [pd, ph, pw] = this.padding;
-      const o = this.filters[0].shape[3];
+      const o = this.filterShape[3];
       const dp = d + 2 * pd;
       const dOut = dp - this.kd + 1;
-      const xp = padNdhwc(x, [pd, pd]);
       const padHW: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [ph, ph], [pw, pw], [0, 0]];
-      const Y = tf.conv2d(xp.reshape([n * dp, h, w, c]) as tf.Tensor4D, stacked, 1, ph || pw ? padHW : 'valid');
+      // Only the real depth slices: the zero padding's slices give zeros, which add nothing
+      // (a quarter of the mask conv's multiplies at depth 16, padding 3). Sums are unchanged to the bit.
+      const Y = tf.conv2d(x.reshape([n * d, h, w, c]) as tf.Tensor4D, stacked, 1, ph || pw ? padHW : 'valid');
       const [, ho, wo] = Y.shape;
       const items: tf.Tensor4D[] = [];
       for (let b = 0; b < n; b++) {
         let y: tf.Tensor4D | undefined;
         for (let k = 0; k < this.kd; k++) {
-          const yk = tf.slice(Y, [b * dp + k, 0, 0, k * o], [dOut, ho, wo, o]);
+          // Output depths reading a real slice (j = out + k - pd in 0 .. d - 1) through tap k.
+          const lo = Math.max(0, pd - k);
+          const hi = Math.min(dOut, d + pd - k);
+          if (hi <= lo) continue;
+          let yk = tf.slice(Y, [b * d + lo + k - pd, 0, 0, k * o], [hi - lo, ho, wo, o]);
+          if (lo > 0 || hi < dOut) yk = tf.pad(yk, [[lo, dOut - hi], [0, 0], [0, 0], [0, 0]]);
           y = y ? (tf.add(y, yk) as tf.Tensor4D) : yk;
         }
+        y ??= tf.zeros([dOut, ho, wo, o]);
         if (this.bias) y = tf.add(y!, this.bias) as tf.Tensor4D;
         if (activation === 'relu') y = tf.relu(y!);
         items.push(y!);
@@ -327,7 +364,7 @@ export class Conv3d implements Disposable {
   dispose(): void {
     this.winograd?.dispose();
     this.stacked?.dispose();
-    for (const f of this.filters) f.dispose();
+    tf.dispose(this.filters ?? []);
     this.bias?.dispose();
   }
 }

@@ -41,8 +41,15 @@ export class InstanceNorm2d {
 
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, [1, 2], true);
-      return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
+      // tf.moments' arithmetic, with x − mean computed once and shared (moments would copy x and keep both).
+      const mean = tf.mean(x, [1, 2], true);
+      const centred = tf.sub(x, mean);
+      const squared = tf.square(centred);
+      const variance = tf.mean(squared, [1, 2], true);
+      squared.dispose();
+      const y = tf.mul(centred, tf.rsqrt(tf.add(variance, this.eps))) as tf.Tensor4D;
+      centred.dispose();
+      return y;
     });
   }
 }
@@ -84,16 +91,24 @@ export class SPADE implements Disposable {
 
   /** Taps (paths inside this SPADE): `param_free_norm`, `mlp_shared` (after its ReLU), `mlp_gamma`, `mlp_beta`, ''. */
   apply(x: tf.Tensor4D, segmap: tf.Tensor4D, tap?: TapFn): tf.Tensor4D {
+    // Intermediates are freed as soon as they are used: at G's 256² layers each is 64 MiB.
     return tf.tidy(() => {
-      const normalized = this.norm.apply(x);
-      tap?.('param_free_norm', normalized);
       const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
       const actv = this.mlpShared.apply(seg, 'relu');
+      if (seg !== segmap) seg.dispose();
       tap?.('mlp_shared', actv);
       const [gamma, beta] = Conv2d.applyShared([this.mlpGamma, this.mlpBeta], actv);
+      actv.dispose();
       tap?.('mlp_gamma', gamma);
       tap?.('mlp_beta', beta);
-      const out = tf.add(tf.mul(normalized, tf.add(gamma, 1)), beta) as tf.Tensor4D;
+      const scale = tf.add(gamma, 1);
+      gamma.dispose();
+      const normalized = this.norm.apply(x);
+      tap?.('param_free_norm', normalized);
+      const scaled = tf.mul(normalized, scale);
+      tf.dispose([normalized, scale]);
+      const out = tf.add(scaled, beta) as tf.Tensor4D;
+      tf.dispose([scaled, beta]);
       tap?.('', out);
       return out;
     });
@@ -160,15 +175,24 @@ export class SPADEResnetBlock implements Disposable {
   apply(x: tf.Tensor4D, seg: tf.Tensor4D, tap?: TapFn): tf.Tensor4D {
     return tf.tidy(() => {
       // A SPADE offers its own output at '' (here: `name`).
-      const spade = (norm: SPADE, name: string, t: tf.Tensor4D) => norm.apply(t, seg, scopedTap(tap, name));
+      // Each intermediate is freed once used (the input x is the caller's).
+      const spade = (norm: SPADE, name: string, t: tf.Tensor4D, lrelu: boolean) => {
+        const y = norm.apply(t, seg, scopedTap(tap, name));
+        if (!lrelu) return y;
+        const a = tf.leakyRelu(y, 0.2);
+        y.dispose();
+        return a;
+      };
       const conv = (c: Conv2d, name: string, t: tf.Tensor4D) => {
         const y = c.apply(t);
+        t.dispose();
         tap?.(name, y);
         return y;
       };
-      const xS = this.convS && this.normS ? conv(this.convS, 'conv_s', spade(this.normS, 'norm_s', x)) : x;
-      const h = conv(this.conv0, 'conv_0', tf.leakyRelu(spade(this.norm0, 'norm_0', x), 0.2));
-      const dx = conv(this.conv1, 'conv_1', tf.leakyRelu(spade(this.norm1, 'norm_1', h), 0.2));
+      const xS = this.convS && this.normS ? conv(this.convS, 'conv_s', spade(this.normS, 'norm_s', x, false)) : x;
+      const h = conv(this.conv0, 'conv_0', spade(this.norm0, 'norm_0', x, true));
+      const dx = conv(this.conv1, 'conv_1', spade(this.norm1, 'norm_1', h, true));
+      h.dispose();
       const out = tf.add(xS, dx) as tf.Tensor4D;
       tap?.('', out);
       return out;

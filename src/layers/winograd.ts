@@ -71,10 +71,9 @@ export function winogradFilter(filter: tf.Tensor4D | HostFilter): tf.Tensor2D[] 
   return u.map((v) => tf.tensor2d(v, [inC, outC]));
 }
 
-/** The input of one or more convolutions in the transformed domain. */
-export interface WinogradTiles {
-  /** V_k, k = 4i + j (i down, j across the tile): one row per tile (batch item, tile row, tile column), one column per channel. */
-  readonly V: tf.Tensor2D[];
+/** Where a Winograd pass reads and writes: tiles down and across, and the output size. */
+export interface TileGeometry {
+  /** Images (or depth slices) the tile rows run over. */
   readonly batch: number;
   /** Tiles down and across: ceil(outH / 2), ceil(outW / 2). */
   readonly th: number;
@@ -84,17 +83,12 @@ export interface WinogradTiles {
   readonly outW: number;
 }
 
-/** Aᵀ m on four rows (or columns): Aᵀ = [1 1 1 0; 0 1 -1 -1]. */
-function outputRows(m0: tf.Tensor, m1: tf.Tensor, m2: tf.Tensor, m3: tf.Tensor): tf.Tensor[] {
-  return [tf.add(tf.add(m0, m1), m2), tf.sub(tf.sub(m1, m2), m3)];
-}
-
 /** Interleave two equal tensors [n, ...rest] along a new axis after the first: [n, 2, ...rest], as [n, 2·size(rest)]. */
 function interleave(a: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   const n = a.shape[0];
   const inner = a.size / n;
   // One contiguous concat and a rank-3 transpose: both fast on wasm, unlike concat along an inner axis.
-  return tf.transpose(tf.concat([a.reshape([1, n, inner]), b.reshape([1, n, inner])], 0), [1, 0, 2]).reshape([n, 2 * inner]) as tf.Tensor2D;
+  return tf.tidy(() => tf.transpose(tf.concat([a.reshape([1, n, inner]), b.reshape([1, n, inner])], 0), [1, 0, 2]).reshape([n, 2 * inner]) as tf.Tensor2D);
 }
 
 /**
@@ -106,6 +100,7 @@ export class Winograd3x3 implements Disposable {
   /** U[tap][k], each [I, O]. */
   readonly U: tf.Tensor2D[][];
   readonly inC: number;
+  readonly outC: number;
   /** Row i of Bᵀ as depthwise kernels, down [4, 1, I, 1] and across [1, 4, I, 1]. */
   private readonly down: tf.Tensor4D[];
   private readonly across: tf.Tensor4D[];
@@ -113,6 +108,7 @@ export class Winograd3x3 implements Disposable {
   /** From tfjs filters [3, 3, I, O], one per depth tap. The tensors made are kept (construction may run inside a caller's tidy). */
   constructor(filters: (tf.Tensor4D | HostFilter)[]) {
     this.inC = filters[0].shape[2];
+    this.outC = filters[0].shape[3];
     this.U = filters.map((f) => winogradFilter(f).map((u) => tf.keep(u)));
     const c = this.inC;
     const kernel = (row: number[], shape: [number, number, number, number]) =>
@@ -122,14 +118,28 @@ export class Winograd3x3 implements Disposable {
   }
 
   /**
-   * Bᵀ d B for every 4×4 tile (stride 2) of x zero-padded by `pad` on each
-   * side, as PyTorch's Conv2d(padding=pad) (rows: `padRows` above and
-   * below, for a band of a taller input). Each row of Bᵀ is a 4-tap
-   * depthwise convolution at stride 2, down and then across: no slices
-   * (each copies its whole input on wasm), and the products are exact
-   * (weights 0 and ±1), so V equals the adds of the textbook form.
+   * The convolution(s) of x, zero-padded by `pad` on each side as PyTorch's
+   * Conv2d(padding=pad) (rows: `padRows` above and below, for a band of a
+   * taller input), streamed through the transformed domain one row i of Bᵀ
+   * at a time: V_k = (Bᵀ d B)_k for k = 4i .. 4i + 3, then for each output o
+   * its products `product(o, V_k, k)` ([rows, O], rows as V's unless the
+   * product says otherwise through `outGeometry`), folded at once into Aᵀ M A.
+   * Only four V and four M are alive at a time, never all sixteen.
+   *
+   * Each row of Bᵀ is a 4-tap depthwise convolution at stride 2, down and
+   * then across: no slices (each copies its whole input on wasm), and the
+   * products are exact (weights 0 and ±1), so V equals the adds of the
+   * textbook form. The sums are taken in the textbook order, so results are
+   * the same to the bit as transforming all sixteen first.
    */
-  tiles(x: tf.Tensor4D, pad: number, padRows: [number, number] = [pad, pad]): WinogradTiles {
+  stream(
+    x: tf.Tensor4D,
+    pad: number,
+    padRows: [number, number],
+    outputs: number,
+    product: (o: number, V: tf.Tensor2D, k: number) => tf.Tensor2D,
+    outGeometry: (g: TileGeometry) => TileGeometry = (g) => g,
+  ): tf.Tensor4D[] {
     const [batch, h, w, c] = x.shape;
     if (c !== this.inC) throw new Error(`Winograd3x3: input has ${c} channels, the filters ${this.inC}`);
     const [top, bottom] = padRows;
@@ -137,22 +147,34 @@ export class Winograd3x3 implements Disposable {
     const outW = w + 2 * pad - 2;
     const th = Math.ceil(outH / 2);
     const tw = Math.ceil(outW / 2);
-    const V = tf.tidy(() => {
+    const sums = Array.from({ length: outputs }, () => new WinogradSums());
+    try {
       const xp = tf.pad(x, [
         [0, 0],
         [top, 2 * th + 2 - h - top],
         [pad, 2 * tw + 2 - w - pad],
         [0, 0],
       ]) as tf.Tensor4D;
-      // One row of Bᵀ at a time, so that only one intermediate [batch, th, wp, c] is alive.
-      return this.down.flatMap((kd) =>
-        tf.tidy(() => {
-          const rows = tf.depthwiseConv2d(xp, kd, [2, 1], 'valid'); // [batch, th, wp, c]
-          return this.across.map((ka) => tf.depthwiseConv2d(rows, ka, [1, 2], 'valid').reshape([batch * th * tw, c]) as tf.Tensor2D);
-        }),
-      );
-    });
-    return { V, batch, th, tw, outH, outW };
+      try {
+        this.down.forEach((kd, i) => {
+          const V = tf.tidy(() => {
+            const rows = tf.depthwiseConv2d(xp, kd, [2, 1], 'valid'); // [batch, th, wp, c]
+            return this.across.map((ka) => tf.depthwiseConv2d(rows, ka, [1, 2], 'valid').reshape([batch * th * tw, c]) as tf.Tensor2D);
+          });
+          try {
+            V.forEach((v, j) => sums.forEach((s, o) => s.add(i, j, product(o, v, 4 * i + j))));
+          } finally {
+            tf.dispose(V);
+          }
+        });
+      } finally {
+        xp.dispose();
+      }
+      const g = outGeometry({ batch, th, tw, outH, outW });
+      return sums.map((s) => s.output(g));
+    } finally {
+      for (const s of sums) s.dispose();
+    }
   }
 
   dispose(): void {
@@ -160,49 +182,68 @@ export class Winograd3x3 implements Disposable {
   }
 }
 
-/** Free the transformed input. */
-export function disposeTiles(tiles: WinogradTiles): void {
-  tf.dispose(tiles.V);
+/**
+ * Aᵀ M A folded in as the products M_k (k = 4i + j) arrive row by row, with
+ * Aᵀ = [1 1 1 0; 0 1 -1 -1]: s[j][0] = M_j + M_4+j + M_8+j and
+ * s[j][1] = M_4+j - M_8+j - M_12+j, summed in that order; then the same
+ * across the tile by `output`. Each M is consumed (disposed) when added.
+ */
+class WinogradSums {
+  /** s[j][a], a = output row in the tile. */
+  private s: (tf.Tensor2D | undefined)[][] = [0, 1, 2, 3].map(() => [undefined, undefined]);
+
+  add(i: number, j: number, m: tf.Tensor2D): void {
+    const s = this.s[j];
+    const swap = (a: number, t: tf.Tensor2D) => {
+      s[a]?.dispose();
+      s[a] = t;
+    };
+    if (i === 0) s[0] = m;
+    else if (i === 1) {
+      swap(0, tf.add(s[0]!, m));
+      s[1] = m;
+    } else if (i === 2) {
+      swap(0, tf.add(s[0]!, m));
+      swap(1, tf.sub(s[1]!, m));
+      m.dispose();
+    } else {
+      swap(1, tf.sub(s[1]!, m));
+      m.dispose();
+    }
+  }
+
+  /** NHWC [batch, outH, outW, O], by output row in the tile, so that each row's sums go before the next. */
+  output(g: TileGeometry): tf.Tensor4D {
+    const { batch, th, tw, outH, outW } = g;
+    const o = this.s[0][0]!.shape[1];
+    const rows = [0, 1].map((a) => {
+      const r = tf.tidy(() => {
+        const [s0, s1, s2, s3] = this.s.map((sj) => sj[a]!);
+        const y0 = tf.add(tf.add(s0, s1), s2);
+        const y1 = tf.sub(tf.sub(s1, s2), s3);
+        return interleave(y0, y1).reshape([batch * th, 2 * tw * o]); // (item, ty, tx, b): one output row
+      });
+      for (const sj of this.s) {
+        sj[a]?.dispose();
+        sj[a] = undefined;
+      }
+      return r;
+    });
+    const y = tf.tidy(() => interleave(rows[0], rows[1]).reshape([batch, 2 * th, 2 * tw, o]) as tf.Tensor4D);
+    tf.dispose(rows);
+    if (outH === 2 * th && outW === 2 * tw) return y;
+    const cut = tf.slice(y, [0, 0, 0, 0], [batch, outH, outW, o]) as tf.Tensor4D;
+    y.dispose();
+    return cut;
+  }
+
+  dispose(): void {
+    tf.dispose(this.s.flat().filter((t): t is tf.Tensor2D => t !== undefined));
+  }
 }
 
 /** Index of the transformed position whose product reaches all four outputs with weight 1 (i = j = 1): the bias goes there. */
 export const BIAS_POSITION = 5;
-
-/**
- * Aᵀ M A back to NHWC [batch, outH, outW, O] from the 16 products M_k
- * [tiles, O] (rows in the order of WinogradTiles.V); the caller's bias was
- * already added to M_5.
- */
-export function winogradOutput(M: tf.Tensor2D[], tiles: Pick<WinogradTiles, 'batch' | 'th' | 'tw' | 'outH' | 'outW'>): tf.Tensor4D {
-  const { batch, th, tw, outH, outW } = tiles;
-  const o = M[0].shape[1];
-  return tf.tidy(() => {
-    const s = [0, 1, 2, 3].map((j) => outputRows(M[j], M[4 + j], M[8 + j], M[12 + j])); // s[j][a], a = output row in the tile
-    const rows = [0, 1].map((a) =>
-      // Per output row, so that its intermediates go before the next.
-      tf.tidy(() => {
-        const [y0, y1] = outputRows(s[0][a], s[1][a], s[2][a], s[3][a]); // output columns b = 0, 1
-        return interleave(y0, y1).reshape([batch * th, 2 * tw * o]); // (item, ty, tx, b): one output row
-      }),
-    );
-    tf.dispose(s.flat());
-    const y = interleave(rows[0], rows[1]).reshape([batch, 2 * th, 2 * tw, o]) as tf.Tensor4D;
-    return outH === 2 * th && outW === 2 * tw ? y : (tf.slice(y, [0, 0, 0, 0], [batch, outH, outW, o]) as tf.Tensor4D);
-  });
-}
-
-/** One GEMM per transformed position: M_k = V_k · U_k (+ bias at the bias position). */
-export function winogradProducts(V: tf.Tensor2D[], U: tf.Tensor2D[], bias?: tf.Tensor1D): tf.Tensor2D[] {
-  return V.map((v, k) => (bias && k === BIAS_POSITION ? tf.fused.matMul({ a: v, b: U[k], bias }) : tf.matMul(v, U[k])) as tf.Tensor2D);
-}
-
-/** The convolution of transformed tiles with transformed filters U (+ bias, then the activation). */
-export function winogradConv(tiles: WinogradTiles, U: tf.Tensor2D[], bias?: tf.Tensor1D, activation: 'linear' | 'relu' = 'linear'): tf.Tensor4D {
-  return tf.tidy(() => {
-    const y = winogradOutput(winogradProducts(tiles.V, U, bias), tiles);
-    return activation === 'relu' ? tf.relu(y) : y;
-  });
-}
 
 /** Backends the cost model was measured on; elsewhere (GPU, native) the direct kernels are used. */
 const WINOGRAD_BACKENDS = new Set(['wasm', 'cpu']);

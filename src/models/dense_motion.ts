@@ -115,13 +115,20 @@ export class Hourglass3d implements Disposable {
         tap?.(`encoder.down_blocks.${i}`, skips[i + 1]);
       });
       if (tap) skips.forEach((s, i) => tap(`encoder/${i}`, s));
+      // Each level is freed once the decoder has used it (the input x is the caller's).
+      const free = (t: tf.Tensor) => t !== x && t.dispose();
       let out = skips.pop() as tf.Tensor5D;
       this.up.forEach((block, i) => {
         const up = block.apply(out);
+        free(out);
         tap?.(`decoder.up_blocks.${i}`, up);
-        out = tf.concat([up, skips.pop() as tf.Tensor5D], 4);
+        const skip = skips.pop() as tf.Tensor5D;
+        out = tf.concat([up, skip], 4);
+        tf.dispose(up);
+        free(skip);
       });
       const result = this.conv.apply(out, 'relu');
+      free(out);
       tap?.('decoder', result);
       tap?.('', result);
       return result;
@@ -211,34 +218,40 @@ export class DenseMotionNetwork implements Disposable {
       const [n, d, h, w] = feature.shape;
       const identity = makeCoordinateGrid(d, h, w);
       const k1 = this.cfg.numKp + 1;
-      const compressOut = this.compress.apply(feature);
-      tap?.('compress', compressOut);
-      const normed = this.norm.apply(compressOut);
-      tap?.('norm', normed);
-      const compressed = tf.relu(normed);
-      const c = compressed.shape[4];
-
-      // 1. The compressed feature warped by each sparse motion: [N, D, H, W, K+1, c].
-      const sparse = sparseMotions(identity, kpSource, kpDriving);
-      const deformed = gridSample3d(compressed, sparse.reshape([n, d, h, w * k1, 3]) as tf.Tensor5D).reshape([n, d, h, w, k1, c]);
-
-      // 2. Hourglass input, per keypoint [heatmap, c deformed channels] as PyTorch's view(bs, -1, d, h, w).
-      const heat = heatmapRepresentation([d, h, w], kpSource, kpDriving).reshape([n, d, h, w, k1, 1]);
-      const input = tf.concat([heat, deformed], 5).reshape([n, d, h, w, k1 * (c + 1)]) as tf.Tensor5D;
+      // 1. The compressed feature warped by each sparse motion, and 2. the hourglass input, per keypoint
+      // [heatmap, c deformed channels] as PyTorch's view(bs, -1, d, h, w); what only leads there is freed here.
+      const { compressOut, sparse, input } = tf.tidy(() => {
+        const compressOut = this.compress.apply(feature);
+        tap?.('compress', compressOut);
+        const normed = this.norm.apply(compressOut);
+        tap?.('norm', normed);
+        const compressed = tf.relu(normed);
+        const c = compressed.shape[4];
+        const sparse = sparseMotions(identity, kpSource, kpDriving); // [N, D, H, W, K+1, 3]
+        const deformed = gridSample3d(compressed, sparse.reshape([n, d, h, w * k1, 3]) as tf.Tensor5D).reshape([n, d, h, w, k1, c]);
+        const heat = heatmapRepresentation([d, h, w], kpSource, kpDriving).reshape([n, d, h, w, k1, 1]);
+        const input = tf.concat([heat, deformed], 5).reshape([n, d, h, w, k1 * (c + 1)]) as tf.Tensor5D;
+        return { compressOut, sparse, input };
+      });
       const hourglassOut = this.hourglass.apply(input, scopedTap(tap, 'hourglass'));
+      input.dispose();
 
       // 3. Softmax mask over the K+1 motions; the deformation is their mixture.
       const maskLogits = this.mask.apply(hourglassOut);
       tap?.('mask', maskLogits);
       const mask = tf.softmax(maskLogits, -1) as tf.Tensor5D;
-      const deformation = tf.sum(tf.mul(mask.reshape([n, d, h, w, k1, 1]), sparse), 4) as tf.Tensor5D;
+      maskLogits.dispose();
+      const deformation = tf.tidy(() => tf.sum(tf.mul(mask.reshape([n, d, h, w, k1, 1]), sparse), 4) as tf.Tensor5D);
+      sparse.dispose();
 
       // 4. Occlusion from the hourglass output folded to 2-D, channel index c * D + d as in view(bs, -1, h, w).
       const ch = hourglassOut.shape[4];
       const folded = tf.transpose(hourglassOut, [0, 2, 3, 4, 1]).reshape([n, h, w, ch * d]) as tf.Tensor4D;
       const occlusionLogits = this.occlusion.apply(folded);
+      folded.dispose();
       tap?.('occlusion', occlusionLogits);
       const occlusionMap = tf.sigmoid(occlusionLogits);
+      occlusionLogits.dispose();
       tap?.('/mask', mask);
       tap?.('/deformation', deformation, 'torch');
       tap?.('/occlusion_map', occlusionMap);

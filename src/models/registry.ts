@@ -88,6 +88,19 @@ export interface LivePortraitNets {
   S: StitchingRetargetingModule;
 }
 
+/** A network, or how to build it when it is first used. */
+export type Lazy<T> = T | (() => T);
+
+/**
+ * The five networks, W and G possibly as builders: where frame workers
+ * render, they hold their own W and G and this thread never builds them
+ * (about 700 MB of tensors on wasm).
+ */
+export type LivePortraitParts = Omit<LivePortraitNets, 'W' | 'G'> & { W: Lazy<WarpingModuleNet>; G: Lazy<SpadeGeneratorNet> };
+
+/** One module's weights on demand: a file read, a synthetic draw, or state dicts at hand. */
+export type WeightsLoader = <K extends ModuleName>(module: K) => LivePortraitWeights[K];
+
 /**
  * A module's parameters as stored in its file: S's keys carry their part
  * (`retarget_shoulder.mlp.0.weight`), as the official checkpoint flattened.
@@ -167,6 +180,27 @@ export function createNetworks(w: LivePortraitWeights, source: string): LivePort
   return made as LivePortraitNets;
 }
 
+/**
+ * F, M and S from `load` now (their errors come at once); W and G as
+ * builders that load their weights when first called.
+ */
+export function createNetworksLazily(load: WeightsLoader, source: string): LivePortraitParts {
+  const made: Partial<LivePortraitNets> = {};
+  try {
+    made.F = createNetwork('appearance_feature_extractor', load('appearance_feature_extractor'), source);
+    made.M = createNetwork('motion_extractor', load('motion_extractor'), source);
+    made.S = createStitching(load('stitching_retargeting_module'), source);
+  } catch (e) {
+    for (const n of Object.values(made)) n?.dispose();
+    throw e;
+  }
+  return {
+    ...(made as Omit<LivePortraitNets, 'W' | 'G'>),
+    W: () => createNetwork('warping_module', load('warping_module'), source),
+    G: () => createNetwork('spade_generator', load('spade_generator'), source),
+  };
+}
+
 export interface SyntheticOptions {
   /** G's weight_u / weight_v vectors (e.g. a fixture's explicit ones). */
   spadeExtras?: ReadonlyMap<string, HostTensor>;
@@ -190,4 +224,10 @@ export function syntheticStitchingWeights(seed: number): StitchingWeights {
 export function syntheticWeights(seed: number, opts: SyntheticOptions = {}): LivePortraitWeights {
   const w = Object.fromEntries((Object.keys(NETWORKS) as NetworkName[]).map((n) => [n, syntheticModuleWeights(n, seed, opts)])) as { [K in NetworkName]: StateDict };
   return { ...w, stitching_retargeting_module: syntheticStitchingWeights(seed) };
+}
+
+/** Synthetic weights under `seed`, one module at a time (nothing is drawn until asked for). */
+export function syntheticLoader(seed: number, opts: SyntheticOptions = {}): WeightsLoader {
+  return (<K extends ModuleName>(module: K) =>
+    (module === 'stitching_retargeting_module' ? syntheticStitchingWeights(seed) : syntheticModuleWeights(module as NetworkName, seed, opts)) as LivePortraitWeights[K]) as WeightsLoader;
 }

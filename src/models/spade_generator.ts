@@ -93,21 +93,58 @@ export interface SpadeGeneratorTaps {
   gMiddle0Out: tf.Tensor4D;
 }
 
+/**
+ * G's stages in order: `fc`, the eight SPADE blocks (G_middle_0..5, up_0,
+ * up_1), `conv_img`. A SpadeGenerator may hold a run of them only (frame
+ * workers that split G between them, each with its part's weights).
+ */
+export const G_STAGES: readonly string[] = ['fc', ...blockDefs().map((b) => b.name), 'conv_img'];
+
+export interface SpadeGeneratorOptions {
+  /** The stages [from, to) of G_STAGES to build (default: all). */
+  stages?: [number, number];
+}
+
 export class SpadeGenerator implements SpadeGeneratorNet {
-  readonly fc: Conv2d;
-  readonly blocks: SPADEResnetBlock[];
+  /** The stages this instance holds, [from, to) of G_STAGES. */
+  readonly stages: [number, number];
+  readonly fc?: Conv2d;
+  /** The SPADE blocks, undefined where this instance does not hold them. */
+  readonly blocks: (SPADEResnetBlock | undefined)[];
   readonly upsampleBefore: boolean[];
   /** The blocks' names in the checkpoint (G_middle_0 ... up_1). */
   readonly names: string[];
-  readonly convImg: Conv2d;
+  readonly convImg?: Conv2d;
 
-  constructor(p: ParamReader) {
-    this.fc = new Conv2d(p, 'fc', { padding: 1 });
-    const defs = blockDefs();
-    this.blocks = defs.map((b) => new SPADEResnetBlock(p, b.name, b.fin, b.fout));
-    this.names = defs.map((b) => b.name);
-    this.upsampleBefore = defs.map((b) => b.upsample);
-    this.convImg = new Conv2d(p, 'conv_img.0', { padding: 1 });
+  constructor(p: ParamReader, opts: SpadeGeneratorOptions = {}) {
+    const [from, to] = (this.stages = opts.stages ?? [0, G_STAGES.length]);
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from < to && to <= G_STAGES.length))
+      throw new Error(`SpadeGenerator: stages must be a run [from, to) within 0..${G_STAGES.length}, got [${from}, ${to}]`);
+    const holds = (stage: number) => stage >= from && stage < to;
+    const made: { dispose(): void }[] = [];
+    try {
+      if (holds(0)) made.push((this.fc = new Conv2d(p, 'fc', { padding: 1 })));
+      const defs = blockDefs();
+      this.blocks = defs.map((b, i) => (holds(i + 1) ? (made[made.length] = new SPADEResnetBlock(p, b.name, b.fin, b.fout)) : undefined));
+      this.names = defs.map((b) => b.name);
+      this.upsampleBefore = defs.map((b) => b.upsample);
+      if (holds(G_STAGES.length - 1)) this.convImg = new Conv2d(p, 'conv_img.0', { padding: 1 });
+    } catch (e) {
+      for (const m of made) m.dispose();
+      throw e;
+    }
+  }
+
+  /**
+   * Stages [from, to) of G on `x`, the tensor before stage `from` (the
+   * input feature itself when from is 0), conditioned on G's input
+   * `feature`: the tensor after stage to − 1 (the image when `to` is the
+   * last stage). The caller keeps x and feature.
+   */
+  applyStages(feature: tf.Tensor4D, x: tf.Tensor4D, from: number, to: number): tf.Tensor4D {
+    if (from < this.stages[0] || to > this.stages[1] || from >= to)
+      throw new Error(`SpadeGenerator.applyStages: stages [${from}, ${to}) asked, this part holds [${this.stages[0]}, ${this.stages[1]})`);
+    return this.run(feature, false, undefined, from, to, x).output;
   }
 
   apply(feature: tf.Tensor4D): tf.Tensor4D {
@@ -129,7 +166,15 @@ export class SpadeGenerator implements SpadeGeneratorNet {
     return { output, fcOut: fcOut as tf.Tensor4D, gMiddle0Out: gMiddle0Out as tf.Tensor4D };
   }
 
-  private run(feature: tf.Tensor4D, taps: boolean, tap?: TapFn): { output: tf.Tensor4D; fcOut?: tf.Tensor4D; gMiddle0Out?: tf.Tensor4D } {
+  private run(
+    feature: tf.Tensor4D,
+    taps: boolean,
+    tap?: TapFn,
+    from = 0,
+    to = G_STAGES.length,
+    input: tf.Tensor4D = feature,
+  ): { output: tf.Tensor4D; fcOut?: tf.Tensor4D; gMiddle0Out?: tf.Tensor4D } {
+    if (from < this.stages[0] || to > this.stages[1]) throw new Error(`SpadeGenerator: this part holds stages [${this.stages[0]}, ${this.stages[1]}) only`);
     const [, h, , c] = feature.shape;
     if (c !== G_INPUT_CHANNELS) throw new Error(`SpadeGenerator: expected ${G_INPUT_CHANNELS} input channels (NHWC), got shape ${JSON.stringify(feature.shape)}`);
     // The segmentation map of every SPADE is the input feature, resized
@@ -147,16 +192,20 @@ export class SpadeGenerator implements SpadeGeneratorNet {
     let gMiddle0Out: tf.Tensor4D | undefined;
     let x: tf.Tensor4D | undefined;
     try {
-      x = this.fc.apply(feature);
-      if (taps) fcOut = x.clone();
-      tap?.('fc', x);
+      const last = G_STAGES.length - 1;
+      if (from === 0) {
+        x = this.fc!.apply(feature);
+        if (taps) fcOut = x.clone();
+        tap?.('fc', x);
+      } else x = input.clone();
       // Replace x by f(x), freeing the old x.
       const step = (f: (t: tf.Tensor4D) => tf.Tensor4D): void => {
         const next = f(x!);
         x!.dispose();
         x = next;
       };
-      this.blocks.forEach((block, i) => {
+      for (let i = Math.max(0, from - 1); i < Math.min(this.blocks.length, to - 1); i++) {
+        const block = this.blocks[i]!;
         if (this.upsampleBefore[i]) {
           step((t) => resizeNearest(t, [2 * t.shape[1], 2 * t.shape[2]]));
           tap?.('up', x!);
@@ -164,10 +213,15 @@ export class SpadeGenerator implements SpadeGeneratorNet {
         // The block offers its own output (and its parts') under its name.
         step((t) => block.apply(t, segAt(t), scopedTap(tap, this.names[i])));
         if (taps && i === 0) gMiddle0Out = x!.clone();
-      });
-      const last = x;
+      }
+      if (to <= last) {
+        const output = x;
+        x = undefined;
+        return { output, fcOut, gMiddle0Out };
+      }
+      const final = x;
       const output = tf.tidy(() => {
-        const conv = this.convImg.apply(tf.leakyRelu(last, 0.2));
+        const conv = this.convImg!.apply(tf.leakyRelu(final, 0.2));
         tap?.('conv_img.0', conv);
         const shuffled = pixelShuffle(conv, UPSCALE);
         tap?.('conv_img.1', shuffled);
@@ -188,8 +242,8 @@ export class SpadeGenerator implements SpadeGeneratorNet {
   }
 
   dispose(): void {
-    this.fc.dispose();
-    for (const b of this.blocks) b.dispose();
-    this.convImg.dispose();
+    this.fc?.dispose();
+    for (const b of this.blocks) b?.dispose();
+    this.convImg?.dispose();
   }
 }

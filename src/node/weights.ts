@@ -72,17 +72,28 @@ export function loadModuleWeights(dir: string, module: ModuleName, opts: LoadOpt
   return sd;
 }
 
-/** All five modules' weights from `dir` (the stitching one split in three). */
-export function loadWeights(dir: string, opts: LoadOptions = {}): LivePortraitWeights {
+/** Throws, naming every missing module and the fix, unless all five modules' files are in `dir`. */
+function checkWeightsPresent(dir: string, opts: LoadOptions): void {
   const missing = MODULES.filter((m) => !findModuleFile(dir, m, opts));
   if (missing.length) throw new WeightsError(missing.length === 1 ? missingMessage(dir, missing[0], opts.set) : `${missing.length} modules missing (${missing.join(', ')}). ${missingMessage(dir, missing[0], opts.set)}`);
-  const stitchFile = findModuleFile(dir, 'stitching_retargeting_module', opts)!;
+}
+
+/** The stitching module's weights from `dir`, split in its three parts. */
+function loadStitchingWeights(dir: string, opts: LoadOptions): LivePortraitWeights['stitching_retargeting_module'] {
+  const file = findModuleFile(dir, 'stitching_retargeting_module', opts);
+  if (!file) throw new WeightsError(missingMessage(dir, 'stitching_retargeting_module', opts.set ?? 'human'));
+  return splitStitching(loadModuleWeights(dir, 'stitching_retargeting_module', opts), file.path);
+}
+
+/** All five modules' weights from `dir` (the stitching one split in three). */
+export function loadWeights(dir: string, opts: LoadOptions = {}): LivePortraitWeights {
+  checkWeightsPresent(dir, opts);
   return {
     appearance_feature_extractor: loadModuleWeights(dir, 'appearance_feature_extractor', opts),
     motion_extractor: loadModuleWeights(dir, 'motion_extractor', opts),
     warping_module: loadModuleWeights(dir, 'warping_module', opts),
     spade_generator: loadModuleWeights(dir, 'spade_generator', opts),
-    stitching_retargeting_module: splitStitching(loadModuleWeights(dir, 'stitching_retargeting_module', opts), stitchFile.path),
+    stitching_retargeting_module: loadStitchingWeights(dir, opts),
   };
 }
 
@@ -168,10 +179,11 @@ export function readLipArrayOption(v: ArrayLike<number> | string | undefined): A
  * await startFrameWorkers(lp);          // optional: frames in parallel
  */
 export function loadLivePortrait(dir: string, opts: LoadLivePortraitOptions = {}): LivePortrait {
-  const w = loadWeights(dir, opts);
+  checkWeightsPresent(dir, opts);
   const lip = join(dir, 'lip_array.pkl');
   const lipArray = readLipArrayOption(opts.lipArray ?? (existsSync(lip) ? lip : undefined));
-  const lp = LivePortrait.fromStateDicts(w, dir, { lipArray });
+  // F, M and S are read now; W and G when this thread first renders (frame workers read their own).
+  const lp = LivePortrait.fromLoader((m) => (m === 'stitching_retargeting_module' ? loadStitchingWeights(dir, opts) : loadModuleWeights(dir, m, opts)) as never, dir, { lipArray });
   lp.workerWeights = { dir, set: opts.set }; // workers read the files themselves
   return lp;
 }

@@ -22,17 +22,38 @@ export interface PoolOptions {
   workers?: number;
   /** Backend for the workers (default: LIVEPORTRAIT_BACKEND, else auto). */
   backend?: string;
+  /**
+   * Pair the workers, each pair splitting the frame (default true): one runs
+   * W and G's first stages, the other the rest of G, so each holds about
+   * half the weights and its own part's intermediate tensors, and the pair
+   * keeps two frames in flight. With an odd number, the last worker renders
+   * whole frames.
+   */
+  split?: boolean;
 }
 
+/** What a worker runs: the whole frame, or the head (W, G's first stages) or tail (the rest of G) of a split pair. */
+export type WorkerRole = 'whole' | 'head' | 'tail';
+
 /**
- * Peak resident memory of one frame worker on wasm: W and G with their
- * Winograd filters and the transient tiles of one convolution. 8.3 GiB
- * (8453 MiB) was the whole process's peak with two workers here, main
- * thread included.
+ * Where a pair splits G: the head runs W and G's stages before this one (fc,
+ * G_middle_0..2), the tail the rest. Balanced by time on wasm here: W 13 s
+ * plus fc and three middle blocks 4 s, against three middle blocks, up_0
+ * (3.9 s) and up_1 (7.7 s).
  */
-const WORKER_PEAK_BYTES = 3.5 * 2 ** 30;
+export const SPLIT_STAGE = 4;
+
+/**
+ * Peak resident memory of one frame worker of a split pair on wasm: its
+ * part of W and G (tensors, and XNNPACK's packed copies of the filters) and
+ * the wasm heap its part's intermediate tensors grow. Measured with
+ * `npm run bench -- --only none --pipeline N`: 1.46 GiB (head) and 1.26 GiB
+ * (tail) of wasm heap; a whole-frame worker (an odd one out) needs about
+ * 2.7 GiB.
+ */
+const WORKER_PEAK_BYTES = 1.75 * 2 ** 30;
 /** Left for the main thread (F, M, faces, video) and everything else. */
-const MAIN_RESERVE_BYTES = 2 * 2 ** 30;
+const MAIN_RESERVE_BYTES = 1.5 * 2 ** 30;
 
 /**
  * Workers worth starting on this machine for this backend: one per core for
@@ -55,8 +76,15 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  inFlight: number;
   ready: Promise<void>;
+  stats: WorkerStats;
+}
+
+/** One whole-frame worker, or a split pair: frames go to the head; a head's 'mid' answers go on to the tail. */
+interface Lane {
+  head: Slot;
+  tail?: Slot;
+  inFlight: number;
 }
 
 /** Start the worker script; from TypeScript sources (tests, tsx) through tsx's loader. */
@@ -75,6 +103,7 @@ export class WarpDecodePool implements FramePool {
   /** The pools that are running (tests reach their workers through `threads`). */
   static readonly open = new Set<WarpDecodePool>();
   private slots: Slot[] = [];
+  private lanes: Lane[] = [];
   private jobs = new Map<number, Pending>();
   private nextJob = 0;
   private sourceId = 0;
@@ -85,9 +114,14 @@ export class WarpDecodePool implements FramePool {
     this.n = size;
   }
 
-  /** Workers rendering (0 once one has died: the pool is then of no use, and ensureWorkers starts a new one). */
+  /** Frames in flight at once: one per worker (0 once one has died: the pool is then of no use, and ensureWorkers starts a new one). */
   get size(): number {
     return this.failed ? 0 : this.n;
+  }
+
+  /** Whether the workers run in split pairs. */
+  get split(): boolean {
+    return this.lanes.some((l) => l.tail);
   }
 
   /** The worker threads (for tests and monitoring). */
@@ -95,17 +129,23 @@ export class WarpDecodePool implements FramePool {
     return this.slots.map((s) => s.worker);
   }
 
+  /** Each worker's role and backend memory (for benchmarks and monitoring). */
+  get stats(): readonly WorkerStats[] {
+    return this.slots.map((s) => ({ ...s.stats }));
+  }
+
   /** Frames sent to the workers and not answered yet. */
   get pending(): number {
     return this.jobs.size;
   }
 
-  /** Start `workers` workers and wait until each has loaded W and G. */
+  /** Start `workers` workers and wait until each has loaded its part of W and G. */
   static async create(opts: PoolOptions): Promise<WarpDecodePool> {
     const n = Math.max(1, opts.workers ?? defaultWorkerCount(opts.backend));
+    const split = opts.split ?? n > 1;
     const pool = new WarpDecodePool(n);
     WarpDecodePool.open.add(pool);
-    for (let i = 0; i < n; i++) {
+    const start = (i: number, role: WorkerRole, lane: () => Lane): Slot => {
       const worker = startWorker();
       let readyResolve!: () => void;
       let readyReject!: (e: Error) => void;
@@ -113,25 +153,33 @@ export class WarpDecodePool implements FramePool {
         readyResolve = res;
         readyReject = rej;
       });
-      const slot: Slot = { worker, inFlight: 0, ready };
+      const stats: WorkerStats = { role };
       worker.on('message', (m: WorkerReply) => {
-        if (m.type === 'ready') readyResolve();
-        else if (m.type === 'init-error') readyReject(new Error(m.message));
-        else if (m.type === 'frame' || m.type === 'error') {
-          const job = pool.jobs.get(m.job);
-          if (!job) return;
-          pool.jobs.delete(m.job);
-          slot.inFlight--;
-          if (m.type === 'frame') job.resolve({ data: m.data, shape: m.shape });
-          else job.reject(new Error(m.message));
+        if (m.type === 'ready') {
+          stats.weights = m.memory;
+          readyResolve();
+        } else if (m.type === 'init-error') readyReject(new Error(m.message));
+        else {
+          if ((m.type === 'frame' || m.type === 'mid') && m.memory) stats.latest = m.memory;
+          pool.answer(lane(), m);
         }
       });
       worker.on('error', (e: unknown) => pool.fail(workerDied(i, n, e instanceof Error ? e.message : String(e)), readyReject));
       worker.on('exit', (code) => {
         if (!pool.closing) pool.fail(workerDied(i, n, `exit code ${code}`), readyReject);
       });
-      worker.postMessage({ type: 'init', backend: opts.backend, weights: opts.weights } satisfies WorkerRequest);
+      worker.postMessage({ type: 'init', backend: opts.backend, weights: opts.weights, role, split: SPLIT_STAGE } satisfies WorkerRequest);
+      const slot: Slot = { worker, ready, stats };
       pool.slots.push(slot);
+      return slot;
+    };
+    // Pairs while two workers are left; an odd one out renders whole frames.
+    for (let i = 0; i < n; ) {
+      const lane = { inFlight: 0 } as Lane;
+      const pair = split && i + 1 < n;
+      lane.head = start(i++, pair ? 'head' : 'whole', () => lane);
+      if (pair) lane.tail = start(i++, 'tail', () => lane);
+      pool.lanes.push(lane);
     }
     try {
       await Promise.all(pool.slots.map((s) => s.ready));
@@ -140,6 +188,24 @@ export class WarpDecodePool implements FramePool {
       throw e;
     }
     return pool;
+  }
+
+  /** A worker's answer for a frame: the image, an error, or (a head's) G's running tensor for the lane's tail. */
+  private answer(lane: Lane, m: WorkerReply): void {
+    if (m.type !== 'frame' && m.type !== 'error' && m.type !== 'mid') return;
+    const job = this.jobs.get(m.job);
+    if (!job) return;
+    if (m.type === 'mid') {
+      lane.tail!.worker.postMessage({ type: 'decode', job: m.job, feature: m.feature, x: m.x } satisfies WorkerRequest, [
+        m.feature.data.buffer as ArrayBuffer,
+        m.x.data.buffer as ArrayBuffer,
+      ]);
+      return;
+    }
+    this.jobs.delete(m.job);
+    lane.inFlight--;
+    if (m.type === 'frame') job.resolve({ data: m.data, shape: m.shape });
+    else job.reject(new Error(m.message));
   }
 
   private closing = false;
@@ -155,28 +221,28 @@ export class WarpDecodePool implements FramePool {
     if (first) void this.close();
   }
 
-  /** Send the source feature volume f_s ([1, 16, 64, 64, 32], NDHWC) to every worker. */
+  /** Send the source feature volume f_s ([1, 16, 64, 64, 32], NDHWC) to every worker that warps. */
   setSource(f_s: Float32Array, shape: number[]): number {
     const id = ++this.sourceId;
-    for (const s of this.slots) s.worker.postMessage({ type: 'source', id, f_s, shape } satisfies WorkerRequest);
+    for (const l of this.lanes) l.head.worker.postMessage({ type: 'source', id, f_s, shape } satisfies WorkerRequest);
     return id;
   }
 
   /**
    * Warp and decode one frame from keypoints x_s, x_d ([1, 21, 3] each) on
-   * the least busy worker, with the feature of setSource, or with `f_s`
+   * the least busy lane, with the feature of setSource, or with `f_s`
    * given for this frame alone (source videos: a new f_s every frame).
    */
   render(x_s: Float32Array, x_d: Float32Array, f_s?: { data: Float32Array; shape: number[] }): Promise<PoolFrame> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closing) return Promise.reject(new Error('WarpDecodePool.render: the frame workers are closed'));
     if (this.sourceId === 0 && !f_s) return Promise.reject(new Error('WarpDecodePool.render: call setSource first or pass f_s'));
-    const slot = this.slots.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+    const lane = this.lanes.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
     const job = this.nextJob++;
-    slot.inFlight++;
+    lane.inFlight++;
     return new Promise<PoolFrame>((resolve, reject) => {
       this.jobs.set(job, { resolve, reject });
-      slot.worker.postMessage({ type: 'render', job, sourceId: this.sourceId, x_s, x_d, f_s } satisfies WorkerRequest);
+      lane.head.worker.postMessage({ type: 'render', job, sourceId: this.sourceId, x_s, x_d, f_s } satisfies WorkerRequest);
     });
   }
 
@@ -193,20 +259,41 @@ export class WarpDecodePool implements FramePool {
 /** The error of a worker that stopped unexpectedly (crash, out of memory, killed). */
 function workerDied(i: number, n: number, why: string): Error {
   const fewer = n > 1 ? `--workers ${n - 1} or ` : '';
-  return new Error(`frame worker ${i + 1} of ${n} stopped unexpectedly (${why}); it may have run out of memory (each needs about 3.5 GiB): try ${fewer}--workers 0`);
+  return new Error(`frame worker ${i + 1} of ${n} stopped unexpectedly (${why}); it may have run out of memory (each needs up to 1.75 GiB, 2.7 GiB alone): try ${fewer}--workers 0`);
+}
+
+/** A worker's backend memory: live tensor bytes and, on wasm, the heap's size (it never shrinks). */
+export interface WorkerMemory {
+  tensorBytes: number;
+  heapBytes?: number;
+}
+
+/** What one worker runs and holds: `weights` at start-up (its W and G), `latest` after its last frame. */
+export interface WorkerStats {
+  role: WorkerRole;
+  weights?: WorkerMemory;
+  latest?: WorkerMemory;
+}
+
+/** A tensor's values and shape, between threads. */
+export interface HostArray {
+  data: Float32Array;
+  shape: number[];
 }
 
 /** Messages to a worker. */
 export type WorkerRequest =
-  | { type: 'init'; backend?: string; weights: WorkerWeights }
+  | { type: 'init'; backend?: string; weights: WorkerWeights; role?: WorkerRole; split?: number }
   | { type: 'source'; id: number; f_s: Float32Array; shape: number[] }
-  | { type: 'render'; job: number; sourceId: number; x_s: Float32Array; x_d: Float32Array; f_s?: { data: Float32Array; shape: number[] } };
+  | { type: 'render'; job: number; sourceId: number; x_s: Float32Array; x_d: Float32Array; f_s?: HostArray }
+  | { type: 'decode'; job: number; feature: HostArray; x: HostArray };
 
 /** Messages from a worker. */
 export type WorkerReply =
-  | { type: 'ready'; backend: string }
+  | { type: 'ready'; backend: string; memory: WorkerMemory }
   | { type: 'init-error'; message: string }
-  | { type: 'frame'; job: number; data: Float32Array; shape: [number, number, number, number] }
+  | { type: 'frame'; job: number; data: Float32Array; shape: [number, number, number, number]; memory?: WorkerMemory }
+  | { type: 'mid'; job: number; feature: HostArray; x: HostArray; memory: WorkerMemory }
   | { type: 'error'; job: number; message: string };
 
 /**

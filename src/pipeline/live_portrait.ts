@@ -18,8 +18,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
-import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet } from '../models/types.js';
-import { type LivePortraitNets, type LivePortraitWeights, createNetworks, syntheticWeights } from '../models/registry.js';
+import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet, WarpingOutput } from '../models/types.js';
+import { type LivePortraitParts, type LivePortraitWeights, type WeightsLoader, createNetworksLazily, syntheticLoader } from '../models/registry.js';
 import { InputError } from '../errors.js';
 import { NUM_KP } from '../models/types.js';
 import { type RetargetEdit, applyExpressionEdits } from '../motion/edits.js';
@@ -92,7 +92,19 @@ export interface AnimatedFrame {
   x_d: Float32Array;
 }
 
-export type { LivePortraitNets, RetargetEdit };
+export type { LivePortraitNets, LivePortraitParts } from '../models/registry.js';
+export type { RetargetEdit };
+
+/** How one frame is rendered. */
+export interface RenderOptions {
+  /**
+   * Free W after it has run and G after it has run, where they are built
+   * from weights on demand (one-off renders such as the CLI's retarget: the
+   * peak memory holds one of them at a time; a later render builds them
+   * again).
+   */
+  release?: boolean;
+}
 
 export interface LivePortraitOptions {
   /**
@@ -184,9 +196,11 @@ async function* iterate<T>(it: AnyIterable<T>): AsyncGenerator<T> {
 export class LivePortrait {
   readonly F: AppearanceFeatureExtractorNet;
   readonly M: MotionExtractorNet;
-  readonly W: WarpingModuleNet;
-  readonly G: SpadeGeneratorNet;
   readonly S: StitchingRetargetingModule;
+  private w: WarpingModuleNet | (() => WarpingModuleNet);
+  private g: SpadeGeneratorNet | (() => SpadeGeneratorNet);
+  private readonly buildW?: () => WarpingModuleNet;
+  private readonly buildG?: () => SpadeGeneratorNet;
   /** The neutral-lip expression for image-driven relative motion, if known. */
   lipArray?: Float32Array;
   /** Where frame workers get W and G from (set by the static constructors). */
@@ -194,16 +208,40 @@ export class LivePortrait {
   private pool?: FramePool;
   private disposed = false;
 
-  constructor(nets: LivePortraitNets, opts: LivePortraitOptions = {}) {
-    ({ F: this.F, M: this.M, W: this.W, G: this.G, S: this.S } = nets);
+  /** The networks; W and G may be builders, run when this thread first renders (frame workers hold their own). */
+  constructor(nets: LivePortraitParts, opts: LivePortraitOptions = {}) {
+    ({ F: this.F, M: this.M, W: this.w, G: this.g, S: this.S } = nets);
+    if (typeof this.w === 'function') this.buildW = this.w;
+    if (typeof this.g === 'function') this.buildG = this.g;
     if (opts.lipArray !== undefined) this.lipArray = LivePortrait.readLipArray(opts.lipArray);
+  }
+
+  /** W, the warping module (built on first use). */
+  get W(): WarpingModuleNet {
+    if (typeof this.w === 'function') this.w = this.w();
+    return this.w;
+  }
+
+  /** G, the SPADE generator (built on first use). */
+  get G(): SpadeGeneratorNet {
+    if (typeof this.g === 'function') this.g = this.g();
+    return this.g;
   }
 
   /** The networks from state dicts (`source` names them in errors). */
   static fromStateDicts(w: LivePortraitWeights, source: string, opts: LivePortraitOptions = {}): LivePortrait {
-    const lp = new LivePortrait(createNetworks(w, source), opts);
+    const lp = LivePortrait.fromLoader((m) => w[m], source, opts);
     lp.workerWeights = { stateDicts: { warping_module: w.warping_module, spade_generator: w.spade_generator } };
     return lp;
+  }
+
+  /**
+   * The networks from a loader called once per module (`source` names them
+   * in errors): F, M and S at once, W and G when this thread first renders,
+   * never where frame workers render.
+   */
+  static fromLoader(load: WeightsLoader, source: string, opts: LivePortraitOptions = {}): LivePortrait {
+    return new LivePortrait(createNetworksLazily(load, source), opts);
   }
 
   /**
@@ -212,9 +250,9 @@ export class LivePortrait {
    * vectors come from spadeGeneratorSyntheticExtras(seed) unless given.
    */
   static synthetic(seed = 1, opts: LivePortraitOptions & { spadeExtras?: ReadonlyMap<string, HostTensor> } = {}): LivePortrait {
-    const w = syntheticWeights(seed, { spadeExtras: opts.spadeExtras });
-    const lp = LivePortrait.fromStateDicts(w, `synthetic seed ${seed}`, opts);
-    if (!opts.spadeExtras) lp.workerWeights = { seed };
+    const load = syntheticLoader(seed, { spadeExtras: opts.spadeExtras });
+    const lp = LivePortrait.fromLoader(load, `synthetic seed ${seed}`, opts);
+    lp.workerWeights = opts.spadeExtras ? { stateDicts: { warping_module: load('warping_module'), spade_generator: load('spade_generator') } } : { seed };
     return lp;
   }
 
@@ -374,22 +412,41 @@ export class LivePortrait {
     return drivingKeypoints(this.S, source, frame, first, opts, c);
   }
 
-  /** W then G: the image [1, 512, 512, 3] in 0..1 for feature f_s and keypoints x_s → x_d. */
-  warpDecode(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): tf.Tensor4D {
+  /**
+   * W then G: the image [1, 512, 512, 3] in 0..1 for feature f_s and
+   * keypoints x_s → x_d. `release`: free W once it has run and G once it has
+   * run (where they were built here from their weights, they are built
+   * again when next needed): a one-off render then peaks at the larger of
+   * the two instead of both, about 0.8 GB less on wasm.
+   */
+  warpDecode(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, opts: RenderOptions = {}): tf.Tensor4D {
     this.check();
     if (x_s.shape.join() !== '1,21,3' || x_d.shape.join() !== '1,21,3')
       throw new InputError(`warpDecode: keypoints must be [1, 21, 3], got x_s ${JSON.stringify(x_s.shape)} and x_d ${JSON.stringify(x_d.shape)}`);
     if (f_s.rank !== 5 || f_s.shape[0] !== 1) throw new InputError(`warpDecode: f_s must be [1, 16, 64, 64, 32], got ${JSON.stringify(f_s.shape)}`);
-    const w = this.W.apply(f_s, x_s, x_d);
+    let w: WarpingOutput | undefined;
     try {
+      w = this.W.apply(f_s, x_s, x_d);
+      if (opts.release) this.releaseNet('W');
       return this.G.apply(w.out);
     } finally {
-      tf.dispose([w.out, w.occlusionMap, w.deformation]);
+      if (w) tf.dispose([w.out, w.occlusionMap, w.deformation]);
+      if (opts.release) for (const n of ['W', 'G'] as const) this.releaseNet(n);
     }
   }
 
-  private async frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): Promise<AnimatedFrame> {
-    const img = this.warpDecode(f_s, x_s, x_d);
+  /** Free W or G where it can be built again (it was given as a builder). */
+  private releaseNet(name: 'W' | 'G'): void {
+    const build = name === 'W' ? this.buildW : this.buildG;
+    const net = name === 'W' ? this.w : this.g;
+    if (!build || typeof net === 'function') return;
+    net.dispose();
+    if (name === 'W') this.w = build as () => WarpingModuleNet;
+    else this.g = build as () => SpadeGeneratorNet;
+  }
+
+  private async frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, opts: RenderOptions = {}): Promise<AnimatedFrame> {
+    const img = this.warpDecode(f_s, x_s, x_d, opts);
     const [, h, w] = img.shape;
     try {
       return { index, rgb: await imageToUint8(img), width: w, height: h, x_d: Float32Array.from(await x_d.data()) };
@@ -599,10 +656,10 @@ export class LivePortrait {
   }
 
   /** A single-image edit rendered: the image 512×512. */
-  async retarget(source: SourceInfo, edit: RetargetEdit = {}): Promise<AnimatedFrame> {
+  async retarget(source: SourceInfo, edit: RetargetEdit = {}, opts: RenderOptions = {}): Promise<AnimatedFrame> {
     const x_d = await this.retargetKeypoints(source, edit);
     try {
-      return await this.frameOut(0, source.f_s, source.x_s, x_d);
+      return await this.frameOut(0, source.f_s, source.x_s, x_d, opts);
     } finally {
       x_d.dispose();
     }
@@ -616,7 +673,7 @@ export class LivePortrait {
   dispose(): Promise<void> {
     if (this.disposed) return Promise.resolve();
     this.disposed = true;
-    for (const n of [this.F, this.M, this.W, this.G, this.S]) n.dispose();
+    for (const n of [this.F, this.M, this.w, this.g, this.S]) if (typeof n !== 'function') n.dispose();
     const pool = this.pool;
     this.pool = undefined;
     return pool ? pool.close() : Promise.resolve();

@@ -237,6 +237,10 @@ async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, d
   if (!r.model && weightsSpec(r) !== 'synthetic') loadModelCheck(r);
   let model: LivePortrait | undefined;
   const lp = () => (model ??= loadModel(r));
+  // The frame workers start now and load their W and G while this thread reads the inputs, finds
+  // the faces and runs F and M: the start-up overlaps the rest instead of preceding the first frame.
+  const workersReady = ensureWorkers(lp(), r, log);
+  workersReady.catch(() => undefined); // awaited before the first frame; an input error may come first
   const opts = animationOptions(r);
   const cropOpts: CropOptions = {};
   if (r.scale !== undefined) cropOpts.scale = r.scale;
@@ -304,7 +308,7 @@ async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, d
   emit.begin = () => void startBar();
 
   try {
-    const run: Run = { r, getLp: lp, opts, driving, doCrop, doPaste, cropOpts, limit, emit, progress };
+    const run: Run = { r, getLp: lp, workersReady, opts, driving, doCrop, doPaste, cropOpts, limit, emit, progress };
     if (sourceKind === 'image') faceCount = await animateImageSource(run);
     else await animateVideoSource(run, sourceInfo!);
     if (frames === 0) throw new CliError(`nothing to animate: no driving frames in ${r.driving}`);
@@ -368,6 +372,8 @@ interface SourceFace {
 interface Run {
   r: AnimateRequest;
   getLp: () => LivePortrait;
+  /** The frame workers' start-up, begun with the run. */
+  workersReady: Promise<void>;
   opts: Partial<AnimationOptions>;
   driving: DrivingPlan;
   /** Crop the source to its face(s). */
@@ -381,7 +387,7 @@ interface Run {
   progress: ProgressStream | false;
 }
 
-async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cropOpts, emit }: Run): Promise<number> {
+async function animateImageSource({ r, getLp, workersReady, opts, driving, doCrop, doPaste, cropOpts, emit }: Run): Promise<number> {
   let img: RgbImage;
   let original: RgbImage;
   try {
@@ -430,7 +436,7 @@ async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cr
     for (const [k, c] of crops.entries()) {
       faces.push({ crop: c, info: await lp.prepareSource(c.imgCrop256, ratiosFromLandmarks(lmks[k])), mask: doPaste ? preparePasteBack(c.M_c2o, img.width, img.height) : undefined });
     }
-    await ensureWorkers(lp, r);
+    await workersReady;
     emit.begin?.();
     // The library's animation loop (motion and keypoints in order, W and G
     // here or in the workers); paste-back and the comparison panels here.
@@ -455,15 +461,25 @@ async function animateImageSource({ r, getLp, opts, driving, doCrop, doPaste, cr
   return faces.length;
 }
 
-async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cropOpts, limit, emit, progress }: Run, info: VideoInfo): Promise<void> {
+async function animateVideoSource({ r, getLp, workersReady, opts, driving, doCrop, doPaste, cropOpts, limit, emit, progress }: Run, info: VideoInfo): Promise<void> {
+  // Nothing here grows with the length of the videos: the source video is read again for each pass
+  // (its crops made again from the landmarks kept), the driving frames are streamed, and the library
+  // keeps only their motion (a few hundred numbers a frame).
   const maxDim = r.sourceMaxDim ?? 1280;
-  // Driving items first (their count bounds the source frames read).
-  const drv: DrivingItem[] = [];
-  for await (const it of driving.frames()) drv.push(it);
-  const n = Math.min(Number.isFinite(limit) ? limit : Infinity, info.frameCount ?? Infinity, driving.isVideo ? drv.length : Infinity);
+  const template = driving.kind === 'template' ? (await collect(driving.frames())).map((d) => d.frame as MotionFrame) : undefined;
+  // The driving frames' count bounds the source frames read (a driving video's faceless frames are skipped).
+  let drivingCount = template?.length ?? 0;
+  if (!template && driving.isVideo) for await (const _ of driving.frames()) drivingCount++;
+  const firstDriving = !template && !driving.isVideo ? (await driving.frames().next()).value as DrivingItem | undefined : undefined;
+  const n = Math.min(Number.isFinite(limit) ? limit : Infinity, info.frameCount ?? Infinity, driving.isVideo ? drivingCount : Infinity);
   const read = () => readVideoFrames(r.source, { maxFrames: Number.isFinite(n) ? n : undefined, info });
-  // Source crops, per frame (the reference's crop_source_video: frames without a face are skipped).
-  const src: { index: number; crop256: RgbImage; M_c2o: CropResult['M_c2o']; lmk?: Point2[] }[] = [];
+  // Where each source frame's crop is (the reference's crop_source_video: frames without a face are skipped).
+  const src: { index: number; M_c2o: CropResult['M_c2o']; lmk?: Point2[] }[] = [];
+  const cropOf = (f: RgbImage, raw: RgbImage, lmk: Point2[] | undefined): CropResult | undefined => {
+    if (doCrop && r.cropBox) return cropImageByBox(f, sourceBox(r, f, raw));
+    if (doCrop) return lmk ? cropImage(f, lmk, cropOpts) : undefined;
+    return { imgCrop: f, imgCrop256: resizeImage(f, 256, 256, 'linear'), M_o2c: [1, 0, 0, 0, 1, 0], M_c2o: [1, 0, 0, 0, 1, 0], lmkCrop: [], lmkCrop256: [] };
+  };
   let prev: Point2[] | undefined;
   let idx = 0;
   const cropBar = progress ? new Progress('Cropping the source video', Number.isFinite(n) ? n : undefined, { stream: progress }) : undefined;
@@ -475,20 +491,13 @@ async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cr
         const note = shrinkNote(raw, f, maxDim);
         if (note) r.log?.(note.replace(/^source/, 'source video'));
       }
-      if (doCrop && r.cropBox) {
-        const c = cropImageByBox(f, sourceBox(r, f, raw));
-        src.push({ index: idx, crop256: c.imgCrop256, M_c2o: c.M_c2o });
-        idx++;
-        continue;
+      let lmk: Point2[] | undefined;
+      if (!(doCrop && r.cropBox)) {
+        const face = await (await loadFaceDetector()).track(f, prev);
+        lmk = prev = face?.landmarks;
       }
-      const face = await (await loadFaceDetector()).track(f, prev);
-      prev = face?.landmarks;
-      if (doCrop) {
-        if (face) {
-          const c = cropImage(f, face.landmarks, cropOpts);
-          src.push({ index: idx, crop256: c.imgCrop256, M_c2o: c.M_c2o, lmk: face.landmarks });
-        }
-      } else src.push({ index: idx, crop256: resizeImage(f, 256, 256, 'linear'), M_c2o: [1, 0, 0, 0, 1, 0], lmk: face?.landmarks });
+      const c = cropOf(f, raw, lmk);
+      if (c) src.push({ index: idx, M_c2o: c.M_c2o, lmk });
       idx++;
     }
   } catch (e) {
@@ -497,18 +506,38 @@ async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cr
     cropBar?.finish();
   }
   if (src.length === 0) throw new CliError(`no face found in the source video ${r.source}; ${NO_FACE_FIX}`);
-  const count = driving.isVideo ? Math.min(src.length, drv.length) : src.length;
+  const count = driving.isVideo ? Math.min(src.length, drivingCount) : src.length;
   const lp = getLp();
-  await ensureWorkers(lp, r);
+  await workersReady;
   r.log?.(`source video ${r.source}: ${src.length} frame(s) with a face; extracting the motion of every frame first (for smoothing)`);
-  const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosFromLandmarks(s.lmk) }));
-  const drivingInput: DrivingInput =
-    driving.kind === 'template'
-      ? { fps: 25, frames: drv.map((d) => d.frame as MotionFrame) }
-      : driving.isVideo
-        ? drv.slice(0, count).map((d) => d.frame as DrivingFrameInput)
-        : (drv[0].frame as DrivingFrameInput);
-  // Originals for paste-back, read again in step with the results.
+  // The crops of the pass that renders, kept until their frame is out (for the comparison panel).
+  let pass = 0;
+  const rendering = new Map<number, RgbImage>();
+  async function* sourceFrames(): AsyncGenerator<DrivingFrameInput> {
+    const record = ++pass === 2;
+    let i = 0;
+    let k = 0;
+    for await (const raw of read()) {
+      if (i >= count) return;
+      if (src[i].index === k) {
+        const f = resizeToLimit(raw, maxDim, 2);
+        const crop256 = cropOf(f, raw, src[i].lmk)!.imgCrop256;
+        if (record) rendering.set(i, crop256);
+        yield { image: crop256, ...ratiosFromLandmarks(src[i].lmk) };
+        i++;
+      }
+      k++;
+    }
+  }
+  async function* drivingStream(): AsyncGenerator<DrivingFrameInput> {
+    let i = 0;
+    for await (const d of driving.frames()) {
+      if (i++ >= count) return;
+      yield d.frame as DrivingFrameInput;
+    }
+  }
+  const drivingInput: DrivingInput = template ? { fps: 25, frames: template } : driving.isVideo ? drivingStream() : (firstDriving!.frame as DrivingFrameInput);
+  // Originals for paste-back and driving panels, read again in step with the results.
   const originals = doPaste ? read()[Symbol.asyncIterator]() : undefined;
   let origIdx = -1;
   let original: RgbImage | undefined;
@@ -521,6 +550,19 @@ async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cr
     }
     return original!;
   };
+  let panels: AsyncIterator<DrivingItem> | undefined;
+  let panelIdx = -1;
+  let panel: RgbImage | undefined = firstDriving?.panel;
+  const panelAt = async (i: number): Promise<RgbImage | undefined> => {
+    if (!driving.isVideo || template) return panel;
+    panels ??= driving.frames()[Symbol.asyncIterator]();
+    while (panelIdx < i) {
+      const nx = await panels.next();
+      panel = nx.done ? undefined : nx.value.panel;
+      panelIdx++;
+    }
+    return panel;
+  };
   try {
     let i = 0;
     emit.begin?.();
@@ -532,11 +574,20 @@ async function animateVideoSource({ r, getLp, opts, driving, doCrop, doPaste, cr
         const o = await originalAt(s.index);
         result = pasteBack(crop, s.M_c2o, o, preparePasteBack(s.M_c2o, o.width, o.height));
       }
-      const panel = driving.isVideo ? drv[i]?.panel : drv[0]?.panel;
-      await emit(result, () => concatFrame(panel, s.crop256, crop));
+      const crop256 = rendering.get(i)!;
+      rendering.delete(i);
+      const p = await panelAt(i);
+      await emit(result, () => concatFrame(p, crop256, crop));
       i++;
     }
   } finally {
     await originals?.return?.();
+    await panels?.return?.();
   }
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const x of it) all.push(x);
+  return all;
 }

@@ -100,15 +100,18 @@ export function loadModelCheck(opts: ModelOptions): void {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) loadModel(opts);
 }
 
-/** Start (or stop) the frame workers the options ask for. */
-export async function ensureWorkers(lp: LivePortrait, opts: ModelOptions): Promise<void> {
+/** Start (or stop) the frame workers the options ask for; `log` gets a line when they start and when they are ready. */
+export async function ensureWorkers(lp: LivePortrait, opts: ModelOptions, log?: (line: string) => void): Promise<void> {
   if (opts.model && opts.workers === undefined) return;
   const want = opts.workers ?? defaultWorkerCount(backendInfo()?.name);
   if (!Number.isInteger(want) || want < 0) throw new UsageError(`--workers must be a non-negative integer, got ${want}`);
   if (lp.workers === want) return;
+  const t0 = Date.now();
+  if (want > 0) log?.(`starting ${want} frame worker${want === 1 ? '' : 's'} (W and G${want > 1 ? ', split in pairs' : ''}) beside the input preparation`);
   try {
     await startFrameWorkers(lp, want, { backend: opts.backend });
   } catch (e) {
     throw new CliError(`could not start ${want} frame worker(s): ${userMessage(e)}; try --workers 0`, { cause: e });
   }
+  if (want > 0) log?.(`frame workers ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

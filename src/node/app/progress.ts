@@ -47,6 +47,8 @@ export class Progress {
   private readonly unit: string;
   private readonly now: () => number;
   private readonly start: number;
+  /** When the first unit was done: rates count from there, start-up left out. */
+  private firstAt?: number;
   private lastPrint = -Infinity;
   private lastPrintedCount = -1;
   private done = 0;
@@ -83,9 +85,10 @@ export class Progress {
 
   /** Count `n` more units done. */
   tick(n = 1): void {
+    const t = this.now();
+    if (this.done === 0 && n > 0) this.firstAt = t;
     this.done += n;
     if (this.quiet || this.finished) return;
-    const t = this.now();
     if (this.tty) this.draw();
     else if (t - this.lastPrint >= this.interval) {
       this.lastPrint = t;
@@ -105,21 +108,29 @@ export class Progress {
     } else if (this.lastPrintedCount !== this.done) this.stream.write(`${this.text()}\n`);
   }
 
-  /** The status text: label, bar (tty), counts, fps, elapsed / ETA. */
+  /**
+   * The status text: label, bar (tty), counts, rate, elapsed / ETA. The rate
+   * counts from the first unit on (start-up left out); until a second one,
+   * the time to the first stands in.
+   */
   text(bar = false): string {
     const secs = this.seconds;
-    const rate = secs > 0 ? this.done / secs : 0;
+    const first = this.firstAt !== undefined ? (this.firstAt - this.start) / 1000 : undefined;
+    const since = this.firstAt !== undefined ? (this.now() - this.firstAt) / 1000 : 0;
+    const rate = this.done > 1 && since > 0 ? (this.done - 1) / since : 0;
+    const perUnit = rate > 0 ? 1 / rate : first;
     const total = this.total;
     const counts = total !== undefined ? `${this.done}/${total} ${this.unit}` : `${this.done} ${this.unit}`;
     let eta = '';
-    if (total !== undefined && this.done < total) eta = rate > 0 ? `, ETA ${formatDuration((total - this.done) / rate)}` : ', ETA --:--';
+    if (total !== undefined && this.done < total) eta = perUnit !== undefined && perUnit > 0 ? `, ETA ${formatDuration((total - this.done) * perUnit)}` : ', ETA --:--';
+    const speed = rate > 0 ? `${formatRate(rate)} ${this.unit === 'frames' ? 'fps' : `${this.unit}/s`}` : first !== undefined ? `first after ${formatDuration(first)}` : 'starting';
     let b = '';
     if (bar && total !== undefined && total > 0) {
       const w = 24;
       const k = Math.min(w, Math.round((this.done / total) * w));
       b = ` [${'#'.repeat(k)}${'-'.repeat(w - k)}]`;
     }
-    return `${this.label}${b} ${counts}, ${formatRate(rate)} ${this.unit === 'frames' ? 'fps' : `${this.unit}/s`}, ${formatDuration(secs)} elapsed${eta}`;
+    return `${this.label}${b} ${counts}, ${speed}, ${formatDuration(secs)} elapsed${eta}`;
   }
 
   private draw(): void {

@@ -132,7 +132,8 @@ async function retargetInto(req: RetargetRequest, t0: number): Promise<RetargetR
       lipVariation: [req.pouting, req.pursing, req.grin, req.lipCloseOpen],
       stitching: req.stitching,
     };
-    const out = await lp.retarget(src, edit);
+    // One edit, one render: W and G are freed as soon as each has run (lower peak memory).
+    const out = await lp.retarget(src, edit, { release: true });
     let result: RgbImage = { width: out.width, height: out.height, data: out.rgb };
     if (crop && (req.pasteBack ?? true)) result = pasteBack(result, crop.M_c2o, img, preparePasteBack(crop.M_c2o, img.width, img.height));
     await writeImage(req.output, result);
