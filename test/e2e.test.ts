@@ -180,6 +180,15 @@ describe('end to end with a stand-in for W+G', () => {
     expect(err).toBeLessThan(40);
   });
 
+  it('source video + a driving image, and + a motion template: one frame per source frame, streamed', async () => {
+    const out = join(tmp, 'vid2');
+    const img = await animate({ model: fastModel(), source: media('s13.mp4'), driving: media('d12.jpg'), outputDir: out, maxFrames: 3 });
+    expect((await probeVideo(img.output)).frameCount).toBe(3);
+    expect((await probeVideo(img.concat!)).frameCount).toBe(3);
+    const tpl = await animate({ model: fastModel(), source: media('s13.mp4'), driving: media('laugh.pkl'), outputDir: out, maxFrames: 2, concat: false });
+    expect((await probeVideo(tpl.output)).frameCount).toBe(2);
+  });
+
   it('a driving video that is not square is cropped to its face (one averaged box)', async () => {
     const out = join(tmp, 'dcrop');
     const res = await animate({ model: fastModel(), source: media('s0.jpg'), driving: media('s13.mp4'), outputDir: out, maxFrames: 2 });

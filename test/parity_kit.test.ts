@@ -11,28 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HostTensor, f32, toFloat32 } from '../src/formats/host_tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 import { fixtureWeights, openFixtureDir } from '../src/node/parity.js';
-import { compareParity, type ParityReport, type ParityRow } from '../src/parity/compare.js';
+import { FIXTURE_INPUTS, compareParity, type ParityReport, type ParityRow } from '../src/parity/compare.js';
 import { parseSlice, parseTapName } from '../src/parity/fixture.js';
 import { PARITY_DIR, describeParity } from './helpers/parity.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'liveportrait.js');
 
-/** Inputs per file, as the dumper stores them (everything else is an output or a tap). */
-const INPUTS: Record<string, string[]> = {
-  appearance_feature_extractor: ['input'],
-  motion_extractor: ['input'],
-  warping_module: ['kp_source', 'kp_driving', 'feature_3d'],
-  spade_generator: ['input'],
-  stitching_retargeting_module: ['kp_source', 'kp_driving', 'eye_ratio', 'lip_ratio'],
-  camera: ['bins', 'pyr_degrees', ...['kp', 'pitch', 'yaw', 'roll', 't', 'exp', 'scale'].map((k) => `x_s_info_${k}`)],
-  ops: ['grid_sample_input', 'grid_sample_grid'],
-  pipeline: ['source_rgb256', 'driving_rgb256'],
-};
 
 /** The outputs and taps of a shared fixture file. */
 function outputsOf(stem: string): string[] {
-  return [...readSafetensors(join(PARITY_DIR, `${stem}.safetensors`)).tensors.keys()].filter((k) => !INPUTS[stem].includes(k));
+  return [...readSafetensors(join(PARITY_DIR, `${stem}.safetensors`)).tensors.keys()].filter((k) => !FIXTURE_INPUTS[stem].includes(k));
 }
 
 function cli(args: string[]) {

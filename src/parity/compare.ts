@@ -204,8 +204,8 @@ const FIXED: Record<string, Record<string, Named>> = {
   },
 };
 
-/** Inputs of each file (never compared). */
-const INPUTS: Record<string, string[]> = {
+/** Inputs of each fixture file, as the dumper stores them (never compared: everything else is an output or a tap). */
+export const FIXTURE_INPUTS: Readonly<Record<string, readonly string[]>> = {
   appearance_feature_extractor: ['input'],
   motion_extractor: ['input'],
   warping_module: ['kp_source', 'kp_driving', 'feature_3d'],
@@ -282,7 +282,7 @@ class Run {
     const rows = await this.runModule(stem, renderFrames);
     // Every other tensor of the file: a 'not compared' row, never silence.
     const done = new Set(rows.map((r) => r.tensor));
-    const inputs = new Set(INPUTS[stem] ?? []);
+    const inputs = new Set(FIXTURE_INPUTS[stem] ?? []);
     const file = this.file(stem);
     for (const [name, t] of file.tensors) {
       if (done.has(name) || inputs.has(name)) continue;

@@ -17,33 +17,25 @@ import { CliError, UsageError, withFile } from './errors.js';
 import { WRITE_IMAGE_FORMATS, readImage, writeImage } from '../image_files.js';
 import { type RgbImage } from '../../image/image.js';
 
-export interface RetargetRequest extends ModelOptions {
+/**
+ * A retarget run: the source and output files, the model options, and the
+ * edits. Eye/lip ratios, pose, movement, smile, wink, eyebrow and stitching
+ * are the library's RetargetEdit fields; the gradio panel's lip sliders and
+ * gaze are named as the CLI flags (src/motion/edits.ts maps them).
+ */
+export interface RetargetRequest
+  extends ModelOptions,
+    Pick<RetargetEdit, 'eyeRatio' | 'lipRatio' | 'pitch' | 'yaw' | 'roll' | 'movX' | 'movY' | 'movZ' | 'smile' | 'wink' | 'eyebrow' | 'stitching'> {
   source: string;
   output: string;
-  /** Target eye-open ratio (0 closed … ~0.8 wide open). */
-  eyeRatio?: number;
-  /** Target lip-open ratio (0 closed … ~0.8 wide open). */
-  lipRatio?: number;
-  /** Degrees added to the head pose. */
-  pitch?: number;
-  yaw?: number;
-  roll?: number;
-  /** The gradio panel's other sliders (src/motion/edits.ts): x/y/z movement, the four lip sliders, smile, wink, eyebrow, gaze. */
-  movX?: number;
-  movY?: number;
-  movZ?: number;
   pouting?: number;
   pursing?: number;
   grin?: number;
   lipCloseOpen?: number;
-  smile?: number;
-  wink?: number;
-  eyebrow?: number;
   gazeX?: number;
   gazeY?: number;
   /** Source crop scale (default 2.3; the reference's panel uses 2.5). */
   scale?: number;
-  stitching?: boolean;
   pasteBack?: boolean;
   crop?: boolean;
   faceIndex?: number;
