@@ -145,6 +145,12 @@ describeBrowser('web page in Chromium', () => {
     const s = await S(page);
     expect(s.backend).toBe('wasm');
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    // threaded wasm: as many threads as the browser has logical cores (tfjs-backend-wasm's pool holds at most 8)
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const status = (await page.textContent('#backend-status')) ?? '';
+    expect(status).toMatch(/cross-origin isolated/);
+    expect(Number(/\((\d+) threads?/.exec(status)?.[1]), status).toBe(Math.min(cores, 8));
+    expect(s.threads).toBe(Math.min(cores, 8));
   });
 
   it('animates s0.jpg with a driving video for 2 frames on wasm: an mp4 with 2 frames, the size of the photo, and the audio', async () => {
