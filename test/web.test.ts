@@ -71,6 +71,7 @@ type PageState = {
   editSourceRatios?: { eyeRatio?: number[]; lipRatio?: number };
   editParams?: EditParams;
   probe?: { outputs: Record<string, number[]>; backend: string };
+  liveFrames: number;
 };
 const S = (p: Page) => p.evaluate(() => (window as unknown as { lpState: PageState }).lpState);
 
@@ -117,13 +118,18 @@ describeBrowser('web page in Chromium', () => {
   let browser: Browser;
   let page: Page;
   let work: string;
+  let camera: string;
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
     work = mkdtempSync(join(tmpdir(), 'lp-web-'));
     await ensureWebBuilt(() => undefined, true);
     server = await serve({ port: 0, host: '127.0.0.1' });
-    browser = await launch(['--disable-gpu']);
+    // a fake camera that plays one second of d0.mp4 (Chromium loops it), for the webcam live test
+    camera = join(work, 'camera.y4m');
+    const cam = await runFfmpeg(['-y', '-i', join(MEDIA_DIR, 'd0.mp4'), '-t', '1', '-r', '10', '-vf', 'scale=480:480,pad=640:480:80:0,setsar=1', '-pix_fmt', 'yuv420p', camera]);
+    expect(cam.code, cam.stderr.slice(-400)).toBe(0);
+    browser = await launch(['--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${camera}`]);
     page = await openPage(browser, server.url, 'wasm');
     console.log(`web: ${await page.textContent('#backend-status')}`);
   });
@@ -201,6 +207,64 @@ describeBrowser('web page in Chromium', () => {
     expect(s.lastError).toBe('');
     expect(s.lastResult?.frames).toBe(1);
     expect(await page.isVisible('#download-result')).toBe(true);
+  });
+
+  it('webcam live driving (a fake camera playing d0.mp4) renders frames on wasm: a frame rate, a picture that is not blank; stop ends the camera and the frames', { timeout: 1_200_000 }, async () => {
+    if (!(await S(page)).weights) await loadSynthetic(page);
+    await page.evaluate(() => ((window as unknown as { lpState: PageState }).lpState.lastError = ''));
+    await page.setInputFiles('#source-file', join(MEDIA_DIR, 's0.jpg'));
+    const t0 = Date.now();
+    await page.click('#driving-live');
+    await page.waitForFunction(() => {
+      const s = (window as unknown as { lpState: PageState }).lpState;
+      return s.liveFrames >= 2 || s.lastError !== '';
+    }, null, { timeout: 900_000, polling: 1000 });
+    expect((await S(page)).lastError).toBe('');
+    const fps = (await page.textContent('#live-fps')) ?? '';
+    console.log(`web: webcam live, 2 frames after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${fps}`);
+    expect(fps).toMatch(/^\d+\.\d\d frames\/s \(\d+\.\d\d s a frame\)$/);
+    expect(Number(fps.split(' ')[0])).toBeGreaterThan(0);
+    const camera = await page.evaluate(() => {
+      const v = document.getElementById('live-video') as HTMLVideoElement;
+      return { w: v.videoWidth, h: v.videoHeight, live: (v.srcObject as MediaStream | null)?.getVideoTracks()[0]?.readyState };
+    });
+    expect(camera).toEqual({ w: 640, h: 480, live: 'live' });
+    // the animated picture: the photo's size (pasted back), and not one flat colour
+    const pic = await page.evaluate(() => {
+      const c = document.getElementById('live-canvas') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let sum = 0;
+      let sq = 0;
+      const n = d.length / 4;
+      for (let i = 0; i < d.length; i += 4) {
+        const y = (d[i] + d[i + 1] + d[i + 2]) / 3;
+        sum += y;
+        sq += y * y;
+      }
+      const mean = sum / n;
+      // against the photo itself (the source preview): the face region is animated
+      const img = document.querySelector('#source-preview img') as HTMLImageElement;
+      const o = new OffscreenCanvas(img.naturalWidth, img.naturalHeight).getContext('2d')!;
+      o.drawImage(img, 0, 0);
+      const src = o.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data;
+      let changed = 0;
+      if (src.length === d.length) for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - src[i]) + Math.abs(d[i + 1] - src[i + 1]) + Math.abs(d[i + 2] - src[i + 2]) > 30) changed++;
+      return { w: c.width, h: c.height, mean, std: Math.sqrt(sq / n - mean * mean), changed };
+    });
+    console.log(`web: live canvas ${pic.w}x${pic.h}, mean ${pic.mean.toFixed(1)}, std ${pic.std.toFixed(1)}, ${pic.changed} pixels differ from the photo`);
+    expect([pic.w, pic.h]).toEqual([600, 704]);
+    expect(pic.std).toBeGreaterThan(10);
+    // the pasted-back face crop (about 190x190 pixels here) differs; the rest of the photo stays
+    expect(pic.changed).toBeGreaterThan(5000);
+    expect(pic.changed).toBeLessThan(600 * 704 * 0.5);
+    await page.screenshot({ path: join(SHOTS, 'webcam-live.png'), fullPage: true });
+    // stop: the camera ends, and no frame is shown after
+    await page.click('#driving-live');
+    const stopped = await page.evaluate(() => ({ src: (document.getElementById('live-video') as HTMLVideoElement).srcObject, frames: (window as unknown as { lpState: PageState }).lpState.liveFrames }));
+    expect(stopped.src).toBeNull();
+    await new Promise((r) => setTimeout(r, 5000));
+    expect((await S(page)).liveFrames).toBe(stopped.frames);
+    expect((await S(page)).lastError).toBe('');
   });
 
   it('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', { timeout: 1_200_000 }, async () => {

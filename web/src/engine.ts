@@ -591,36 +591,52 @@ async function edit(e: EditParams, seq: number): Promise<void> {
 
 // ------------------------------------------------------------------ webcam live
 
-let live: { faces: SourceFace[]; img: RgbImage; p: AnimateParams; first?: unknown; busy: boolean } | undefined;
+let live: { faces: SourceFace[]; img: RgbImage; p: AnimateParams; first?: Awaited<ReturnType<LivePortrait['extractMotion']>>[number]; prev?: Point2[] } | undefined;
 
 async function liveStart(source: NamedFile, p: AnimateParams): Promise<void> {
   const img = resizeToLimit(await decodeImage(source.blob, `source ${source.name}`), 1280, 2);
   const doPaste = p.pasteBack && p.crop && p.stitching;
   const faces = await sourceFaces(img, source.name, { ...p, allFaces: false, pasteBack: doPaste });
   liveStop();
-  live = { faces, img, p: { ...p, pasteBack: doPaste }, busy: false };
+  live = { faces, img, p: { ...p, pasteBack: doPaste } };
   post({ type: 'log', line: 'live: source ready' });
 }
 
-let liveFirst: Awaited<ReturnType<LivePortrait['extractMotion']>>[number] | undefined;
+/** One webcam picture as a driving frame: the face cropped as a driving video's (this frame's box), else the centre square. */
+async function livePanel(frame: ImageBitmap, p: AnimateParams): Promise<{ panel: RgbImage; ratios: { eyeRatio?: number[]; lipRatio?: number } }> {
+  const canvas = new OffscreenCanvas(frame.width, frame.height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  ctx.drawImage(frame, 0, 0);
+  const rgba = ctx.getImageData(0, 0, frame.width, frame.height).data;
+  const img: RgbImage = { width: frame.width, height: frame.height, data: new Uint8Array(frame.width * frame.height * 3) };
+  for (let i = 0, j = 0; j < rgba.length; i += 3, j += 4) (img.data[i] = rgba[j]), (img.data[i + 1] = rgba[j + 1]), (img.data[i + 2] = rgba[j + 2]);
+  const crop = p.cropDriving !== false;
+  const face = crop || p.eyeRetargeting || p.lipRetargeting ? await (await faceDetector()).track(img, live!.prev) : undefined;
+  live!.prev = face?.landmarks;
+  if (crop && face) {
+    const c = cropImageByBbox(img, drivingBbox([face.landmarks], { scale: p.drivingScale, vxRatio: p.drivingVx, vyRatio: p.drivingVy }), face.landmarks);
+    return { panel: c.imgCrop256, ratios: ratiosOf(c.lmkCrop) };
+  }
+  const side = Math.min(img.width, img.height);
+  const sq = cropImageByBbox(img, [(img.width - side) / 2, (img.height - side) / 2, (img.width + side) / 2, (img.height + side) / 2]);
+  return { panel: sq.imgCrop256, ratios: ratiosOf(face?.landmarks) };
+}
 
 async function liveFrame(frame: ImageBitmap): Promise<void> {
   if (!live) return frame.close();
   const t0 = performance.now();
-  const canvas = new OffscreenCanvas(256, 256);
-  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  // centre square of the webcam picture, as a driving frame
-  const side = Math.min(frame.width, frame.height);
-  ctx.drawImage(frame, (frame.width - side) / 2, (frame.height - side) / 2, side, side, 0, 0, 256, 256);
-  frame.close();
-  const rgba = ctx.getImageData(0, 0, 256, 256).data;
-  const panel: RgbImage = { width: 256, height: 256, data: new Uint8Array(256 * 256 * 3) };
-  for (let i = 0, j = 0; j < rgba.length; i += 3, j += 4) (panel.data[i] = rgba[j]), (panel.data[i + 1] = rgba[j + 1]), (panel.data[i + 2] = rgba[j + 2]);
+  let driving: Awaited<ReturnType<typeof livePanel>>;
+  try {
+    driving = await livePanel(frame, live.p);
+  } finally {
+    frame.close();
+  }
   const m = model();
-  const motion = (await m.extractMotion(panel))[0];
-  liveFirst ??= motion;
+  const motion = (await m.extractMotion(driving.panel, driving.ratios))[0];
+  if (!live) return;
+  live.first ??= motion;
   const f = live.faces[0];
-  const x_d = await m.drivingKeypoints(f.info, motion, liveFirst, animationOptions(live.p), { drivingIsVideo: true });
+  const x_d = await m.drivingKeypoints(f.info, motion, live.first, animationOptions(live.p), { drivingIsVideo: true });
   try {
     const o = await m.renderImage(f.info.f_s, f.info.x_s, x_d);
     let result: RgbImage = { width: o.width, height: o.height, data: o.rgb };
@@ -632,9 +648,8 @@ async function liveFrame(frame: ImageBitmap): Promise<void> {
 }
 
 function liveStop(): void {
-  if (live) for (const f of live.faces) model().disposeSource(f.info);
+  if (live && lp) for (const f of live.faces) lp.disposeSource(f.info);
   live = undefined;
-  liveFirst = undefined;
 }
 
 // ------------------------------------------------------------------ probe (tests: F, M and S outputs on this backend)

@@ -26,6 +26,8 @@ const state = {
   editSourceRatios: undefined as { eyeRatio?: number[]; lipRatio?: number } | undefined,
   editParams: undefined as EditParams | undefined,
   probe: undefined as undefined | { outputs: Record<string, number[]>; backend: string },
+  /** Webcam live: frames shown since the last start. */
+  liveFrames: 0,
   log: [] as string[],
 };
 (window as unknown as { lpState: typeof state }).lpState = state;
@@ -172,10 +174,16 @@ function onMessage(m: FromEngine): void {
       break;
     }
     case 'live-frame': {
+      liveBusy = false;
+      // a frame that was in the worker when the webcam stopped
+      if (!liveRunning) break;
       drawImage('live-canvas', m.image);
       liveCount++;
-      $('live-fps').textContent = `${(liveCount / ((performance.now() - liveT0) / 1000)).toFixed(2)} frames/s (${m.seconds.toFixed(2)} s a frame)`;
-      liveBusy = false;
+      state.liveFrames = liveCount;
+      // the rate from the first frame shown on (the source's preparation is not counted)
+      if (liveCount === 1) liveT0 = performance.now();
+      const fps = liveCount === 1 ? 1 / m.seconds : (liveCount - 1) / ((performance.now() - liveT0) / 1000);
+      $('live-fps').textContent = `${fps.toFixed(2)} frames/s (${m.seconds.toFixed(2)} s a frame)`;
       break;
     }
     case 'probe-result':
@@ -193,6 +201,7 @@ function onMessage(m: FromEngine): void {
       if (m.during === 'animate' || m.during === 'video-edit') clearResults();
       if (m.during === 'edit') editInFlight = false;
       if (m.during === 'live-frame') liveBusy = false;
+      if (m.during === 'live-start' && liveRunning) stopLive();
       if (m.during.startsWith('weights')) {
         ($('weights-progress') as HTMLProgressElement).hidden = true;
         $('weights-status').textContent = 'weights failed to load';
@@ -337,7 +346,10 @@ async function toggleLive(): Promise<void> {
   await v.play();
   $('live').hidden = false;
   liveRunning = true;
+  liveBusy = false;
   liveCount = 0;
+  state.liveFrames = 0;
+  $('live-fps').textContent = 'preparing the source…';
   liveT0 = performance.now();
   $('driving-live').textContent = '⏹ stop webcam';
   send({ type: 'live-start', source: picked.source, params: params() });
@@ -357,6 +369,7 @@ function stopLive(): void {
   liveRunning = false;
   for (const t of liveStream?.getTracks() ?? []) t.stop();
   liveStream = undefined;
+  ($('live-video') as HTMLVideoElement).srcObject = null;
   send({ type: 'live-stop' });
   $('driving-live').textContent = '🎥 webcam live';
 }
