@@ -267,6 +267,50 @@ describeBrowser('web page in Chromium', () => {
     expect((await S(page)).lastError).toBe('');
   });
 
+  it('video editing: s13.mp4 with the lips retargeted (2 frames) and kept silent (1 frame): MP4s with those frame counts, the video\'s size and its audio', { timeout: 1_800_000 }, async () => {
+    if (!(await S(page)).weights) await loadSynthetic(page);
+    await page.evaluate(() => ((window as unknown as { lpState: PageState }).lpState.lastError = ''));
+    await page.click('.tabs button[data-tab="vedit"]');
+    await page.setInputFiles('#vedit-source', join(MEDIA_DIR, 's13.mp4'));
+    const run = async (frames: number, silent: boolean, name: string) => {
+      const before = (await S(page)).animations;
+      await page.fill('#vedit-max-frames', String(frames));
+      await page.evaluate((quiet) => {
+        (document.getElementById('vedit-silent') as HTMLInputElement).checked = quiet;
+        const lip = document.getElementById('vedit-lip') as HTMLInputElement;
+        lip.value = '0.5';
+        lip.dispatchEvent(new Event('input'));
+      }, silent);
+      const t0 = Date.now();
+      await page.click('#vedit-run');
+      await page.waitForFunction(
+        (n) => {
+          const s = (window as unknown as { lpState: PageState }).lpState;
+          return !s.busy && (s.animations > n || s.lastError !== '');
+        },
+        before,
+        { timeout: 900_000, polling: 1000 },
+      );
+      const s = await S(page);
+      expect(s.lastError).toBe('');
+      expect(s.lastResult?.frames).toBe(frames);
+      console.log(`web: video editing (${silent ? 'silent' : 'lip 0.5'}), ${frames} frame(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${await page.textContent('#vedit-progress-text')}`);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#vedit-download')]);
+      expect(download.suggestedFilename()).toBe(name);
+      const file = join(work, name);
+      await download.saveAs(file);
+      const probe = await runFfmpeg(['-i', file, '-map', '0:v:0', '-f', 'null', '-']);
+      expect(probe.code, probe.stderr.slice(-400)).toBe(0);
+      expect(probe.stderr).toMatch(/Video: h264.*720x1080/);
+      expect(probe.stderr).toMatch(/Audio: aac/);
+      const counted = [...probe.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
+      expect(counted.at(-1)).toBe(frames);
+    };
+    await run(2, false, 's13--lip-0.5.mp4');
+    await page.screenshot({ path: join(SHOTS, 'video-editing.png'), fullPage: true });
+    await run(1, true, 's13--silent.mp4');
+  });
+
   it('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', { timeout: 1_200_000 }, async () => {
     if (!(await S(page)).weights) await loadSynthetic(page);
     const t0 = Date.now();

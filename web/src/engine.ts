@@ -509,15 +509,14 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
     if (src.length === 0) throw new InputError(`no face found in the source video ${source.name}; use a video where the face is clearly visible`);
     const count = plan?.isVideo ? Math.min(src.length, drv.length) : src.length;
     const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosOf(s.lmk) }));
-    let drivingInput: Parameters<LivePortrait['animateSourceVideo']>[1];
-    const opts = animationOptions(p);
+    let frames: AsyncGenerator<{ width: number; height: number; rgb: Uint8Array }>;
     if (editing) {
-      // Video editing (the reference's video retargeting): each frame drives itself (its own, smoothed motion),
-      // the lips retargeted to one opening (0 when silent).
-      drivingInput = sourceFrames.map((s) => ({ ...s, lipRatio: lipRatio ?? 0 }));
-      Object.assign(opts, { relativeMotion: true, animationRegion: 'all', stitching: true, lipRetargeting: true, eyeRetargeting: false });
-    } else if (plan!.isVideo) drivingInput = drv.slice(0, count).map((d) => d.frame) as DrivingFrameInput[];
-    else drivingInput = drv[0].frame as DrivingFrameInput;
+      // Video editing: the reference's video retargeting, each frame's lips to one opening (or silent).
+      frames = m.retargetVideo(sourceFrames, { lipRatio, smoothObservationVariance: p.smoothObservationVariance });
+    } else {
+      const drivingInput = plan!.isVideo ? (drv.slice(0, count).map((d) => d.frame) as DrivingFrameInput[]) : (drv[0].frame as DrivingFrameInput);
+      frames = m.animateSourceVideo(sourceFrames, drivingInput, animationOptions(p));
+    }
     const fps = video.fps;
     const out = new VideoOut(fps, plan?.video?.audio ?? video.audio);
     const concatOut = new VideoOut(fps, plan?.video?.audio ?? video.audio);
@@ -525,7 +524,7 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
     let i = 0;
     const tLoop = performance.now();
     try {
-      for await (const o of m.animateSourceVideo(sourceFrames, drivingInput, opts)) {
+      for await (const o of frames) {
         const s = src[i];
         const crop: RgbImage = { width: o.width, height: o.height, data: o.rgb };
         const result = doPaste ? pasteBack(crop, s.M_c2o, s.original, preparePasteBack(s.M_c2o, s.original.width, s.original.height)) : crop;

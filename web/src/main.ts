@@ -55,10 +55,15 @@ function setBusy(b: boolean): void {
   ($('animate') as HTMLButtonElement).disabled = b;
   ($('vedit-run') as HTMLButtonElement).disabled = b;
   ($('cancel') as HTMLButtonElement).disabled = !b;
+  ($('vedit-cancel') as HTMLButtonElement).disabled = !b;
 }
 
+/** The panel whose run is going on (its progress bar and results): Animate or Video editing. */
+let runTab: 'animate' | 'vedit' = 'animate';
+const runId = (id: string) => (runTab === 'vedit' ? `vedit-${id}` : id);
+
 function clearResults(): void {
-  for (const id of ['result-video', 'concat-video', 'result-image', 'concat-image', 'download-result', 'download-concat']) {
+  for (const id of ['result-video', 'concat-video', 'result-image', 'concat-image', 'download-result', 'download-concat', 'vedit-result', 'vedit-concat', 'vedit-download']) {
     const el = $(id) as HTMLVideoElement & HTMLAnchorElement & HTMLImageElement;
     if (el.src?.startsWith('blob:')) URL.revokeObjectURL(el.src);
     if (el.href?.startsWith('blob:')) URL.revokeObjectURL(el.href);
@@ -116,10 +121,10 @@ function onMessage(m: FromEngine): void {
       break;
     case 'progress': {
       const p = m.progress;
-      const bar = $('progress') as HTMLProgressElement;
+      const bar = $(runId('progress')) as HTMLProgressElement;
       bar.max = p.total || 1;
       bar.value = p.done;
-      $('progress-text').textContent = `${p.phase}: ${p.done}${p.total ? ` / ${p.total}` : ''} frames${p.secondsPerFrame ? `, ${p.secondsPerFrame.toFixed(1)} s/frame` : ''}${p.eta !== undefined ? `, ${fmtTime(p.eta)} left` : ''}`;
+      $(runId('progress-text')).textContent = `${p.phase}: ${p.done}${p.total ? ` / ${p.total}` : ''} frames${p.secondsPerFrame ? `, ${p.secondsPerFrame.toFixed(1)} s/frame` : ''}${p.eta !== undefined ? `, ${fmtTime(p.eta)} left` : ''}`;
       break;
     }
     case 'log':
@@ -129,8 +134,7 @@ function onMessage(m: FromEngine): void {
       setBusy(false);
       state.animations++;
       state.lastResult = { name: m.result.name, mime: m.result.mime, frames: m.frames, audio: m.audio, note: m.note, seconds: m.seconds };
-      const tab = activeTab === 'vedit' ? 'vedit' : 'animate';
-      if (tab === 'vedit') {
+      if (runTab === 'vedit') {
         showBlob('vedit-result', 'vedit-download', m.result.blob, m.result.name);
         if (m.concat) ($('vedit-concat') as HTMLVideoElement).src = URL.createObjectURL(m.concat.blob);
         $('vedit-concat').hidden = false;
@@ -141,7 +145,8 @@ function onMessage(m: FromEngine): void {
         showBlob('result-video', 'download-result', m.result.blob, m.result.name);
         if (m.concat) showBlob('concat-video', 'download-concat', m.concat.blob, m.concat.name);
       }
-      $('progress-text').textContent = `done: ${m.frames} frame${m.frames === 1 ? '' : 's'} in ${fmtTime(m.seconds)}${m.faces > 1 ? `, ${m.faces} faces` : ''}${m.image ? '' : m.audio ? ', with the driving audio' : ', no audio'}`;
+      const audio = m.audio ? `, with the ${runTab === 'vedit' ? 'source' : 'driving'} audio` : ', no audio';
+      $(runId('progress-text')).textContent = `done: ${m.frames} frame${m.frames === 1 ? '' : 's'} in ${fmtTime(m.seconds)}${m.faces > 1 ? `, ${m.faces} faces` : ''}${m.image ? '' : audio}`;
       $('result-note').textContent = m.note ?? '';
       break;
     }
@@ -192,7 +197,7 @@ function onMessage(m: FromEngine): void {
     case 'cancelled':
       setBusy(false);
       clearResults();
-      $('progress-text').textContent = 'cancelled: nothing was written';
+      $(runId('progress-text')).textContent = 'cancelled: nothing was written';
       showMessage('The run was cancelled.', 'info');
       break;
     case 'error':
@@ -413,6 +418,7 @@ function animate(): void {
   if (!picked.source) return showMessage('Pick a source image or video.');
   if (!picked.driving) return showMessage('Pick a driving video, image or motion template (or use the webcam live).');
   if (liveRunning) stopLive();
+  runTab = 'animate';
   clearResults();
   setBusy(true);
   ($('progress') as HTMLProgressElement).value = 0;
@@ -499,10 +505,11 @@ function wire(): void {
   $('source-webcam').addEventListener('click', () => void webcamSnapshot());
   $('driving-live').addEventListener('click', () => void toggleLive());
   $('animate').addEventListener('click', animate);
-  $('cancel').addEventListener('click', () => {
-    send({ type: 'cancel' });
-    $('progress-text').textContent = 'cancelling after the current frame…';
-  });
+  for (const id of ['cancel', 'vedit-cancel'])
+    $(id).addEventListener('click', () => {
+      send({ type: 'cancel' });
+      $(runId('progress-text')).textContent = 'cancelling after the current frame…';
+    });
   for (const s of SLIDERS) {
     const el = $(`s-${s}`) as HTMLInputElement;
     (el.nextElementSibling as HTMLOutputElement).value = el.value;
@@ -530,7 +537,12 @@ function wire(): void {
     if (!state.weights) return showMessage('Load weights first.');
     const f = picked.vedit;
     if (!f || kindOf(f.name, f.blob.type) !== 'video') return showMessage('Pick a source video (mp4, webm, mov) for video editing.');
+    if (liveRunning) stopLive();
+    runTab = 'vedit';
+    clearResults();
     setBusy(true);
+    ($('vedit-progress') as HTMLProgressElement).value = 0;
+    $('vedit-progress-text').textContent = 'starting…';
     const maxFrames = num('vedit-max-frames');
     send({ type: 'video-edit', source: f, lipRatio: checked('vedit-silent') ? null : num('vedit-lip'), smoothObservationVariance: num('vedit-smooth'), scale: num('vedit-scale'), maxFrames: maxFrames > 0 ? maxFrames : undefined });
   });
