@@ -159,7 +159,7 @@ describeBrowser('web page in Chromium', () => {
     expect(s.threads).toBe(Math.min(cores, 8));
   });
 
-  it('animates s0.jpg with a driving video for 2 frames on wasm: an mp4 with 2 frames, the size of the photo, and the audio', async () => {
+  it('animates s0.jpg with a driving video for 2 frames on wasm: an mp4 with 2 frames, the size of the photo, and the audio; and the GIF asked for, with 2 frames', async () => {
     await loadSynthetic(page);
     // d0.mp4 has no sound: give it a tone, so that the audio copy is checked
     const driving = join(work, 'd0_tone.mp4');
@@ -167,7 +167,9 @@ describeBrowser('web page in Chromium', () => {
     expect(mux.code, mux.stderr.slice(-400)).toBe(0);
     await page.setInputFiles('#source-file', join(MEDIA_DIR, 's0.jpg'));
     await page.setInputFiles('#driving-file', driving);
+    await page.check('#opt-gif');
     await animateAndWait(page, 2);
+    await page.uncheck('#opt-gif');
     const s = await S(page);
     expect(s.lastError).toBe('');
     expect(s.lastResult?.frames).toBe(2);
@@ -184,6 +186,22 @@ describeBrowser('web page in Chromium', () => {
     expect(probe.stderr).toMatch(/Audio: aac/);
     const frames = [...probe.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
     expect(frames.at(-1)).toBe(2);
+    // the GIF: the same picture, 2 frames of 1/25 s
+    const [gifDownload] = await Promise.all([page.waitForEvent('download'), page.click('#download-gif')]);
+    expect(gifDownload.suggestedFilename()).toBe('s0--d0_tone.gif');
+    const gif = join(work, gifDownload.suggestedFilename());
+    await gifDownload.saveAs(gif);
+    expect(readFileSync(gif).subarray(0, 6).toString('latin1')).toBe('GIF89a');
+    const gifProbe = await runFfmpeg(['-i', gif, '-f', 'null', '-']);
+    expect(gifProbe.code, gifProbe.stderr.slice(-400)).toBe(0);
+    expect(gifProbe.stderr).toMatch(/Video: gif.*600x704/);
+    // each frame's delay (graphic control extensions: 21 F9 04, flags, delay in 1/100 s): 1/25 s
+    const bytes = readFileSync(gif);
+    const delays: number[] = [];
+    for (let i = 0; i + 5 < bytes.length; i++) if (bytes[i] === 0x21 && bytes[i + 1] === 0xf9 && bytes[i + 2] === 4) delays.push(bytes.readUInt16LE(i + 4));
+    expect(delays).toEqual([4, 4]);
+    const gifFrames = [...gifProbe.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
+    expect(gifFrames.at(-1)).toBe(2);
   });
 
   it('a file that is not an image, and a photo with no face, give a message; the page still animates afterwards', async () => {

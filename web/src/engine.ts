@@ -41,7 +41,7 @@ import { hfFileUrl, hfTreeUrl, officialPath } from '../../src/models/checkpoints
 import { parseSafetensors } from '../../src/formats/safetensors.js';
 import { flattenStateDict, parsePth } from '../../src/formats/pth.js';
 import type { StateDict } from '../../src/formats/host_tensor.js';
-import { VideoOut, decodeImage, encodePng, kindOf, openVideo, rgbToRgba, type VideoIn } from './media.js';
+import { GifOut, VideoOut, decodeImage, encodePng, kindOf, openVideo, rgbToRgba, type VideoIn } from './media.js';
 import type { AnimateParams, EditParams, FromEngine, NamedFile, ToEngine } from './protocol.js';
 import { toRetargetEdit } from './edits.js';
 
@@ -411,6 +411,7 @@ async function animate(source: NamedFile, driving: NamedFile, p: AnimateParams):
   const imageOut = !plan.isVideo;
   const out = imageOut ? undefined : new VideoOut(plan.fps, plan.video?.audio);
   const concatOut = imageOut ? undefined : new VideoOut(plan.fps, plan.video?.audio);
+  const gifOut = !imageOut && p.gif ? new GifOut(plan.fps) : undefined;
   let frames = 0;
   let lastImage: { result: RgbImage; concat: RgbImage } | undefined;
   const tLoop = performance.now();
@@ -431,6 +432,7 @@ async function animate(source: NamedFile, driving: NamedFile, p: AnimateParams):
       if (out) {
         await out.add(result);
         await concatOut!.add(concat);
+        gifOut?.add(result);
       } else lastImage = { result, concat };
       frames++;
       const spf = (performance.now() - tLoop) / 1000 / frames;
@@ -458,6 +460,7 @@ async function animate(source: NamedFile, driving: NamedFile, p: AnimateParams):
         type: 'animated',
         result: { blob: v.blob, name: `${name}.${v.ext}`, mime: v.mime },
         concat: { blob: c.blob, name: `${name}_concat.${c.ext}`, mime: c.mime },
+        gif: gifOut ? { blob: gifOut.finish(), name: `${name}.gif`, mime: 'image/gif' } : undefined,
         image: false,
         frames,
         seconds: (performance.now() - t0) / 1000,
@@ -520,6 +523,7 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
     const fps = video.fps;
     const out = new VideoOut(fps, plan?.video?.audio ?? video.audio);
     const concatOut = new VideoOut(fps, plan?.video?.audio ?? video.audio);
+    const gifOut = p.gif ? new GifOut(fps) : undefined;
     const doPaste = p.pasteBack && p.crop && p.stitching;
     let i = 0;
     const tLoop = performance.now();
@@ -531,6 +535,7 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
         const panel = plan ? (plan.isVideo ? drv[i]?.panel : drv[0]?.panel) : undefined;
         await out.add(result);
         await concatOut.add(concatFrame(panel, s.crop256, crop));
+        gifOut?.add(result);
         i++;
         const spf = (performance.now() - tLoop) / 1000 / i;
         post({ type: 'progress', progress: { phase: 'Animating', done: i, total: count, secondsPerFrame: spf, eta: spf * (count - i) } });
@@ -544,6 +549,7 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
         type: 'animated',
         result: { blob: v.blob, name: `${name}.${v.ext}`, mime: v.mime },
         concat: { blob: c.blob, name: `${name}_concat.${c.ext}`, mime: c.mime },
+        gif: gifOut ? { blob: gifOut.finish(), name: `${name}.gif`, mime: 'image/gif' } : undefined,
         image: false,
         frames: i,
         seconds: (performance.now() - t0) / 1000,

@@ -63,7 +63,7 @@ let runTab: 'animate' | 'vedit' = 'animate';
 const runId = (id: string) => (runTab === 'vedit' ? `vedit-${id}` : id);
 
 function clearResults(): void {
-  for (const id of ['result-video', 'concat-video', 'result-image', 'concat-image', 'download-result', 'download-concat', 'vedit-result', 'vedit-concat', 'vedit-download']) {
+  for (const id of ['result-video', 'concat-video', 'result-image', 'concat-image', 'download-result', 'download-concat', 'download-gif', 'vedit-result', 'vedit-concat', 'vedit-download']) {
     const el = $(id) as HTMLVideoElement & HTMLAnchorElement & HTMLImageElement;
     if (el.src?.startsWith('blob:')) URL.revokeObjectURL(el.src);
     if (el.href?.startsWith('blob:')) URL.revokeObjectURL(el.href);
@@ -74,16 +74,20 @@ function clearResults(): void {
   $('result-note').textContent = '';
 }
 
-function showBlob(mediaId: string, linkId: string, blob: Blob, name: string): void {
-  const url = URL.createObjectURL(blob);
-  const el = $(mediaId) as HTMLVideoElement | HTMLImageElement;
-  el.src = url;
-  el.hidden = false;
+function showLink(linkId: string, blob: Blob, name: string, url = URL.createObjectURL(blob)): void {
   const a = $(linkId) as HTMLAnchorElement;
   a.href = url;
   a.download = name;
   a.textContent = `⬇ download ${name}`;
   a.hidden = false;
+}
+
+function showBlob(mediaId: string, linkId: string, blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const el = $(mediaId) as HTMLVideoElement | HTMLImageElement;
+  el.src = url;
+  el.hidden = false;
+  showLink(linkId, blob, name, url);
 }
 
 let pendingWeights: (() => void) | undefined;
@@ -144,6 +148,7 @@ function onMessage(m: FromEngine): void {
       } else {
         showBlob('result-video', 'download-result', m.result.blob, m.result.name);
         if (m.concat) showBlob('concat-video', 'download-concat', m.concat.blob, m.concat.name);
+        if (m.gif) showLink('download-gif', m.gif.blob, m.gif.name);
       }
       const audio = m.audio ? `, with the ${runTab === 'vedit' ? 'source' : 'driving'} audio` : ', no audio';
       $(runId('progress-text')).textContent = `done: ${m.frames} frame${m.frames === 1 ? '' : 's'} in ${fmtTime(m.seconds)}${m.faces > 1 ? `, ${m.faces} faces` : ''}${m.image ? '' : audio}`;
@@ -409,6 +414,7 @@ function params(): AnimateParams {
     allFaces: checked('opt-all-faces'),
     faceIndex: num('opt-face-index'),
     maxFrames: maxFrames > 0 ? maxFrames : undefined,
+    gif: checked('opt-gif'),
   };
 }
 

@@ -25,6 +25,8 @@ export interface AnimateParams {
   allFaces: boolean;
   faceIndex: number;
   maxFrames?: number;
+  /** Also an animated GIF of the result (video results only). */
+  gif?: boolean;
 }
 
 export interface EditParams {
@@ -93,6 +95,8 @@ export type FromEngine =
       type: 'animated';
       result: VideoResult;
       concat?: VideoResult;
+      /** The result as an animated GIF, when asked for. */
+      gif?: VideoResult;
       image: boolean;
       frames: number;
       seconds: number;
