@@ -78,7 +78,7 @@ function showLink(linkId: string, blob: Blob, name: string, url = URL.createObje
   const a = $(linkId) as HTMLAnchorElement;
   a.href = url;
   a.download = name;
-  a.textContent = `⬇ download ${name}`;
+  a.textContent = `download ${name}`;
   a.hidden = false;
 }
 
@@ -176,7 +176,7 @@ function onMessage(m: FromEngine): void {
       if (a.href.startsWith('blob:')) URL.revokeObjectURL(a.href);
       a.href = URL.createObjectURL(m.pastedPng);
       a.download = 'edited.png';
-      a.textContent = '⬇ download edited.png';
+      a.textContent = 'download edited.png';
       a.hidden = false;
       $('edit-status').textContent = `updated in ${m.seconds.toFixed(1)} s`;
       editInFlight = false;
@@ -361,7 +361,7 @@ async function toggleLive(): Promise<void> {
   state.liveFrames = 0;
   $('live-fps').textContent = 'preparing the source…';
   liveT0 = performance.now();
-  $('driving-live').textContent = '⏹ stop webcam';
+  $('driving-live').textContent = 'stop webcam';
   send({ type: 'live-start', source: picked.source, params: params() });
   const loop = async () => {
     if (!liveRunning) return;
@@ -381,7 +381,7 @@ function stopLive(): void {
   liveStream = undefined;
   ($('live-video') as HTMLVideoElement).srcObject = null;
   send({ type: 'live-stop' });
-  $('driving-live').textContent = '🎥 webcam live';
+  $('driving-live').textContent = 'webcam live';
 }
 
 // ------------------------------------------------------------------ animate
