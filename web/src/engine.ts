@@ -795,6 +795,13 @@ self.onmessage = (ev: MessageEvent<ToEngine>) => {
     cancelled = true;
     return;
   }
+  if (msg.type === 'memory') {
+    // answered at once, also between the frames of a run: tfjs's count, and the wasm heap's size
+    const mem = tf.memory();
+    const heap = (tf.getBackend() === 'wasm' ? (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength : undefined) ?? undefined;
+    post({ type: 'memory', numTensors: mem.numTensors, numBytes: mem.numBytes, wasmHeapBytes: heap });
+    return;
+  }
   if (msg.type === 'live-frame' && queue.some((q) => q.type === 'live-frame')) {
     // live: keep only the newest webcam frame waiting
     const i = queue.findIndex((q) => q.type === 'live-frame');

@@ -26,6 +26,8 @@ const state = {
   editSourceRatios: undefined as { eyeRatio?: number[]; lipRatio?: number } | undefined,
   editParams: undefined as EditParams | undefined,
   probe: undefined as undefined | { outputs: Record<string, number[]>; backend: string },
+  /** The worker's memory, when asked for with lpMemory(). */
+  memory: undefined as undefined | { numTensors: number; numBytes: number; wasmHeapBytes?: number },
   /** Webcam live: frames shown since the last start. */
   liveFrames: 0,
   log: [] as string[],
@@ -196,6 +198,9 @@ function onMessage(m: FromEngine): void {
       $('live-fps').textContent = `${fps.toFixed(2)} frames/s (${m.seconds.toFixed(2)} s a frame)`;
       break;
     }
+    case 'memory':
+      state.memory = { numTensors: m.numTensors, numBytes: m.numBytes, wasmHeapBytes: m.wasmHeapBytes };
+      break;
     case 'probe-result':
       state.probe = { outputs: m.outputs, backend: m.backend };
       break;
@@ -558,6 +563,12 @@ function wire(): void {
 (window as unknown as { lpProbe: (f: File) => void }).lpProbe = (f: File) => {
   state.probe = undefined;
   send({ type: 'probe', image: { name: f.name, blob: f } });
+};
+
+/** For measurements and the console: the worker's tensor count and bytes, and its wasm heap, into lpState.memory. */
+(window as unknown as { lpMemory: () => void }).lpMemory = () => {
+  state.memory = undefined;
+  send({ type: 'memory' });
 };
 
 wire();
