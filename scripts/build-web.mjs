@@ -10,7 +10,7 @@
  */
 import { copyFileSync, mkdirSync, readdirSync, rmSync, existsSync, renameSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,6 +38,8 @@ export async function buildWeb(outDir = join(root, 'dist-web'), { dev = false, l
     legalComments: 'none',
     logLevel: 'warning',
     define: { 'process.env.NODE_ENV': '"production"' },
+    // as Node does, packages are also looked for in NODE_PATH's folders
+    nodePaths: (process.env.NODE_PATH ?? '').split(delimiter).filter(Boolean),
   });
   for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'web', f), join(tmp, f));
   const wasmDir = join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');

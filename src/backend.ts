@@ -64,11 +64,38 @@ async function tryNative(): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * tfjs-backend-wasm 4.22 caps its XNNPACK thread pool at half of
+ * navigator.hardwareConcurrency, whatever setThreadsCount asks (backend.cc:
+ * `num_cores = emscripten_num_logical_cores() / 2`, read once as the module
+ * starts, then `min(threads, num_cores)`): 1 thread on a 2-core machine. In a
+ * page (threaded wasm needs cross-origin isolation), the module is started
+ * with hardwareConcurrency shown as twice the threads asked for, then the
+ * real value comes back. Node runs the single-threaded module: left alone.
+ */
+async function withLogicalCores<T>(threads: number | undefined, run: () => Promise<T>): Promise<T> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (!threads || threads <= 0 || !nav || isNode || typeof nav.hardwareConcurrency !== 'number' || threads <= Math.floor(nav.hardwareConcurrency / 2)) return run();
+  const own = Object.getOwnPropertyDescriptor(nav, 'hardwareConcurrency');
+  try {
+    Object.defineProperty(nav, 'hardwareConcurrency', { value: threads * 2, configurable: true });
+  } catch {
+    return run();
+  }
+  try {
+    return await run();
+  } finally {
+    if (own) Object.defineProperty(nav, 'hardwareConcurrency', own);
+    else delete (nav as { hardwareConcurrency?: number }).hardwareConcurrency;
+  }
+}
+
 async function tryWasm(threads?: number): Promise<boolean> {
   try {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     if (threads && threads > 0) wasm.setThreadsCount(threads);
-    return await tf.setBackend('wasm');
+    return await withLogicalCores(threads, () => tf.setBackend('wasm'));
   } catch {
     return false;
   }

@@ -33,6 +33,7 @@ export {
   type RawImage,
   type DrivingInput,
   type DrivingFrameInput,
+  type VideoRetargetOptions,
 } from './pipeline/live_portrait.js';
 export { type FramePool, type PoolFrame, type WorkerWeights } from './pipeline/frame_pool.js';
 

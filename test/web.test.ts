@@ -71,6 +71,7 @@ type PageState = {
   editSourceRatios?: { eyeRatio?: number[]; lipRatio?: number };
   editParams?: EditParams;
   probe?: { outputs: Record<string, number[]>; backend: string };
+  liveFrames: number;
 };
 const S = (p: Page) => p.evaluate(() => (window as unknown as { lpState: PageState }).lpState);
 
@@ -117,13 +118,18 @@ describeBrowser('web page in Chromium', () => {
   let browser: Browser;
   let page: Page;
   let work: string;
+  let camera: string;
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
     work = mkdtempSync(join(tmpdir(), 'lp-web-'));
     await ensureWebBuilt(() => undefined, true);
     server = await serve({ port: 0, host: '127.0.0.1' });
-    browser = await launch(['--disable-gpu']);
+    // a fake camera that plays one second of d0.mp4 (Chromium loops it), for the webcam live test
+    camera = join(work, 'camera.y4m');
+    const cam = await runFfmpeg(['-y', '-i', join(MEDIA_DIR, 'd0.mp4'), '-t', '1', '-r', '10', '-vf', 'scale=480:480,pad=640:480:80:0,setsar=1', '-pix_fmt', 'yuv420p', camera]);
+    expect(cam.code, cam.stderr.slice(-400)).toBe(0);
+    browser = await launch(['--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${camera}`]);
     page = await openPage(browser, server.url, 'wasm');
     console.log(`web: ${await page.textContent('#backend-status')}`);
   });
@@ -145,9 +151,15 @@ describeBrowser('web page in Chromium', () => {
     const s = await S(page);
     expect(s.backend).toBe('wasm');
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
+    // threaded wasm: as many threads as the browser has logical cores (tfjs-backend-wasm's pool holds at most 8)
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const status = (await page.textContent('#backend-status')) ?? '';
+    expect(status).toMatch(/cross-origin isolated/);
+    expect(Number(/\((\d+) threads?/.exec(status)?.[1]), status).toBe(Math.min(cores, 8));
+    expect(s.threads).toBe(Math.min(cores, 8));
   });
 
-  it('animates s0.jpg with a driving video for 2 frames on wasm: an mp4 with 2 frames, the size of the photo, and the audio', async () => {
+  it('animates s0.jpg with a driving video for 2 frames on wasm: an mp4 with 2 frames, the size of the photo, and the audio; and the GIF asked for, with 2 frames', async () => {
     await loadSynthetic(page);
     // d0.mp4 has no sound: give it a tone, so that the audio copy is checked
     const driving = join(work, 'd0_tone.mp4');
@@ -155,7 +167,9 @@ describeBrowser('web page in Chromium', () => {
     expect(mux.code, mux.stderr.slice(-400)).toBe(0);
     await page.setInputFiles('#source-file', join(MEDIA_DIR, 's0.jpg'));
     await page.setInputFiles('#driving-file', driving);
+    await page.check('#opt-gif');
     await animateAndWait(page, 2);
+    await page.uncheck('#opt-gif');
     const s = await S(page);
     expect(s.lastError).toBe('');
     expect(s.lastResult?.frames).toBe(2);
@@ -172,6 +186,22 @@ describeBrowser('web page in Chromium', () => {
     expect(probe.stderr).toMatch(/Audio: aac/);
     const frames = [...probe.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
     expect(frames.at(-1)).toBe(2);
+    // the GIF: the same picture, 2 frames of 1/25 s
+    const [gifDownload] = await Promise.all([page.waitForEvent('download'), page.click('#download-gif')]);
+    expect(gifDownload.suggestedFilename()).toBe('s0--d0_tone.gif');
+    const gif = join(work, gifDownload.suggestedFilename());
+    await gifDownload.saveAs(gif);
+    expect(readFileSync(gif).subarray(0, 6).toString('latin1')).toBe('GIF89a');
+    const gifProbe = await runFfmpeg(['-i', gif, '-f', 'null', '-']);
+    expect(gifProbe.code, gifProbe.stderr.slice(-400)).toBe(0);
+    expect(gifProbe.stderr).toMatch(/Video: gif.*600x704/);
+    // each frame's delay (graphic control extensions: 21 F9 04, flags, delay in 1/100 s): 1/25 s
+    const bytes = readFileSync(gif);
+    const delays: number[] = [];
+    for (let i = 0; i + 5 < bytes.length; i++) if (bytes[i] === 0x21 && bytes[i + 1] === 0xf9 && bytes[i + 2] === 4) delays.push(bytes.readUInt16LE(i + 4));
+    expect(delays).toEqual([4, 4]);
+    const gifFrames = [...gifProbe.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
+    expect(gifFrames.at(-1)).toBe(2);
   });
 
   it('a file that is not an image, and a photo with no face, give a message; the page still animates afterwards', async () => {
@@ -195,6 +225,108 @@ describeBrowser('web page in Chromium', () => {
     expect(s.lastError).toBe('');
     expect(s.lastResult?.frames).toBe(1);
     expect(await page.isVisible('#download-result')).toBe(true);
+  });
+
+  it('webcam live driving (a fake camera playing d0.mp4) renders frames on wasm: a frame rate, a picture that is not blank; stop ends the camera and the frames', { timeout: 1_200_000 }, async () => {
+    if (!(await S(page)).weights) await loadSynthetic(page);
+    await page.evaluate(() => ((window as unknown as { lpState: PageState }).lpState.lastError = ''));
+    await page.setInputFiles('#source-file', join(MEDIA_DIR, 's0.jpg'));
+    const t0 = Date.now();
+    await page.click('#driving-live');
+    await page.waitForFunction(() => {
+      const s = (window as unknown as { lpState: PageState }).lpState;
+      return s.liveFrames >= 2 || s.lastError !== '';
+    }, null, { timeout: 900_000, polling: 1000 });
+    expect((await S(page)).lastError).toBe('');
+    const fps = (await page.textContent('#live-fps')) ?? '';
+    console.log(`web: webcam live, 2 frames after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${fps}`);
+    expect(fps).toMatch(/^\d+\.\d\d frames\/s \(\d+\.\d\d s a frame\)$/);
+    expect(Number(fps.split(' ')[0])).toBeGreaterThan(0);
+    const camera = await page.evaluate(() => {
+      const v = document.getElementById('live-video') as HTMLVideoElement;
+      return { w: v.videoWidth, h: v.videoHeight, live: (v.srcObject as MediaStream | null)?.getVideoTracks()[0]?.readyState };
+    });
+    expect(camera).toEqual({ w: 640, h: 480, live: 'live' });
+    // the animated picture: the photo's size (pasted back), and not one flat colour
+    const pic = await page.evaluate(() => {
+      const c = document.getElementById('live-canvas') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let sum = 0;
+      let sq = 0;
+      const n = d.length / 4;
+      for (let i = 0; i < d.length; i += 4) {
+        const y = (d[i] + d[i + 1] + d[i + 2]) / 3;
+        sum += y;
+        sq += y * y;
+      }
+      const mean = sum / n;
+      // against the photo itself (the source preview): the face region is animated
+      const img = document.querySelector('#source-preview img') as HTMLImageElement;
+      const o = new OffscreenCanvas(img.naturalWidth, img.naturalHeight).getContext('2d')!;
+      o.drawImage(img, 0, 0);
+      const src = o.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data;
+      let changed = 0;
+      if (src.length === d.length) for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - src[i]) + Math.abs(d[i + 1] - src[i + 1]) + Math.abs(d[i + 2] - src[i + 2]) > 30) changed++;
+      return { w: c.width, h: c.height, mean, std: Math.sqrt(sq / n - mean * mean), changed };
+    });
+    console.log(`web: live canvas ${pic.w}x${pic.h}, mean ${pic.mean.toFixed(1)}, std ${pic.std.toFixed(1)}, ${pic.changed} pixels differ from the photo`);
+    expect([pic.w, pic.h]).toEqual([600, 704]);
+    expect(pic.std).toBeGreaterThan(10);
+    // the pasted-back face crop (about 190x190 pixels here) differs; the rest of the photo stays
+    expect(pic.changed).toBeGreaterThan(5000);
+    expect(pic.changed).toBeLessThan(600 * 704 * 0.5);
+    await page.screenshot({ path: join(SHOTS, 'webcam-live.png'), fullPage: true });
+    // stop: the camera ends, and no frame is shown after
+    await page.click('#driving-live');
+    const stopped = await page.evaluate(() => ({ src: (document.getElementById('live-video') as HTMLVideoElement).srcObject, frames: (window as unknown as { lpState: PageState }).lpState.liveFrames }));
+    expect(stopped.src).toBeNull();
+    await new Promise((r) => setTimeout(r, 5000));
+    expect((await S(page)).liveFrames).toBe(stopped.frames);
+    expect((await S(page)).lastError).toBe('');
+  });
+
+  it('video editing: s13.mp4 with the lips retargeted (2 frames) and kept silent (1 frame): MP4s with those frame counts, the video\'s size and its audio', { timeout: 1_800_000 }, async () => {
+    if (!(await S(page)).weights) await loadSynthetic(page);
+    await page.evaluate(() => ((window as unknown as { lpState: PageState }).lpState.lastError = ''));
+    await page.click('.tabs button[data-tab="vedit"]');
+    await page.setInputFiles('#vedit-source', join(MEDIA_DIR, 's13.mp4'));
+    const run = async (frames: number, silent: boolean, name: string) => {
+      const before = (await S(page)).animations;
+      await page.fill('#vedit-max-frames', String(frames));
+      await page.evaluate((quiet) => {
+        (document.getElementById('vedit-silent') as HTMLInputElement).checked = quiet;
+        const lip = document.getElementById('vedit-lip') as HTMLInputElement;
+        lip.value = '0.5';
+        lip.dispatchEvent(new Event('input'));
+      }, silent);
+      const t0 = Date.now();
+      await page.click('#vedit-run');
+      await page.waitForFunction(
+        (n) => {
+          const s = (window as unknown as { lpState: PageState }).lpState;
+          return !s.busy && (s.animations > n || s.lastError !== '');
+        },
+        before,
+        { timeout: 900_000, polling: 1000 },
+      );
+      const s = await S(page);
+      expect(s.lastError).toBe('');
+      expect(s.lastResult?.frames).toBe(frames);
+      console.log(`web: video editing (${silent ? 'silent' : 'lip 0.5'}), ${frames} frame(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${await page.textContent('#vedit-progress-text')}`);
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#vedit-download')]);
+      expect(download.suggestedFilename()).toBe(name);
+      const file = join(work, name);
+      await download.saveAs(file);
+      const probe = await runFfmpeg(['-i', file, '-map', '0:v:0', '-f', 'null', '-']);
+      expect(probe.code, probe.stderr.slice(-400)).toBe(0);
+      expect(probe.stderr).toMatch(/Video: h264.*720x1080/);
+      expect(probe.stderr).toMatch(/Audio: aac/);
+      const counted = [...probe.stderr.matchAll(/frame=\s*(\d+)/g)].map((m) => Number(m[1]));
+      expect(counted.at(-1)).toBe(frames);
+    };
+    await run(2, false, 's13--lip-0.5.mp4');
+    await page.screenshot({ path: join(SHOTS, 'video-editing.png'), fullPage: true });
+    await run(1, true, 's13--silent.mp4');
   });
 
   it('image editing: a slider move changes the output, which equals the library retarget on the same backend within ±1', { timeout: 1_200_000 }, async () => {

@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet, WarpingOutput } from '../models/types.js';
 import { type LivePortraitParts, type LivePortraitWeights, type WeightsLoader, createNetworksLazily, syntheticLoader } from '../models/registry.js';
-import { InputError } from '../errors.js';
+import { InputError, LipArrayMissingError } from '../errors.js';
 import { NUM_KP } from '../models/types.js';
 import { type RetargetEdit, applyExpressionEdits } from '../motion/edits.js';
 import type { HostTensor } from '../formats/host_tensor.js';
@@ -129,6 +129,27 @@ function isMotionFrame(x: unknown): x is MotionFrame {
 function isTemplate(x: unknown): x is MotionTemplate {
   return !!x && typeof x === 'object' && Array.isArray((x as MotionTemplate).frames) && typeof (x as MotionTemplate).fps === 'number';
 }
+/** Options of LivePortrait.retargetVideo. */
+export interface VideoRetargetOptions {
+  /** The target lip-open ratio (the reference's slider, 0 to 0.8), or null to keep the lips silent. */
+  lipRatio: number | null;
+  /** Kalman smoothing of the lip deltas (default 3e-7; the reference's app uses 3e-6 here). */
+  smoothObservationVariance?: number;
+  smoothProcessVariance?: number;
+}
+
+/** Keypoints whose expression a silenced frame keeps: the eyes (the reference's [11, 13, 15, 16, 18]). */
+const SILENT_KEEP_KP = [11, 13, 15, 16, 18];
+
+/** The first k items of an iterable. */
+async function* firstN<T>(it: AnyIterable<T>, k: number): AsyncGenerator<T> {
+  let j = 0;
+  for await (const x of it as AsyncIterable<T>) {
+    if (j++ >= k) return;
+    yield x;
+  }
+}
+
 function isFrameInput(x: unknown): x is DrivingFrameInput {
   return !!x && typeof x === 'object' && !isTensor(x) && 'image' in (x as object);
 }
@@ -619,14 +640,76 @@ export class LivePortrait {
         disposeSourceKeypoints(srcKp);
       }
     };
-    async function* firstN<T>(it: AnyIterable<T>, k: number): AsyncGenerator<T> {
-      let j = 0;
-      for await (const x of it as AsyncIterable<T>) {
-        if (j++ >= k) return;
-        yield x;
-      }
-    }
     yield* mapOrdered(firstN(open(), n), render, this.inFlight);
+  }
+
+  /**
+   * The reference's video retargeting (the third panel of its gradio app,
+   * `execute_video_retargeting`): every source frame keeps its own motion.
+   * With a `lipRatio`, the lips are retargeted to that opening: R_lip on the
+   * frame's keypoints with [the frame's lip ratio, lipRatio], the deltas
+   * Kalman-smoothed over the video (`smoothObservationVariance`), x_d = x_s + δ.
+   * With `lipRatio: null` the lips are kept silent
+   * (`prepare_video_lip_silence`): the frame's expression replaced by the
+   * neutral-lip expression (lip_array) but for the eye keypoints,
+   * x_d = s·(x_c R + δ) + t, no smoothing. Then stitching, W and G, with the
+   * frame's own appearance feature. Frames need their lip ratio (from face
+   * landmarks) unless silent.
+   */
+  async *retargetVideo(
+    sourceFrames: (ImageInput | DrivingFrameInput)[] | (() => AnyIterable<ImageInput | DrivingFrameInput>),
+    opts: VideoRetargetOptions,
+  ): AsyncGenerator<AnimatedFrame> {
+    this.check();
+    const open = typeof sourceFrames === 'function' ? sourceFrames : () => sourceFrames;
+    const tpl = await this.makeTemplate(open());
+    const frames = tpl.frames;
+    let targets: Float32Array[];
+    if (opts.lipRatio === null) {
+      const lip = this.lipArray;
+      if (!lip) throw new LipArrayMissingError("keeping the lips silent needs the reference's neutral-lip expression (lip_array.pkl): load it with the weights");
+      targets = frames.map((f, i) => {
+        if (!f.kp) throw new InputError(`source frame ${i}: no canonical keypoints`);
+        const delta = Float32Array.from(lip);
+        for (const k of SILENT_KEEP_KP) for (let c = 0; c < 3; c++) delta[k * 3 + c] = f.exp[k * 3 + c];
+        const x = new Float32Array(NUM_KP * 3);
+        for (let j = 0; j < NUM_KP; j++)
+          for (let c = 0; c < 3; c++) {
+            let v = delta[j * 3 + c];
+            for (let r = 0; r < 3; r++) v += f.kp[j * 3 + r] * f.R[r * 3 + c];
+            x[j * 3 + c] = f.scale * v + f.t[c];
+          }
+        return x;
+      });
+    } else {
+      const deltas: Float32Array[] = [];
+      for (const [i, f] of frames.entries()) {
+        if (f.lipRatio === undefined) throw new InputError(`source frame ${i}: lip retargeting needs the frame's lip-open ratio (from its face landmarks)`);
+        const d = tf.tidy(() => this.S.retargetLip(tf.tensor3d(Float32Array.from(f.x_s!), [1, NUM_KP, 3]), combinedLipRatio(f.lipRatio, opts.lipRatio as number)));
+        try {
+          deltas.push(Float32Array.from(await d.data()));
+        } finally {
+          d.dispose();
+        }
+      }
+      const smooth = kalmanSmooth(deltas, { observationVariance: opts.smoothObservationVariance, processVariance: opts.smoothProcessVariance });
+      targets = frames.map((f, i) => Float32Array.from(f.x_s!, (v, k) => v + smooth[i][k]));
+    }
+    const render = async (fr: ImageInput | DrivingFrameInput, i: number): Promise<AnimatedFrame> => {
+      const img = isFrameInput(fr) ? fr.image : fr;
+      const f_s = tf.tidy(() => this.F.apply(prepareImage(img, `source frame ${i}`)));
+      const x_s = tf.tensor3d(Float32Array.from(frames[i].x_s!), [1, NUM_KP, 3]);
+      let x_d: tf.Tensor3D | undefined;
+      try {
+        x_d = tf.tidy(() => this.S.stitching(x_s, tf.tensor3d(targets[i], [1, NUM_KP, 3])));
+        return await this.renderFrame(i, f_s, x_s, x_d, true);
+      } finally {
+        x_d?.dispose();
+        x_s.dispose();
+        f_s.dispose();
+      }
+    };
+    yield* mapOrdered(firstN(open(), frames.length), render, this.inFlight);
   }
 
   // ------------------------------------------------------------ single-image editing

@@ -41,7 +41,7 @@ import { hfFileUrl, hfTreeUrl, officialPath } from '../../src/models/checkpoints
 import { parseSafetensors } from '../../src/formats/safetensors.js';
 import { flattenStateDict, parsePth } from '../../src/formats/pth.js';
 import type { StateDict } from '../../src/formats/host_tensor.js';
-import { VideoOut, decodeImage, encodePng, kindOf, openVideo, rgbToRgba, type VideoIn } from './media.js';
+import { GifOut, VideoOut, decodeImage, encodePng, kindOf, openVideo, rgbToRgba, type VideoIn } from './media.js';
 import type { AnimateParams, EditParams, FromEngine, NamedFile, ToEngine } from './protocol.js';
 import { toRetargetEdit } from './edits.js';
 
@@ -411,6 +411,7 @@ async function animate(source: NamedFile, driving: NamedFile, p: AnimateParams):
   const imageOut = !plan.isVideo;
   const out = imageOut ? undefined : new VideoOut(plan.fps, plan.video?.audio);
   const concatOut = imageOut ? undefined : new VideoOut(plan.fps, plan.video?.audio);
+  const gifOut = !imageOut && p.gif ? new GifOut(plan.fps) : undefined;
   let frames = 0;
   let lastImage: { result: RgbImage; concat: RgbImage } | undefined;
   const tLoop = performance.now();
@@ -431,6 +432,7 @@ async function animate(source: NamedFile, driving: NamedFile, p: AnimateParams):
       if (out) {
         await out.add(result);
         await concatOut!.add(concat);
+        gifOut?.add(result);
       } else lastImage = { result, concat };
       frames++;
       const spf = (performance.now() - tLoop) / 1000 / frames;
@@ -458,6 +460,7 @@ async function animate(source: NamedFile, driving: NamedFile, p: AnimateParams):
         type: 'animated',
         result: { blob: v.blob, name: `${name}.${v.ext}`, mime: v.mime },
         concat: { blob: c.blob, name: `${name}_concat.${c.ext}`, mime: c.mime },
+        gif: gifOut ? { blob: gifOut.finish(), name: `${name}.gif`, mime: 'image/gif' } : undefined,
         image: false,
         frames,
         seconds: (performance.now() - t0) / 1000,
@@ -509,29 +512,30 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
     if (src.length === 0) throw new InputError(`no face found in the source video ${source.name}; use a video where the face is clearly visible`);
     const count = plan?.isVideo ? Math.min(src.length, drv.length) : src.length;
     const sourceFrames = src.slice(0, count).map((s) => ({ image: s.crop256, ...ratiosOf(s.lmk) }));
-    let drivingInput: Parameters<LivePortrait['animateSourceVideo']>[1];
-    const opts = animationOptions(p);
+    let frames: AsyncGenerator<{ width: number; height: number; rgb: Uint8Array }>;
     if (editing) {
-      // Video editing (the reference's video retargeting): each frame drives itself (its own, smoothed motion),
-      // the lips retargeted to one opening (0 when silent).
-      drivingInput = sourceFrames.map((s) => ({ ...s, lipRatio: lipRatio ?? 0 }));
-      Object.assign(opts, { relativeMotion: true, animationRegion: 'all', stitching: true, lipRetargeting: true, eyeRetargeting: false });
-    } else if (plan!.isVideo) drivingInput = drv.slice(0, count).map((d) => d.frame) as DrivingFrameInput[];
-    else drivingInput = drv[0].frame as DrivingFrameInput;
+      // Video editing: the reference's video retargeting, each frame's lips to one opening (or silent).
+      frames = m.retargetVideo(sourceFrames, { lipRatio, smoothObservationVariance: p.smoothObservationVariance });
+    } else {
+      const drivingInput = plan!.isVideo ? (drv.slice(0, count).map((d) => d.frame) as DrivingFrameInput[]) : (drv[0].frame as DrivingFrameInput);
+      frames = m.animateSourceVideo(sourceFrames, drivingInput, animationOptions(p));
+    }
     const fps = video.fps;
     const out = new VideoOut(fps, plan?.video?.audio ?? video.audio);
     const concatOut = new VideoOut(fps, plan?.video?.audio ?? video.audio);
+    const gifOut = p.gif ? new GifOut(fps) : undefined;
     const doPaste = p.pasteBack && p.crop && p.stitching;
     let i = 0;
     const tLoop = performance.now();
     try {
-      for await (const o of m.animateSourceVideo(sourceFrames, drivingInput, opts)) {
+      for await (const o of frames) {
         const s = src[i];
         const crop: RgbImage = { width: o.width, height: o.height, data: o.rgb };
         const result = doPaste ? pasteBack(crop, s.M_c2o, s.original, preparePasteBack(s.M_c2o, s.original.width, s.original.height)) : crop;
         const panel = plan ? (plan.isVideo ? drv[i]?.panel : drv[0]?.panel) : undefined;
         await out.add(result);
         await concatOut.add(concatFrame(panel, s.crop256, crop));
+        gifOut?.add(result);
         i++;
         const spf = (performance.now() - tLoop) / 1000 / i;
         post({ type: 'progress', progress: { phase: 'Animating', done: i, total: count, secondsPerFrame: spf, eta: spf * (count - i) } });
@@ -545,6 +549,7 @@ async function animateVideoSource(source: NamedFile, driving: NamedFile, p: Anim
         type: 'animated',
         result: { blob: v.blob, name: `${name}.${v.ext}`, mime: v.mime },
         concat: { blob: c.blob, name: `${name}_concat.${c.ext}`, mime: c.mime },
+        gif: gifOut ? { blob: gifOut.finish(), name: `${name}.gif`, mime: 'image/gif' } : undefined,
         image: false,
         frames: i,
         seconds: (performance.now() - t0) / 1000,
@@ -591,36 +596,52 @@ async function edit(e: EditParams, seq: number): Promise<void> {
 
 // ------------------------------------------------------------------ webcam live
 
-let live: { faces: SourceFace[]; img: RgbImage; p: AnimateParams; first?: unknown; busy: boolean } | undefined;
+let live: { faces: SourceFace[]; img: RgbImage; p: AnimateParams; first?: Awaited<ReturnType<LivePortrait['extractMotion']>>[number]; prev?: Point2[] } | undefined;
 
 async function liveStart(source: NamedFile, p: AnimateParams): Promise<void> {
   const img = resizeToLimit(await decodeImage(source.blob, `source ${source.name}`), 1280, 2);
   const doPaste = p.pasteBack && p.crop && p.stitching;
   const faces = await sourceFaces(img, source.name, { ...p, allFaces: false, pasteBack: doPaste });
   liveStop();
-  live = { faces, img, p: { ...p, pasteBack: doPaste }, busy: false };
+  live = { faces, img, p: { ...p, pasteBack: doPaste } };
   post({ type: 'log', line: 'live: source ready' });
 }
 
-let liveFirst: Awaited<ReturnType<LivePortrait['extractMotion']>>[number] | undefined;
+/** One webcam picture as a driving frame: the face cropped as a driving video's (this frame's box), else the centre square. */
+async function livePanel(frame: ImageBitmap, p: AnimateParams): Promise<{ panel: RgbImage; ratios: { eyeRatio?: number[]; lipRatio?: number } }> {
+  const canvas = new OffscreenCanvas(frame.width, frame.height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
+  ctx.drawImage(frame, 0, 0);
+  const rgba = ctx.getImageData(0, 0, frame.width, frame.height).data;
+  const img: RgbImage = { width: frame.width, height: frame.height, data: new Uint8Array(frame.width * frame.height * 3) };
+  for (let i = 0, j = 0; j < rgba.length; i += 3, j += 4) (img.data[i] = rgba[j]), (img.data[i + 1] = rgba[j + 1]), (img.data[i + 2] = rgba[j + 2]);
+  const crop = p.cropDriving !== false;
+  const face = crop || p.eyeRetargeting || p.lipRetargeting ? await (await faceDetector()).track(img, live!.prev) : undefined;
+  live!.prev = face?.landmarks;
+  if (crop && face) {
+    const c = cropImageByBbox(img, drivingBbox([face.landmarks], { scale: p.drivingScale, vxRatio: p.drivingVx, vyRatio: p.drivingVy }), face.landmarks);
+    return { panel: c.imgCrop256, ratios: ratiosOf(c.lmkCrop) };
+  }
+  const side = Math.min(img.width, img.height);
+  const sq = cropImageByBbox(img, [(img.width - side) / 2, (img.height - side) / 2, (img.width + side) / 2, (img.height + side) / 2]);
+  return { panel: sq.imgCrop256, ratios: ratiosOf(face?.landmarks) };
+}
 
 async function liveFrame(frame: ImageBitmap): Promise<void> {
   if (!live) return frame.close();
   const t0 = performance.now();
-  const canvas = new OffscreenCanvas(256, 256);
-  const ctx = canvas.getContext('2d', { willReadFrequently: true })!;
-  // centre square of the webcam picture, as a driving frame
-  const side = Math.min(frame.width, frame.height);
-  ctx.drawImage(frame, (frame.width - side) / 2, (frame.height - side) / 2, side, side, 0, 0, 256, 256);
-  frame.close();
-  const rgba = ctx.getImageData(0, 0, 256, 256).data;
-  const panel: RgbImage = { width: 256, height: 256, data: new Uint8Array(256 * 256 * 3) };
-  for (let i = 0, j = 0; j < rgba.length; i += 3, j += 4) (panel.data[i] = rgba[j]), (panel.data[i + 1] = rgba[j + 1]), (panel.data[i + 2] = rgba[j + 2]);
+  let driving: Awaited<ReturnType<typeof livePanel>>;
+  try {
+    driving = await livePanel(frame, live.p);
+  } finally {
+    frame.close();
+  }
   const m = model();
-  const motion = (await m.extractMotion(panel))[0];
-  liveFirst ??= motion;
+  const motion = (await m.extractMotion(driving.panel, driving.ratios))[0];
+  if (!live) return;
+  live.first ??= motion;
   const f = live.faces[0];
-  const x_d = await m.drivingKeypoints(f.info, motion, liveFirst, animationOptions(live.p), { drivingIsVideo: true });
+  const x_d = await m.drivingKeypoints(f.info, motion, live.first, animationOptions(live.p), { drivingIsVideo: true });
   try {
     const o = await m.renderImage(f.info.f_s, f.info.x_s, x_d);
     let result: RgbImage = { width: o.width, height: o.height, data: o.rgb };
@@ -632,9 +653,8 @@ async function liveFrame(frame: ImageBitmap): Promise<void> {
 }
 
 function liveStop(): void {
-  if (live) for (const f of live.faces) model().disposeSource(f.info);
+  if (live && lp) for (const f of live.faces) lp.disposeSource(f.info);
   live = undefined;
-  liveFirst = undefined;
 }
 
 // ------------------------------------------------------------------ probe (tests: F, M and S outputs on this backend)
@@ -773,6 +793,13 @@ self.onmessage = (ev: MessageEvent<ToEngine>) => {
   const msg = ev.data;
   if (msg.type === 'cancel') {
     cancelled = true;
+    return;
+  }
+  if (msg.type === 'memory') {
+    // answered at once, also between the frames of a run: tfjs's count, and the wasm heap's size
+    const mem = tf.memory();
+    const heap = (tf.getBackend() === 'wasm' ? (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength : undefined) ?? undefined;
+    post({ type: 'memory', numTensors: mem.numTensors, numBytes: mem.numBytes, wasmHeapBytes: heap });
     return;
   }
   if (msg.type === 'live-frame' && queue.some((q) => q.type === 'live-frame')) {

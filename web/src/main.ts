@@ -26,6 +26,10 @@ const state = {
   editSourceRatios: undefined as { eyeRatio?: number[]; lipRatio?: number } | undefined,
   editParams: undefined as EditParams | undefined,
   probe: undefined as undefined | { outputs: Record<string, number[]>; backend: string },
+  /** The worker's memory, when asked for with lpMemory(). */
+  memory: undefined as undefined | { numTensors: number; numBytes: number; wasmHeapBytes?: number },
+  /** Webcam live: frames shown since the last start. */
+  liveFrames: 0,
   log: [] as string[],
 };
 (window as unknown as { lpState: typeof state }).lpState = state;
@@ -53,10 +57,15 @@ function setBusy(b: boolean): void {
   ($('animate') as HTMLButtonElement).disabled = b;
   ($('vedit-run') as HTMLButtonElement).disabled = b;
   ($('cancel') as HTMLButtonElement).disabled = !b;
+  ($('vedit-cancel') as HTMLButtonElement).disabled = !b;
 }
 
+/** The panel whose run is going on (its progress bar and results): Animate or Video editing. */
+let runTab: 'animate' | 'vedit' = 'animate';
+const runId = (id: string) => (runTab === 'vedit' ? `vedit-${id}` : id);
+
 function clearResults(): void {
-  for (const id of ['result-video', 'concat-video', 'result-image', 'concat-image', 'download-result', 'download-concat']) {
+  for (const id of ['result-video', 'concat-video', 'result-image', 'concat-image', 'download-result', 'download-concat', 'download-gif', 'vedit-result', 'vedit-concat', 'vedit-download']) {
     const el = $(id) as HTMLVideoElement & HTMLAnchorElement & HTMLImageElement;
     if (el.src?.startsWith('blob:')) URL.revokeObjectURL(el.src);
     if (el.href?.startsWith('blob:')) URL.revokeObjectURL(el.href);
@@ -67,16 +76,20 @@ function clearResults(): void {
   $('result-note').textContent = '';
 }
 
+function showLink(linkId: string, blob: Blob, name: string, url = URL.createObjectURL(blob)): void {
+  const a = $(linkId) as HTMLAnchorElement;
+  a.href = url;
+  a.download = name;
+  a.textContent = `download ${name}`;
+  a.hidden = false;
+}
+
 function showBlob(mediaId: string, linkId: string, blob: Blob, name: string): void {
   const url = URL.createObjectURL(blob);
   const el = $(mediaId) as HTMLVideoElement | HTMLImageElement;
   el.src = url;
   el.hidden = false;
-  const a = $(linkId) as HTMLAnchorElement;
-  a.href = url;
-  a.download = name;
-  a.textContent = `⬇ download ${name}`;
-  a.hidden = false;
+  showLink(linkId, blob, name, url);
 }
 
 let pendingWeights: (() => void) | undefined;
@@ -114,10 +127,10 @@ function onMessage(m: FromEngine): void {
       break;
     case 'progress': {
       const p = m.progress;
-      const bar = $('progress') as HTMLProgressElement;
+      const bar = $(runId('progress')) as HTMLProgressElement;
       bar.max = p.total || 1;
       bar.value = p.done;
-      $('progress-text').textContent = `${p.phase}: ${p.done}${p.total ? ` / ${p.total}` : ''} frames${p.secondsPerFrame ? `, ${p.secondsPerFrame.toFixed(1)} s/frame` : ''}${p.eta !== undefined ? `, ${fmtTime(p.eta)} left` : ''}`;
+      $(runId('progress-text')).textContent = `${p.phase}: ${p.done}${p.total ? ` / ${p.total}` : ''} frames${p.secondsPerFrame ? `, ${p.secondsPerFrame.toFixed(1)} s/frame` : ''}${p.eta !== undefined ? `, ${fmtTime(p.eta)} left` : ''}`;
       break;
     }
     case 'log':
@@ -127,8 +140,7 @@ function onMessage(m: FromEngine): void {
       setBusy(false);
       state.animations++;
       state.lastResult = { name: m.result.name, mime: m.result.mime, frames: m.frames, audio: m.audio, note: m.note, seconds: m.seconds };
-      const tab = activeTab === 'vedit' ? 'vedit' : 'animate';
-      if (tab === 'vedit') {
+      if (runTab === 'vedit') {
         showBlob('vedit-result', 'vedit-download', m.result.blob, m.result.name);
         if (m.concat) ($('vedit-concat') as HTMLVideoElement).src = URL.createObjectURL(m.concat.blob);
         $('vedit-concat').hidden = false;
@@ -138,8 +150,10 @@ function onMessage(m: FromEngine): void {
       } else {
         showBlob('result-video', 'download-result', m.result.blob, m.result.name);
         if (m.concat) showBlob('concat-video', 'download-concat', m.concat.blob, m.concat.name);
+        if (m.gif) showLink('download-gif', m.gif.blob, m.gif.name);
       }
-      $('progress-text').textContent = `done: ${m.frames} frame${m.frames === 1 ? '' : 's'} in ${fmtTime(m.seconds)}${m.faces > 1 ? `, ${m.faces} faces` : ''}${m.image ? '' : m.audio ? ', with the driving audio' : ', no audio'}`;
+      const audio = m.audio ? `, with the ${runTab === 'vedit' ? 'source' : 'driving'} audio` : ', no audio';
+      $(runId('progress-text')).textContent = `done: ${m.frames} frame${m.frames === 1 ? '' : 's'} in ${fmtTime(m.seconds)}${m.faces > 1 ? `, ${m.faces} faces` : ''}${m.image ? '' : audio}`;
       $('result-note').textContent = m.note ?? '';
       break;
     }
@@ -164,7 +178,7 @@ function onMessage(m: FromEngine): void {
       if (a.href.startsWith('blob:')) URL.revokeObjectURL(a.href);
       a.href = URL.createObjectURL(m.pastedPng);
       a.download = 'edited.png';
-      a.textContent = '⬇ download edited.png';
+      a.textContent = 'download edited.png';
       a.hidden = false;
       $('edit-status').textContent = `updated in ${m.seconds.toFixed(1)} s`;
       editInFlight = false;
@@ -172,19 +186,28 @@ function onMessage(m: FromEngine): void {
       break;
     }
     case 'live-frame': {
+      liveBusy = false;
+      // a frame that was in the worker when the webcam stopped
+      if (!liveRunning) break;
       drawImage('live-canvas', m.image);
       liveCount++;
-      $('live-fps').textContent = `${(liveCount / ((performance.now() - liveT0) / 1000)).toFixed(2)} frames/s (${m.seconds.toFixed(2)} s a frame)`;
-      liveBusy = false;
+      state.liveFrames = liveCount;
+      // the rate from the first frame shown on (the source's preparation is not counted)
+      if (liveCount === 1) liveT0 = performance.now();
+      const fps = liveCount === 1 ? 1 / m.seconds : (liveCount - 1) / ((performance.now() - liveT0) / 1000);
+      $('live-fps').textContent = `${fps.toFixed(2)} frames/s (${m.seconds.toFixed(2)} s a frame)`;
       break;
     }
+    case 'memory':
+      state.memory = { numTensors: m.numTensors, numBytes: m.numBytes, wasmHeapBytes: m.wasmHeapBytes };
+      break;
     case 'probe-result':
       state.probe = { outputs: m.outputs, backend: m.backend };
       break;
     case 'cancelled':
       setBusy(false);
       clearResults();
-      $('progress-text').textContent = 'cancelled: nothing was written';
+      $(runId('progress-text')).textContent = 'cancelled: nothing was written';
       showMessage('The run was cancelled.', 'info');
       break;
     case 'error':
@@ -193,6 +216,7 @@ function onMessage(m: FromEngine): void {
       if (m.during === 'animate' || m.during === 'video-edit') clearResults();
       if (m.during === 'edit') editInFlight = false;
       if (m.during === 'live-frame') liveBusy = false;
+      if (m.during === 'live-start' && liveRunning) stopLive();
       if (m.during.startsWith('weights')) {
         ($('weights-progress') as HTMLProgressElement).hidden = true;
         $('weights-status').textContent = 'weights failed to load';
@@ -337,9 +361,12 @@ async function toggleLive(): Promise<void> {
   await v.play();
   $('live').hidden = false;
   liveRunning = true;
+  liveBusy = false;
   liveCount = 0;
+  state.liveFrames = 0;
+  $('live-fps').textContent = 'preparing the source…';
   liveT0 = performance.now();
-  $('driving-live').textContent = '⏹ stop webcam';
+  $('driving-live').textContent = 'stop webcam';
   send({ type: 'live-start', source: picked.source, params: params() });
   const loop = async () => {
     if (!liveRunning) return;
@@ -357,8 +384,9 @@ function stopLive(): void {
   liveRunning = false;
   for (const t of liveStream?.getTracks() ?? []) t.stop();
   liveStream = undefined;
+  ($('live-video') as HTMLVideoElement).srcObject = null;
   send({ type: 'live-stop' });
-  $('driving-live').textContent = '🎥 webcam live';
+  $('driving-live').textContent = 'webcam live';
 }
 
 // ------------------------------------------------------------------ animate
@@ -391,6 +419,7 @@ function params(): AnimateParams {
     allFaces: checked('opt-all-faces'),
     faceIndex: num('opt-face-index'),
     maxFrames: maxFrames > 0 ? maxFrames : undefined,
+    gif: checked('opt-gif'),
   };
 }
 
@@ -400,6 +429,7 @@ function animate(): void {
   if (!picked.source) return showMessage('Pick a source image or video.');
   if (!picked.driving) return showMessage('Pick a driving video, image or motion template (or use the webcam live).');
   if (liveRunning) stopLive();
+  runTab = 'animate';
   clearResults();
   setBusy(true);
   ($('progress') as HTMLProgressElement).value = 0;
@@ -486,10 +516,11 @@ function wire(): void {
   $('source-webcam').addEventListener('click', () => void webcamSnapshot());
   $('driving-live').addEventListener('click', () => void toggleLive());
   $('animate').addEventListener('click', animate);
-  $('cancel').addEventListener('click', () => {
-    send({ type: 'cancel' });
-    $('progress-text').textContent = 'cancelling after the current frame…';
-  });
+  for (const id of ['cancel', 'vedit-cancel'])
+    $(id).addEventListener('click', () => {
+      send({ type: 'cancel' });
+      $(runId('progress-text')).textContent = 'cancelling after the current frame…';
+    });
   for (const s of SLIDERS) {
     const el = $(`s-${s}`) as HTMLInputElement;
     (el.nextElementSibling as HTMLOutputElement).value = el.value;
@@ -517,7 +548,12 @@ function wire(): void {
     if (!state.weights) return showMessage('Load weights first.');
     const f = picked.vedit;
     if (!f || kindOf(f.name, f.blob.type) !== 'video') return showMessage('Pick a source video (mp4, webm, mov) for video editing.');
+    if (liveRunning) stopLive();
+    runTab = 'vedit';
+    clearResults();
     setBusy(true);
+    ($('vedit-progress') as HTMLProgressElement).value = 0;
+    $('vedit-progress-text').textContent = 'starting…';
     const maxFrames = num('vedit-max-frames');
     send({ type: 'video-edit', source: f, lipRatio: checked('vedit-silent') ? null : num('vedit-lip'), smoothObservationVariance: num('vedit-smooth'), scale: num('vedit-scale'), maxFrames: maxFrames > 0 ? maxFrames : undefined });
   });
@@ -527,6 +563,12 @@ function wire(): void {
 (window as unknown as { lpProbe: (f: File) => void }).lpProbe = (f: File) => {
   state.probe = undefined;
   send({ type: 'probe', image: { name: f.name, blob: f } });
+};
+
+/** For measurements and the console: the worker's tensor count and bytes, and its wasm heap, into lpState.memory. */
+(window as unknown as { lpMemory: () => void }).lpMemory = () => {
+  state.memory = undefined;
+  send({ type: 'memory' });
 };
 
 wire();

@@ -22,6 +22,7 @@ import {
   type InputAudioTrack,
   type InputVideoTrack,
 } from 'mediabunny';
+import { GIFEncoder, applyPalette, quantize, type GifEncoder } from 'gifenc';
 import { InputError, type RgbImage } from '../../src/index.js';
 
 export { kindOf, type FileKind } from './kinds.js';
@@ -231,5 +232,39 @@ export class VideoOut {
 
   async cancel(): Promise<void> {
     if (this.output && this.output.state !== 'finalized' && this.output.state !== 'canceled') await this.output.cancel().catch(() => undefined);
+  }
+}
+
+/**
+ * An animated GIF written frame by frame (gifenc): each frame's own 256-colour
+ * palette (quantized from its pixels), the frame rate as delays in
+ * hundredths of a second, looping forever. No sound (GIF has none).
+ */
+export class GifOut {
+  private readonly gif: GifEncoder = GIFEncoder();
+  private frames = 0;
+  private width = 0;
+  private height = 0;
+  private readonly delayMs: number;
+
+  constructor(fps: number) {
+    this.delayMs = 1000 / (fps > 0 ? fps : 25);
+  }
+
+  add(img: RgbImage): void {
+    if (this.frames === 0) (this.width = img.width), (this.height = img.height);
+    else if (img.width !== this.width || img.height !== this.height) throw new Error(`GIF frame ${this.frames} is ${img.width}x${img.height}, the GIF ${this.width}x${this.height}`);
+    const rgba = rgbToRgba(img);
+    const palette = quantize(rgba, 256);
+    // delays are whole hundredths: spread the rounding so that the total time stays right
+    const delay = Math.round(((this.frames + 1) * this.delayMs) / 10) * 10 - Math.round((this.frames * this.delayMs) / 10) * 10;
+    this.gif.writeFrame(applyPalette(rgba, palette), img.width, img.height, { palette, delay, repeat: 0 });
+    this.frames++;
+  }
+
+  finish(): Blob {
+    if (this.frames === 0) throw new Error('no frames were written');
+    this.gif.finish();
+    return new Blob([this.gif.bytes() as Uint8Array<ArrayBuffer>], { type: 'image/gif' });
   }
 }

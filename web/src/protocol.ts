@@ -25,6 +25,8 @@ export interface AnimateParams {
   allFaces: boolean;
   faceIndex: number;
   maxFrames?: number;
+  /** Also an animated GIF of the result (video results only). */
+  gif?: boolean;
 }
 
 export interface EditParams {
@@ -66,6 +68,7 @@ export type ToEngine =
   | { type: 'edit'; params: EditParams; seq: number }
   | { type: 'video-edit'; source: NamedFile; lipRatio: number | null; smoothObservationVariance: number; scale: number; maxFrames?: number }
   | { type: 'probe'; image: NamedFile }
+  | { type: 'memory' }
   | { type: 'cancel' };
 
 export interface Progress {
@@ -93,6 +96,8 @@ export type FromEngine =
       type: 'animated';
       result: VideoResult;
       concat?: VideoResult;
+      /** The result as an animated GIF, when asked for. */
+      gif?: VideoResult;
       image: boolean;
       frames: number;
       seconds: number;
@@ -104,5 +109,6 @@ export type FromEngine =
   | { type: 'edit-result'; seq: number; crop: ImageData; pasted: ImageData; pastedPng: Blob; seconds: number }
   | { type: 'live-frame'; image: ImageData; seconds: number }
   | { type: 'probe-result'; outputs: Record<string, number[]>; backend: string }
+  | { type: 'memory'; numTensors: number; numBytes: number; wasmHeapBytes?: number }
   | { type: 'cancelled' }
   | { type: 'error'; message: string; during: string };
