@@ -259,7 +259,13 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
 }
 
 /** The backend's memory: bytes of live tensors, and on wasm the heap's size (it grows to the peak and never shrinks). */
-export function backendMemory(): { tensorBytes: number; heapBytes?: number } {
+export interface BackendMemory {
+  tensorBytes: number;
+  heapBytes?: number;
+}
+
+/** The active backend's memory now. */
+export function backendMemory(): BackendMemory {
   const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
   return { tensorBytes: tf.memory().numBytes, heapBytes: wasm?.HEAPU8?.buffer.byteLength };
 }

@@ -76,7 +76,7 @@ export { type MotionFrame, type MotionTemplate, parseAnyTemplate, templateToTens
 
 // Faces: detection, crop, ratios, paste-back
 export { FaceDetector, type Face, type DetectOptions, type FaceModelSources } from './face/detector.js';
-export { cropImage, cropImageByBbox, cropImageByBox, parseCropBox, scaleCropBox, type CropBox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
+export { cropImage, cropImageByBbox, cropImageByBox, wholeImageCrop, parseCropBox, scaleCropBox, type CropBox, type CropResult, type CropOptions, SOURCE_CROP, DRIVING_CROP } from './face/crop.js';
 export { calcEyeCloseRatio, calcLipCloseRatio } from './face/ratios.js';
 export { preparePasteBack, pasteBack, type PasteBackMask } from './face/paste_back.js';
 

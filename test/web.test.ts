@@ -99,18 +99,23 @@ async function loadSynthetic(page: Page): Promise<void> {
   expect(s.weights).toMatch(/SYNTHETIC/);
 }
 
-async function animateAndWait(page: Page, frames: number): Promise<void> {
-  const before = (await S(page)).animations;
-  await page.fill('#opt-max-frames', String(frames));
-  await page.click('#animate');
+/** Wait until the page is idle with a run done after the `before`-th, or an error shown. */
+async function waitForRun(page: Page, before: number, timeout: number): Promise<void> {
   await page.waitForFunction(
     (n) => {
       const s = (window as unknown as { lpState: PageState }).lpState;
       return !s.busy && (s.animations > n || s.lastError !== '');
     },
     before,
-    { timeout: 600_000, polling: 1000 },
+    { timeout, polling: 1000 },
   );
+}
+
+async function animateAndWait(page: Page, frames: number): Promise<void> {
+  const before = (await S(page)).animations;
+  await page.fill('#opt-max-frames', String(frames));
+  await page.click('#animate');
+  await waitForRun(page, before, 600_000);
 }
 
 describeBrowser('web page in Chromium', () => {
@@ -301,14 +306,7 @@ describeBrowser('web page in Chromium', () => {
       }, silent);
       const t0 = Date.now();
       await page.click('#vedit-run');
-      await page.waitForFunction(
-        (n) => {
-          const s = (window as unknown as { lpState: PageState }).lpState;
-          return !s.busy && (s.animations > n || s.lastError !== '');
-        },
-        before,
-        { timeout: 900_000, polling: 1000 },
-      );
+      await waitForRun(page, before, 900_000);
       const s = await S(page);
       expect(s.lastError).toBe('');
       expect(s.lastResult?.frames).toBe(frames);

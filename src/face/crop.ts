@@ -3,7 +3,7 @@
  * the affine warps of src/image/affine.ts.
  */
 import { type Affine, type Point2, invertAffine, transformPoints, warpImage } from '../image/affine.js';
-import { type RgbImage, boxDownscale } from '../image/image.js';
+import { type RgbImage, boxDownscale, resizeImage } from '../image/image.js';
 import { InputError } from '../errors.js';
 
 // ------------------------------------------------------------ the crop
@@ -268,6 +268,11 @@ export function rectFromCropBox(box: CropBox): FaceRect {
  * landmarks. The box is in `img`'s pixels (scale it first if the image was
  * resized).
  */
+/** The whole image taken as the face crop (no cropping: --no-crop), with its 256² version and identity transforms. */
+export function wholeImageCrop(img: RgbImage): CropResult {
+  return { imgCrop: img, imgCrop256: resizeImage(img, 256, 256, 'linear'), M_o2c: [1, 0, 0, 0, 1, 0], M_c2o: [1, 0, 0, 0, 1, 0], lmkCrop: [], lmkCrop256: [] };
+}
+
 export function cropImageByBox(img: RgbImage, box: CropBox, opts: { dsize?: number } = {}): CropResult {
   checkCropBox(box, 'crop box', img.width, img.height);
   const dsize = opts.dsize ?? SOURCE_CROP.dsize;

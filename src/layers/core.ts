@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
 import { padNdhwc } from './ndhwc.js';
-import { BIAS_POSITION, type HostFilter, Winograd3x3, useWinograd } from './winograd.js';
+import { BIAS_POSITION, type HostFilter, type TileGeometry, Winograd3x3, useWinograd } from './winograd.js';
 
 /** Something that owns tfjs tensors. */
 export interface Disposable {
@@ -289,21 +289,20 @@ export class Conv3d implements Disposable {
       const dp = d + 2 * pd;
       const dOut = dp - this.kd + 1;
       const xp = padNdhwc(x, [pd, pd]);
-      const rows = Math.ceil((h + 2 * ph - 2) / 2) * Math.ceil((w + 2 * ph - 2) / 2); // tiles per depth slice
       // Rows of V run over (depth slice, tile row, tile column): slices k .. k + dOut - 1 are one run.
-      const taps = (m: tf.Tensor2D, k: number) => tf.slice(m, [k * rows, 0], [dOut * rows, m.shape[1]]);
+      const taps = (m: tf.Tensor2D, k: number, g: TileGeometry) => tf.slice(m, [k * g.th * g.tw, 0], [dOut * g.th * g.tw, m.shape[1]]);
       const [y] = wino.stream(
         xp.reshape([dp, h, w, c]) as tf.Tensor4D,
         ph,
         [ph, ph],
         1,
-        (_, v, k) =>
+        (_, v, k, g) =>
           // Per position, each partial product freed as soon as it is summed: only the sum over the depth taps outlives it.
           tf.tidy(() => {
             let m: tf.Tensor2D | undefined;
             for (let t = 0; t < this.kd; t++) {
               // Slice whichever side of the GEMM is narrower.
-              const p = tf.tidy(() => (c <= o ? tf.matMul(taps(v, t), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t)) as tf.Tensor2D);
+              const p = tf.tidy(() => (c <= o ? tf.matMul(taps(v, t, g), wino.U[t][k]) : taps(tf.matMul(v, wino.U[t][k]), t, g)) as tf.Tensor2D);
               if (!m) m = p;
               else {
                 const sum = tf.add(m, p) as tf.Tensor2D;

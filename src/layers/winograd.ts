@@ -122,8 +122,9 @@ export class Winograd3x3 implements Disposable {
    * Conv2d(padding=pad) (rows: `padRows` above and below, for a band of a
    * taller input), streamed through the transformed domain one row i of Bᵀ
    * at a time: V_k = (Bᵀ d B)_k for k = 4i .. 4i + 3, then for each output o
-   * its products `product(o, V_k, k)` ([rows, O], rows as V's unless the
-   * product says otherwise through `outGeometry`), folded at once into Aᵀ M A.
+   * its products `product(o, V_k, k, g)` ([rows, O], rows as V's unless the
+   * product says otherwise through `outGeometry`; g is V's tile geometry),
+   * folded at once into Aᵀ M A.
    * Only four V and four M are alive at a time, never all sixteen.
    *
    * Each row of Bᵀ is a 4-tap depthwise convolution at stride 2, down and
@@ -137,7 +138,7 @@ export class Winograd3x3 implements Disposable {
     pad: number,
     padRows: [number, number],
     outputs: number,
-    product: (o: number, V: tf.Tensor2D, k: number) => tf.Tensor2D,
+    product: (o: number, V: tf.Tensor2D, k: number, g: TileGeometry) => tf.Tensor2D,
     outGeometry: (g: TileGeometry) => TileGeometry = (g) => g,
   ): tf.Tensor4D[] {
     const [batch, h, w, c] = x.shape;
@@ -147,6 +148,7 @@ export class Winograd3x3 implements Disposable {
     const outW = w + 2 * pad - 2;
     const th = Math.ceil(outH / 2);
     const tw = Math.ceil(outW / 2);
+    const geometry: TileGeometry = { batch, th, tw, outH, outW };
     const sums = Array.from({ length: outputs }, () => new WinogradSums());
     try {
       const xp = tf.pad(x, [
@@ -162,7 +164,7 @@ export class Winograd3x3 implements Disposable {
             return this.across.map((ka) => tf.depthwiseConv2d(rows, ka, [1, 2], 'valid').reshape([batch * th * tw, c]) as tf.Tensor2D);
           });
           try {
-            V.forEach((v, j) => sums.forEach((s, o) => s.add(i, j, product(o, v, 4 * i + j))));
+            V.forEach((v, j) => sums.forEach((s, o) => s.add(i, j, product(o, v, 4 * i + j, geometry))));
           } finally {
             tf.dispose(V);
           }
@@ -170,7 +172,7 @@ export class Winograd3x3 implements Disposable {
       } finally {
         xp.dispose();
       }
-      const g = outGeometry({ batch, th, tw, outH, outW });
+      const g = outGeometry(geometry);
       return sums.map((s) => s.output(g));
     } finally {
       for (const s of sums) s.dispose();

@@ -16,7 +16,7 @@ import { loadModuleWeights } from './weights.js';
 import { ParamReader } from '../layers/params.js';
 import type { StateDict } from '../formats/host_tensor.js';
 import type { WorkerReply, WorkerRequest, WorkerRole } from './workers.js';
-import type { WorkerWeights } from '../pipeline/frame_pool.js';
+import type { HostArray, WorkerWeights } from '../pipeline/frame_pool.js';
 
 if (!parentPort) throw new Error('worker.ts runs inside a worker thread');
 const port = parentPort;
@@ -40,7 +40,7 @@ function reply(m: WorkerReply, transfer: ArrayBuffer[] = []): void {
 }
 
 /** The values of a tensor, which is then freed. */
-async function take(t: tf.Tensor): Promise<{ data: Float32Array; shape: number[] }> {
+async function take(t: tf.Tensor): Promise<HostArray> {
   try {
     return { data: (await t.data()) as Float32Array, shape: t.shape };
   } finally {

@@ -11,9 +11,9 @@ import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { FramePool, PoolFrame, WorkerWeights } from '../pipeline/frame_pool.js';
+import type { FramePool, HostArray, PoolFrame, WorkerWeights } from '../pipeline/frame_pool.js';
 import type { LivePortrait } from '../pipeline/live_portrait.js';
-import { backendInfo } from '../backend.js';
+import { type BackendMemory, backendInfo } from '../backend.js';
 import { InputError } from '../errors.js';
 
 export interface PoolOptions {
@@ -145,7 +145,7 @@ export class WarpDecodePool implements FramePool {
     const split = opts.split ?? n > 1;
     const pool = new WarpDecodePool(n);
     WarpDecodePool.open.add(pool);
-    const start = (i: number, role: WorkerRole, lane: () => Lane): Slot => {
+    const start = (i: number, role: WorkerRole, lane: Lane): Slot => {
       const worker = startWorker();
       let readyResolve!: () => void;
       let readyReject!: (e: Error) => void;
@@ -161,7 +161,7 @@ export class WarpDecodePool implements FramePool {
         } else if (m.type === 'init-error') readyReject(new Error(m.message));
         else {
           if ((m.type === 'frame' || m.type === 'mid') && m.memory) stats.latest = m.memory;
-          pool.answer(lane(), m);
+          pool.answer(lane, m);
         }
       });
       worker.on('error', (e: unknown) => pool.fail(workerDied(i, n, e instanceof Error ? e.message : String(e)), readyReject));
@@ -177,8 +177,8 @@ export class WarpDecodePool implements FramePool {
     for (let i = 0; i < n; ) {
       const lane = { inFlight: 0 } as Lane;
       const pair = split && i + 1 < n;
-      lane.head = start(i++, pair ? 'head' : 'whole', () => lane);
-      if (pair) lane.tail = start(i++, 'tail', () => lane);
+      lane.head = start(i++, pair ? 'head' : 'whole', lane);
+      if (pair) lane.tail = start(i++, 'tail', lane);
       pool.lanes.push(lane);
     }
     try {
@@ -233,7 +233,7 @@ export class WarpDecodePool implements FramePool {
    * the least busy lane, with the feature of setSource, or with `f_s`
    * given for this frame alone (source videos: a new f_s every frame).
    */
-  render(x_s: Float32Array, x_d: Float32Array, f_s?: { data: Float32Array; shape: number[] }): Promise<PoolFrame> {
+  render(x_s: Float32Array, x_d: Float32Array, f_s?: HostArray): Promise<PoolFrame> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closing) return Promise.reject(new Error('WarpDecodePool.render: the frame workers are closed'));
     if (this.sourceId === 0 && !f_s) return Promise.reject(new Error('WarpDecodePool.render: call setSource first or pass f_s'));
@@ -262,23 +262,11 @@ function workerDied(i: number, n: number, why: string): Error {
   return new Error(`frame worker ${i + 1} of ${n} stopped unexpectedly (${why}); it may have run out of memory (each needs up to 1.75 GiB, 2.7 GiB alone): try ${fewer}--workers 0`);
 }
 
-/** A worker's backend memory: live tensor bytes and, on wasm, the heap's size (it never shrinks). */
-export interface WorkerMemory {
-  tensorBytes: number;
-  heapBytes?: number;
-}
-
 /** What one worker runs and holds: `weights` at start-up (its W and G), `latest` after its last frame. */
 export interface WorkerStats {
   role: WorkerRole;
-  weights?: WorkerMemory;
-  latest?: WorkerMemory;
-}
-
-/** A tensor's values and shape, between threads. */
-export interface HostArray {
-  data: Float32Array;
-  shape: number[];
+  weights?: BackendMemory;
+  latest?: BackendMemory;
 }
 
 /** Messages to a worker. */
@@ -290,10 +278,10 @@ export type WorkerRequest =
 
 /** Messages from a worker. */
 export type WorkerReply =
-  | { type: 'ready'; backend: string; memory: WorkerMemory }
+  | { type: 'ready'; backend: string; memory: BackendMemory }
   | { type: 'init-error'; message: string }
-  | { type: 'frame'; job: number; data: Float32Array; shape: [number, number, number, number]; memory?: WorkerMemory }
-  | { type: 'mid'; job: number; feature: HostArray; x: HostArray; memory: WorkerMemory }
+  | { type: 'frame'; job: number; data: Float32Array; shape: [number, number, number, number]; memory?: BackendMemory }
+  | { type: 'mid'; job: number; feature: HostArray; x: HostArray; memory: BackendMemory }
   | { type: 'error'; job: number; message: string };
 
 /**

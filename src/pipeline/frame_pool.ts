@@ -13,6 +13,12 @@ export type WorkerWeights =
   | { seed: number }
   | { stateDicts: { warping_module: StateDict; spade_generator: StateDict } };
 
+/** A tensor's values and shape, between threads. */
+export interface HostArray {
+  data: Float32Array;
+  shape: number[];
+}
+
 /** A decoded frame: float32 RGB in 0..1, [height, width, 3] row-major. */
 export interface PoolFrame {
   data: Float32Array;
@@ -26,7 +32,7 @@ export interface FramePool {
   /** Send the source feature volume f_s ([1, 16, 64, 64, 32], NDHWC); returns its id. */
   setSource(f_s: Float32Array, shape: number[]): number;
   /** W and G for x_s, x_d ([1, 21, 3] each) with the source's f_s, or with `f_s` for this frame alone. */
-  render(x_s: Float32Array, x_d: Float32Array, f_s?: { data: Float32Array; shape: number[] }): Promise<PoolFrame>;
+  render(x_s: Float32Array, x_d: Float32Array, f_s?: HostArray): Promise<PoolFrame>;
   close(): Promise<void>;
 }
 

@@ -150,6 +150,33 @@ async function* firstN<T>(it: AnyIterable<T>, k: number): AsyncGenerator<T> {
   }
 }
 
+/** A network given, or built from its builder on first use; `release` frees a built one to be built again. */
+class LazyNet<T extends { dispose(): void }> {
+  private net?: T;
+  private readonly build?: () => T;
+
+  constructor(given: T | (() => T)) {
+    if (typeof given === 'function') this.build = given;
+    else this.net = given;
+  }
+
+  get(): T {
+    return (this.net ??= this.build!());
+  }
+
+  /** Free the network where it can be built again (it was given as a builder). */
+  release(): void {
+    if (!this.build || !this.net) return;
+    this.net.dispose();
+    this.net = undefined;
+  }
+
+  dispose(): void {
+    this.net?.dispose();
+    this.net = undefined;
+  }
+}
+
 function isFrameInput(x: unknown): x is DrivingFrameInput {
   return !!x && typeof x === 'object' && !isTensor(x) && 'image' in (x as object);
 }
@@ -218,10 +245,8 @@ export class LivePortrait {
   readonly F: AppearanceFeatureExtractorNet;
   readonly M: MotionExtractorNet;
   readonly S: StitchingRetargetingModule;
-  private w: WarpingModuleNet | (() => WarpingModuleNet);
-  private g: SpadeGeneratorNet | (() => SpadeGeneratorNet);
-  private readonly buildW?: () => WarpingModuleNet;
-  private readonly buildG?: () => SpadeGeneratorNet;
+  private readonly w: LazyNet<WarpingModuleNet>;
+  private readonly g: LazyNet<SpadeGeneratorNet>;
   /** The neutral-lip expression for image-driven relative motion, if known. */
   lipArray?: Float32Array;
   /** Where frame workers get W and G from (set by the static constructors). */
@@ -231,22 +256,20 @@ export class LivePortrait {
 
   /** The networks; W and G may be builders, run when this thread first renders (frame workers hold their own). */
   constructor(nets: LivePortraitParts, opts: LivePortraitOptions = {}) {
-    ({ F: this.F, M: this.M, W: this.w, G: this.g, S: this.S } = nets);
-    if (typeof this.w === 'function') this.buildW = this.w;
-    if (typeof this.g === 'function') this.buildG = this.g;
+    ({ F: this.F, M: this.M, S: this.S } = nets);
+    this.w = new LazyNet(nets.W);
+    this.g = new LazyNet(nets.G);
     if (opts.lipArray !== undefined) this.lipArray = LivePortrait.readLipArray(opts.lipArray);
   }
 
   /** W, the warping module (built on first use). */
   get W(): WarpingModuleNet {
-    if (typeof this.w === 'function') this.w = this.w();
-    return this.w;
+    return this.w.get();
   }
 
   /** G, the SPADE generator (built on first use). */
   get G(): SpadeGeneratorNet {
-    if (typeof this.g === 'function') this.g = this.g();
-    return this.g;
+    return this.g.get();
   }
 
   /** The networks from state dicts (`source` names them in errors). */
@@ -448,22 +471,12 @@ export class LivePortrait {
     let w: WarpingOutput | undefined;
     try {
       w = this.W.apply(f_s, x_s, x_d);
-      if (opts.release) this.releaseNet('W');
+      if (opts.release) this.w.release();
       return this.G.apply(w.out);
     } finally {
       if (w) tf.dispose([w.out, w.occlusionMap, w.deformation]);
-      if (opts.release) for (const n of ['W', 'G'] as const) this.releaseNet(n);
+      if (opts.release) for (const n of [this.w, this.g]) n.release();
     }
-  }
-
-  /** Free W or G where it can be built again (it was given as a builder). */
-  private releaseNet(name: 'W' | 'G'): void {
-    const build = name === 'W' ? this.buildW : this.buildG;
-    const net = name === 'W' ? this.w : this.g;
-    if (!build || typeof net === 'function') return;
-    net.dispose();
-    if (name === 'W') this.w = build as () => WarpingModuleNet;
-    else this.g = build as () => SpadeGeneratorNet;
   }
 
   private async frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, opts: RenderOptions = {}): Promise<AnimatedFrame> {
@@ -756,7 +769,7 @@ export class LivePortrait {
   dispose(): Promise<void> {
     if (this.disposed) return Promise.resolve();
     this.disposed = true;
-    for (const n of [this.F, this.M, this.w, this.g, this.S]) if (typeof n !== 'function') n.dispose();
+    for (const n of [this.F, this.M, this.w, this.g, this.S]) n.dispose();
     const pool = this.pool;
     this.pool = undefined;
     return pool ? pool.close() : Promise.resolve();

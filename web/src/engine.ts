@@ -19,6 +19,7 @@ import {
   concatFrame,
   cropImage,
   cropImageByBbox,
+  wholeImageCrop,
   initBackend,
   parseAnyTemplate,
   pasteBack,
@@ -369,7 +370,7 @@ async function sourceFaces(img: RgbImage, name: string, p: { crop: boolean; scal
     lmks = chosen.map((f) => f.landmarks);
   } else {
     const face = (await det.detect(img, { maxFaces: 1 }))[0];
-    crops = [{ imgCrop: img, imgCrop256: resizeImage(img, 256, 256, 'linear'), M_o2c: [1, 0, 0, 0, 1, 0], M_c2o: [1, 0, 0, 0, 1, 0], lmkCrop: [], lmkCrop256: [] }];
+    crops = [wholeImageCrop(img)];
     lmks = [face?.landmarks];
   }
   const m = model();

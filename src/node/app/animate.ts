@@ -12,7 +12,7 @@ import { LipArrayMissingError } from '../../errors.js';
 import { type RgbImage, resizeImage, resizeToLimit } from '../../image/image.js';
 import type { Point2 } from '../../image/affine.js';
 import { concatFrame, hstackImages } from '../../image/concat.js';
-import { type CropBox, type CropOptions, type CropResult, cropImage, cropImageByBox, parseCropBox, scaleCropBox } from '../../face/crop.js';
+import { type CropBox, type CropOptions, type CropResult, cropImage, cropImageByBox, parseCropBox, wholeImageCrop, scaleCropBox } from '../../face/crop.js';
 import { type PasteBackMask, pasteBack, preparePasteBack } from '../../face/paste_back.js';
 import { ratiosFromLandmarks } from '../../face/ratios.js';
 import type { MotionFrame } from '../../formats/template.js';
@@ -425,9 +425,8 @@ async function animateImageSource({ r, getLp, workersReady, opts, driving, doCro
     lmks = chosen.map((f) => f.landmarks);
     r.log?.(facesNote(r.source, faces.length, r.allFaces ? 'all' : (r.faceIndex ?? 0)));
   } else {
-    const small = resizeImage(img, 256, 256, 'linear');
     const face = (await (await loadFaceDetector()).detect(img, { maxFaces: 1 }))[0];
-    crops = [{ imgCrop: img, imgCrop256: small, M_o2c: [1, 0, 0, 0, 1, 0], M_c2o: [1, 0, 0, 0, 1, 0], lmkCrop: [], lmkCrop256: [] }];
+    crops = [wholeImageCrop(img)];
     lmks = [face?.landmarks];
   }
   const faces: SourceFace[] = [];
@@ -478,7 +477,7 @@ async function animateVideoSource({ r, getLp, workersReady, opts, driving, doCro
   const cropOf = (f: RgbImage, raw: RgbImage, lmk: Point2[] | undefined): CropResult | undefined => {
     if (doCrop && r.cropBox) return cropImageByBox(f, sourceBox(r, f, raw));
     if (doCrop) return lmk ? cropImage(f, lmk, cropOpts) : undefined;
-    return { imgCrop: f, imgCrop256: resizeImage(f, 256, 256, 'linear'), M_o2c: [1, 0, 0, 0, 1, 0], M_c2o: [1, 0, 0, 0, 1, 0], lmkCrop: [], lmkCrop256: [] };
+    return wholeImageCrop(f);
   };
   let prev: Point2[] | undefined;
   let idx = 0;
