@@ -41,7 +41,7 @@ export async function buildWeb(outDir = join(root, 'dist-web'), { dev = false, l
     // as Node does, packages are also looked for in NODE_PATH's folders
     nodePaths: (process.env.NODE_PATH ?? '').split(delimiter).filter(Boolean),
   });
-  for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'web', f), join(tmp, f));
+  for (const f of ['index.html', 'style.css', 'favicon.svg']) copyFileSync(join(root, 'web', f), join(tmp, f));
   const wasmDir = join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
   for (const f of readdirSync(wasmDir)) if (f.endsWith('.wasm')) copyFileSync(join(wasmDir, f), join(tmp, 'wasm', f));
   const humanModels = join(dirname(require.resolve('@vladmandic/human')), '..', 'models');

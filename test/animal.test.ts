@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetwork, createStitching } from '../src/models/registry.js';
 import { STITCHING_CHECKPOINT_NAMES } from '../src/models/stitching_retargeting_module.js';
+import { Driving } from '../src/pipeline/driving.js';
 import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import type { SourceKeypoints } from '../src/motion/transfer.js';
 import { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints } from '../src/motion/animal.js';
@@ -165,7 +166,7 @@ if (!haveAnimal) console.warn(`skipping 'animal mode: frames': no ${ANIMAL_FILE}
       const refXd = fx.tensors.get(`${name}/x_d`)!;
       const frameLen = 512 * 512 * 3;
       let i = 0;
-      for await (const f of lp.animate(src, motion, opts)) {
+      for await (const f of lp.animate(src, Driving.frames(motion), opts)) {
         const xe = maxErr(f.x_d, (refXd.data as Float32Array).subarray(i * 63, i * 63 + 63));
         expect(xe).toBeLessThanOrEqual(1e-4);
         let ok = 0;

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs } from '../src/models/stitching_retargeting_module.js';
 import { startFrameWorkers } from '../src/node/workers.js';
+import { Driving } from '../src/pipeline/driving.js';
 import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import { applyExpressionEdits } from '../src/motion/edits.js';
 import { type OptionSet, toOptions, withRatios } from '../src/parity/compare.js';
@@ -87,7 +88,7 @@ describeParity('pipeline parity', () => {
       }
     };
     let checked = 0;
-    for await (const { name, i, ours } of mapOrdered(jobs, render, lp.inFlight)) {
+    for await (const { name, i, ours } of mapOrdered(jobs, render, lp.renderer.inFlight)) {
       const ref = fixture('pipeline').get(`${name}/frames`)!;
       const [, H, W, C] = ref.shape;
       const size = H * W * C;
@@ -273,9 +274,9 @@ describe('options and edits', () => {
     tf.dispose([flat, rgba, kp]);
     // An empty driving sequence.
     const fake = { f_s: tf.zeros([1, 1, 1, 1, 1]), x_s: tf.zeros([1, 21, 3]) } as unknown as SourceInfo;
-    await expect(lp.animate(fake, []).next()).rejects.toThrow(/^the driving sequence is empty/);
-    await expect(lp.animate(fake, { fps: 25, frames: [] }).next()).rejects.toThrow(/motion template has no frames/);
-    await expect(lp.animate(fake, 42 as never).next()).rejects.toThrow(/driving: expected an image, a sequence of frames or a motion template, got number 42/);
+    await expect(lp.animate(fake, Driving.frames([])).next()).rejects.toThrow(/^the driving sequence is empty/);
+    await expect(lp.animate(fake, Driving.template({ fps: 25, frames: [] })).next()).rejects.toThrow(/motion template has no frames/);
+    await expect(lp.animate(fake, 42 as never).next()).rejects.toThrow(/driving: expected a Driving \(Driving.video, .image, .template, .frames or .live\), got number 42/);
     tf.dispose([fake.f_s, fake.x_s]);
   });
 });
