@@ -79,8 +79,14 @@ function causeOf(e: unknown): string {
 const isFetchFailure = (e: unknown): boolean => e instanceof TypeError && /fetch failed|Failed to fetch|NetworkError/i.test((e as Error).message);
 
 /** The one line for a failed request: unreachable, 401/403 (a token), 404, other. */
-function hubError(e: unknown, what: string, cfg: HubConfig, set: WeightSet): WeightsError {
+function hubError(e: unknown, what: string, cfg: HubConfig, set: WeightSet, dir?: { root: string; files: string[] }): WeightsError {
   const s = set === 'animal' ? ' --set animal' : '';
+  if (isFetchFailure(e) && dir)
+    return new WeightsError(
+      `cannot reach ${cfg.endpoint} (${causeOf(e)}). Without network, download these files by hand: ` +
+        dir.files.map((f) => `${hfFileUrl(f, cfg.endpoint)} → ${join(dir.root, f)}`).join('; ') +
+        `; then convert them with \`liveportrait weights convert --from ${dir.root} --dir ${dir.root}${s}\` (see weights/README.md)`,
+    );
   if (isFetchFailure(e))
     return new WeightsError(`cannot reach ${cfg.endpoint} (${causeOf(e)}) for ${what}; check the connection or HF_ENDPOINT, or put the files there by hand (${hfFileUrl(officialPath('motion_extractor', set), cfg.endpoint)} and the others, see weights/README.md) and pass --weights DIR`);
   if (e instanceof HubApiError) {
@@ -187,11 +193,12 @@ export async function fetchOfficialWeights(opts: FetchOptions = {}): Promise<Fet
   };
   const lib = { repo: { type: 'model' as const, name: HF_REPO }, hubUrl: cfg.endpoint, fetch: hubFetch };
 
+  const byHand = opts.dir ? { root: resolve(opts.dir), files: [...wanted.keys()] } : undefined;
   let commit: string;
   try {
     commit = (await modelInfo({ name: HF_REPO, hubUrl: cfg.endpoint, fetch: hubFetch, revision: HF_REVISION, additionalFields: ['sha'] })).sha;
   } catch (e) {
-    throw hubError(e, `${HF_REPO} (revision ${HF_REVISION})`, cfg, set);
+    throw hubError(e, `${HF_REPO} (revision ${HF_REVISION})`, cfg, set, byHand);
   }
 
   // The sizes and sha256 ids, one listing per folder.
@@ -201,7 +208,7 @@ export async function fetchOfficialWeights(opts: FetchOptions = {}): Promise<Fet
     try {
       for await (const e of listFiles({ ...lib, path: folder, revision: commit })) if (e.type === 'file') remote.set(e.path, { size: e.lfs?.size ?? e.size, sha256: e.lfs?.oid });
     } catch (e) {
-      throw hubError(e, `the listing of ${HF_REPO}/${folder}`, cfg, set);
+      throw hubError(e, `the listing of ${HF_REPO}/${folder}`, cfg, set, byHand);
     }
   }
 
@@ -233,7 +240,7 @@ export async function fetchOfficialWeights(opts: FetchOptions = {}): Promise<Fet
       blob = info && (await downloadFile({ ...lib, path: file, revision: commit, downloadInfo: info }));
     } catch (e) {
       removeEmpty(made);
-      throw hubError(e, `${HF_REPO}/${file}`, cfg, set);
+      throw hubError(e, `${HF_REPO}/${file}`, cfg, set, byHand);
     }
     if (!blob) throw new WeightsError(`${HF_REPO}/${file} not found on ${cfg.endpoint} (HTTP 404, though listed); run \`liveportrait weights download${s}\` again later`);
     mkdirs(dirname(part), made);
