@@ -68,6 +68,16 @@ afterAll(async () => {
 });
 
 describe('the HuggingFace cache, filled through @huggingface/hub', () => {
+  it('reads HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_TOKEN as the Python hub does', () => {
+    const home = join(root, 'cfg');
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, 'token'), 'hf_fromfile\n');
+    expect(hubConfig({ HF_HOME: home })).toEqual({ endpoint: 'https://huggingface.co', cacheDir: join(home, 'hub'), offline: false, token: 'hf_fromfile' });
+    expect(hubConfig({ HF_HOME: home, HF_HUB_CACHE: '/c', HF_ENDPOINT: 'http://mirror.local/', HF_HUB_OFFLINE: 'yes', HF_TOKEN: 'hf_env' })).toEqual({ endpoint: 'http://mirror.local', cacheDir: '/c', offline: true, token: 'hf_env' });
+    expect(hubConfig({ XDG_CACHE_HOME: '/x', HF_HUB_OFFLINE: '0', HF_HUB_CACHE: '' }).cacheDir).toBe('/x/huggingface/hub');
+    expect(hubConfig({ HF_HOME: home, HF_HUB_OFFLINE: '0' }).offline).toBe(false);
+  });
+
   it('a full download into an empty cache: blobs by sha256, snapshot symlinks, refs/main; a second run fetches nothing', async () => {
     const home = freshHome();
     hub.hits.length = 0;

@@ -59,6 +59,8 @@ export function modelOptions(a: CommonArgs & { animal?: unknown }): ModelOptions
     const src = resolveWeightsSource({ set: a.set ?? (a.animal === true ? 'animal' : 'human') });
     weights = src.dir;
     logger(a)(describeWeightsSource(src));
+    // Resolved once: a supervised command's child process (supervise.ts) gets the folder as given.
+    process.env[WEIGHTS_ENV] = src.dir;
   }
   return { weights, lipArray: a['lip-array'], seed: a.seed, set: a.set, backend: a.backend === 'auto' ? undefined : a.backend, workers: a.workers };
 }

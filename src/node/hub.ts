@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { getHFHubCachePath, getRepoFolderName } from '@huggingface/hub';
+import { getRepoFolderName } from '@huggingface/hub';
 import { WeightsError } from '../errors.js';
 import { HF_BASE_URL, HF_REPO, type WeightSet } from '../models/checkpoints.js';
 import { MODULES, type ModuleName } from '../models/registry.js';
@@ -35,12 +35,14 @@ export interface HubConfig {
 
 /** The hub settings from the environment, as `huggingface_hub` reads them. */
 export function hubConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
-  const hfHome = env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
-  // The library's own rule (HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME) reads process.env.
-  const cacheDir = env === process.env ? getHFHubCachePath() : (env.HF_HUB_CACHE ?? env.HUGGINGFACE_HUB_CACHE ?? join(hfHome, 'hub'));
-  let token = env.HF_TOKEN?.trim() || env.HUGGING_FACE_HUB_TOKEN?.trim() || undefined;
+  // The library's rule (getHFHubCachePath: HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME),
+  // on `env`, with a variable set empty taken as unset.
+  const v = (k: string): string | undefined => env[k]?.trim() || undefined;
+  const hfHome = v('HF_HOME') ?? join(v('XDG_CACHE_HOME') ?? join(homedir(), '.cache'), 'huggingface');
+  const cacheDir = v('HF_HUB_CACHE') ?? v('HUGGINGFACE_HUB_CACHE') ?? join(hfHome, 'hub');
+  let token = v('HF_TOKEN') ?? v('HUGGING_FACE_HUB_TOKEN');
   if (!token) {
-    const file = env.HF_TOKEN_PATH ?? join(hfHome, 'token');
+    const file = v('HF_TOKEN_PATH') ?? join(hfHome, 'token');
     try {
       token = readFileSync(file, 'utf8').trim() || undefined;
     } catch {
@@ -48,7 +50,7 @@ export function hubConfig(env: NodeJS.ProcessEnv = process.env): HubConfig {
     }
   }
   return {
-    endpoint: (env.HF_ENDPOINT?.trim() || HF_BASE_URL).replace(/\/+$/, ''),
+    endpoint: (v('HF_ENDPOINT') ?? HF_BASE_URL).replace(/\/+$/, ''),
     cacheDir: resolve(cacheDir),
     offline: ['1', 'ON', 'YES', 'TRUE'].includes((env.HF_HUB_OFFLINE ?? '').trim().toUpperCase()),
     token,
