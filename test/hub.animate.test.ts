@@ -50,7 +50,7 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describeParity('animate from a Python-made HuggingFace cache', () => {
-  it('no --weights, no network, no copy: the cache is read in place, and the video equals the synthetic one', async () => {
+  it('no --weights, no network, no copy: the cache is read in place, the synthetic weights bit for bit', async () => {
     // The five checkpoints as torch.save writes them, in the cache's layout.
     const cache = join(tmp, 'hf', 'hub');
     const repo = join(cache, 'models--KwaiVGI--LivePortrait');
