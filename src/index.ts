@@ -69,6 +69,7 @@ export {
 } from './models/registry.js';
 export { weightsFromFiles, stateDictFromBytes, moduleOfName, type NamedBytes } from './models/from_files.js';
 export { officialPath, hfFileUrl, hfTreeUrl, type WeightSet } from './models/checkpoints.js';
+export { downloadOfficialWeights, HubUnreachableError, type OfficialDownloadOptions, type OfficialFile } from './weights/hub_download.js';
 export { AppearanceFeatureExtractor } from './models/appearance_feature_extractor.js';
 export { MotionExtractor } from './models/motion_extractor.js';
 export { WarpingModule } from './models/warping_module.js';

@@ -28,3 +28,5 @@ export { animate, type AnimateRequest, type AnimateResult } from './app/animate.
 export { retarget, type RetargetRequest } from './app/retarget.js';
 export { makeTemplate, type TemplateRequest } from './app/template.js';
 export { CliError, UsageError } from './app/errors.js';
+export { resolveWeightsSource, describeWeightsSource, describeWeightsSourceInFull, findInHfCache, hubConfig, repoCacheDir, type WeightsSource, type HubConfig } from './hub.js';
+export { fetchOfficialWeights, type FetchOptions, type FetchResult } from './hub_fetch.js';

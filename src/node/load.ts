@@ -14,10 +14,11 @@ import type { StateDict } from '../formats/host_tensor.js';
 import { type LoadOptions, checkWeightsPresent, findModuleFile, loadModuleWeights, loadStitchingWeights, readWeightsFile } from './weights.js';
 import { fixtureWeights, MANIFEST } from './parity.js';
 import { readBytes } from './files.js';
+import { WEIGHTS_ENV, resolveWeightsSource } from './hub.js';
+import type { WeightSet } from '../models/checkpoints.js';
 import { loadFaceDetector } from './face_models.js';
 
-/** The environment variable naming the weights: a directory, a fixture directory, or 'synthetic'. */
-export const WEIGHTS_ENV = 'LIVEPORTRAIT_WEIGHTS';
+export { WEIGHTS_ENV };
 
 /** Where a module's weights can come from instead: a weights directory, a .pth or .safetensors file, or a state dict. */
 export type ModuleWeights = string | StateDict;
@@ -37,9 +38,17 @@ export interface LoadLivePortraitOptions extends LoadOptions {
   onProgress?: (p: { module: ModuleName; source: string }) => void;
 }
 
-/** The weights the arguments name: the given spec, else $LIVEPORTRAIT_WEIGHTS, else ./weights. */
-export function weightsSpec(spec?: string): string {
-  return spec ?? process.env[WEIGHTS_ENV] ?? 'weights';
+/**
+ * The weights the arguments name: the given spec, else $LIVEPORTRAIT_WEIGHTS
+ * (a folder, or 'synthetic'), else ./weights when it holds all five
+ * modules, else the HuggingFace cache when complete (read in place); a
+ * one-line WeightsError naming both places and how to get the weights
+ * otherwise.
+ */
+export function weightsSpec(spec?: string, set?: WeightSet): string {
+  const given = spec ?? process.env[WEIGHTS_ENV];
+  if (given) return given;
+  return resolveWeightsSource({ set }).dir;
 }
 
 /** The lip array option as the library takes it: numbers, or the bytes of a .pkl file. */
@@ -62,7 +71,7 @@ function moduleFrom(m: ModuleName, w: ModuleWeights, opts: LoadOptions): { sd: S
 
 /**
  * A LivePortrait from `weights` (default: $LIVEPORTRAIT_WEIGHTS, else
- * ./weights): a weights directory, a parity fixture directory (one holding
+ * ./weights, else the HuggingFace cache, see weightsSpec): a weights directory, a parity fixture directory (one holding
  * weights_manifest.json: its exact weights), or 'synthetic' (deterministic
  * made-up weights, `seed`: offline, meaningless output). F, M and S are read
  * now, W and G when first rendered in this thread (frame workers read their
@@ -74,7 +83,7 @@ function moduleFrom(m: ModuleName, w: ModuleWeights, opts: LoadOptions): { sd: S
  * await startFrameWorkers(lp);                                           // optional: frames in parallel
  */
 export async function loadLivePortrait(weights?: string, opts: LoadLivePortraitOptions = {}): Promise<LivePortrait> {
-  const spec = weightsSpec(weights);
+  const spec = weightsSpec(weights, opts.set);
   const overrides = new Map<ModuleName, { sd: StateDict; source: string }>();
   for (const [m, w] of Object.entries(opts.modules ?? {}) as [ModuleName, ModuleWeights][]) {
     if (!MODULES.includes(m)) throw new InputError(`modules: unknown module '${m}'; known: ${MODULES.join(', ')}`);

@@ -11,12 +11,9 @@ import {
   FaceDetector,
   LivePortrait,
   LivePortraitError,
-  MODULES,
   WeightsError,
-  hfFileUrl,
-  hfTreeUrl,
+  downloadOfficialWeights,
   initBackend,
-  officialPath,
   prepareImage,
   useFaceDetector,
   type NamedBytes,
@@ -75,64 +72,14 @@ async function loadFiles(files: NamedFile[]): Promise<void> {
   post({ type: 'weights-ready', label: `local files (${files.length})`, seconds: (performance.now() - t0) / 1000 });
 }
 
-async function sha256Hex(buf: ArrayBuffer): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/** The official weights from HuggingFace: sha256 against the repository's LFS record, kept in Cache Storage. */
+/** The official weights from HuggingFace (the hub library): sha256 against the LFS record, kept in Cache Storage. */
 async function loadHf(set: 'human' | 'animal', endpoint?: string): Promise<void> {
   const t0 = performance.now();
-  const cache = await caches.open('liveportrait-weights-v1');
-  const records = new Map<string, { sha256?: string; size?: number }>();
-  const folders = new Set(MODULES.map((m) => officialPath(m, set).split('/').slice(0, -1).join('/')));
-  for (const folder of folders) {
-    const res = await fetch(hfTreeUrl(folder, endpoint)).catch(() => undefined);
-    if (!res?.ok) throw new WeightsError(`HuggingFace listing ${folder}: ${res ? `HTTP ${res.status}` : 'the hub cannot be reached'}; check the connection or load local files`);
-    for (const e of (await res.json()) as { path: string; size?: number; lfs?: { oid?: string; size?: number } }[]) records.set(e.path, { sha256: e.lfs?.oid, size: e.lfs?.size ?? e.size });
-  }
-  const files: NamedBytes[] = [];
-  for (const m of MODULES) {
-    const path = officialPath(m, set);
-    const url = hfFileUrl(path, endpoint);
-    const rec = records.get(path);
-    if (!rec?.sha256) throw new WeightsError(`HuggingFace has no record of ${path}`);
-    let buf: ArrayBuffer | undefined;
-    const hit = await cache.match(url);
-    if (hit) {
-      buf = await hit.arrayBuffer();
-      if ((await sha256Hex(buf)) !== rec.sha256) {
-        await cache.delete(url);
-        buf = undefined;
-      } else post({ type: 'weights-progress', file: path, loaded: buf.byteLength, total: buf.byteLength });
-    }
-    if (!buf) {
-      const res = await fetch(url);
-      if (!res.ok || !res.body) throw new WeightsError(`download of ${path} failed: HTTP ${res.status}`);
-      const total = rec.size ?? Number(res.headers.get('content-length') ?? 0);
-      const parts: Uint8Array[] = [];
-      let loaded = 0;
-      const reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        parts.push(value);
-        loaded += value.length;
-        post({ type: 'weights-progress', file: path, loaded, total });
-      }
-      const bytes = new Uint8Array(loaded);
-      let o = 0;
-      for (const p of parts) (bytes.set(p, o), (o += p.length));
-      buf = bytes.buffer;
-      const got = await sha256Hex(buf);
-      if (got !== rec.sha256) throw new WeightsError(`${path}: sha256 mismatch (expected ${rec.sha256}, got ${got}); the download was corrupt and was not kept, try again`);
-      await cache.put(url, new Response(buf));
-    }
-    files.push({ name: `${m}.pth`, bytes: new Uint8Array(buf) });
-  }
+  const files = await downloadOfficialWeights(set, { endpoint, onProgress: (file, loaded, total) => post({ type: 'weights-progress', file, loaded, total }) });
   // lip_array.pkl is not among the official HuggingFace files: image-driven relative motion asks for it (see README).
-  replaceModel(LivePortrait.fromFiles(files, `HuggingFace ${set}`));
-  post({ type: 'weights-ready', label: `official ${set} weights (HuggingFace, sha256 checked)`, seconds: (performance.now() - t0) / 1000 });
+  replaceModel(LivePortrait.fromFiles([...files].map(([m, f]) => ({ name: `${m}.pth`, bytes: f.bytes })), `HuggingFace ${set}`));
+  const cached = [...files.values()].every((f) => f.fromCache);
+  post({ type: 'weights-ready', label: `official ${set} weights (HuggingFace${cached ? ', from the cache' : ''}, sha256 checked)`, seconds: (performance.now() - t0) / 1000 });
 }
 
 // ------------------------------------------------------------------ probe (tests: F, M and S outputs on this backend)

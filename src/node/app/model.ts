@@ -57,7 +57,11 @@ export async function ensureBackend(opts: ModelOptions, log?: (line: string) => 
 
 /** The weights the options point to: --weights, else $LIVEPORTRAIT_WEIGHTS, else ./weights ('synthetic' stays as is). */
 export function weightsSpec(opts: ModelOptions): string {
-  return libraryWeightsSpec(opts.weights);
+  try {
+    return libraryWeightsSpec(opts.weights, opts.set);
+  } catch (e) {
+    throw new CliError(userMessage(e), { cause: e });
+  }
 }
 
 /**
