@@ -104,8 +104,18 @@ describeBrowser(
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
       hub.hits.length = 0;
       const t0 = Date.now();
-      const s = await loadWeightsIn(page, 'hf');
+      let during = '';
+      const s = await loadWeightsIn(page, 'hf', {
+        // halfway through a big file: the bar and the file's megabytes on the page
+        whileLoading: async () => {
+          await page.waitForFunction(() => Object.values((window as unknown as { lpState: PageState }).lpState.weightsFiles).some((f) => f.total > 100e6 && f.loaded > 0.2 * f.total && f.loaded < 0.8 * f.total), null, { timeout: 300_000, polling: 20 });
+          expect(await page.isVisible('#weights-progress')).toBe(true);
+          during = (await page.textContent('#weights-status')) ?? '';
+          await page.locator('#setup').screenshot({ path: join(SHOTS, 'hub-download-progress.png') });
+        },
+      });
       const seconds = (Date.now() - t0) / 1000;
+      expect(during).toMatch(/^liveportrait\/base_models\/\w+\.pth: \d+\.\d \/ (112\.5|182\.2|221\.8) MB$/);
       expect(s.lastError).toBe('');
       expect(s.weights).toBe(LABEL);
       expect(await page.textContent('#weights-status')).toMatch(new RegExp(`^${LABEL.replace(/[()]/g, '\\$&')} — ready \\(\\d+\\.\\d s\\)$`));
@@ -116,9 +126,10 @@ describeBrowser(
         expect(s.weightsFiles[file], file).toMatchObject({ loaded: bytes.length, total: bytes.length });
         if (bytes.length > 10e6) expect(s.weightsFiles[file].updates, file).toBeGreaterThan(10);
       }
-      // what the hub saw: one listing, and each file's body once, in full
+      // what the hub saw: one listing per folder, and each file's body once, in full
       const gets = hub.hits.filter((h) => h.method === 'GET');
-      expect(gets.filter((h) => h.path.startsWith('/api/'))).toEqual([expect.objectContaining({ path: `/api/models/${HF_REPO}/tree/main/liveportrait/base_models` })]);
+      const folders = [...new Set([...files.keys()].map((f) => f.slice(0, f.lastIndexOf('/'))))];
+      expect(gets.filter((h) => h.path.startsWith('/api/')).map((h) => h.path)).toEqual(folders.map((f) => `/api/models/${HF_REPO}/tree/main/${f}`));
       expect(gets.filter((h) => h.path.startsWith(`/${HF_REPO}/resolve/main/`)).map((h) => h.path.split('/resolve/main/')[1]).sort()).toEqual([...files.keys()].sort());
       const bodies = gets.filter((h) => h.path.startsWith('/cdn/') && h.range === undefined).map((h) => h.path.slice(5));
       expect(bodies.sort()).toEqual([...files.values()].map((b) => sha256Hex(b)).sort());
@@ -127,7 +138,15 @@ describeBrowser(
       expect(kept.sort((a, b) => a.url.localeCompare(b.url))).toEqual(
         [...files].map(([file, bytes]) => ({ url: keyOf(file), sha256: sha256Hex(bytes), size: bytes.length })).sort((a, b) => a.url.localeCompare(b.url)),
       );
-      console.log(`web hub: downloaded, checked, kept and loaded in ${seconds.toFixed(1)} s (${await page.textContent('#weights-status')}); ${hub.hits.length} requests`);
+      // anything else was a CORS preflight (the library's Range and Accept headers)
+      const others = hub.hits.filter((h) => h.method !== 'GET');
+      expect(others.every((h) => h.method === 'OPTIONS')).toBe(true);
+      const kinds = new Map<string, number>();
+      for (const h of gets) {
+        const kind = h.path.startsWith('/api/') ? 'listing' : h.path.startsWith('/cdn/') ? `cdn ${h.range ?? 'full'}` : `resolve ${h.range ?? 'full'}`;
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+      console.log(`web hub: downloaded, checked, kept and loaded in ${seconds.toFixed(1)} s (${await page.textContent('#weights-status')}); requests: ${[...kinds].map(([k, n]) => `${k} ×${n}`).join(', ')}, preflights ×${others.length}`);
       await page.evaluate(() => window.scrollTo(0, 0));
       await page.locator('#setup').screenshot({ path: join(SHOTS, 'hub-download.png') });
 
@@ -186,7 +205,7 @@ describeBrowser(
         // the corrupt file is not kept; what was checked before it (F, listed first) is, for the next try
         expect((await cached(page)).map((c) => c.url)).toEqual([keyOf(officialPath('appearance_feature_extractor'))]);
         await page.evaluate(() => window.scrollTo(0, 0));
-        await page.screenshot({ path: join(SHOTS, 'hub-corrupt.png') });
+        await page.screenshot({ path: join(SHOTS, 'hub-corrupt.png'), clip: { x: 0, y: 0, width: 1280, height: 360 } });
       } finally {
         hub.corrupt.clear();
         await fresh.close();
@@ -204,6 +223,7 @@ describeBrowser(
       expect(await page.isVisible('#message')).toBe(true);
       expect(await page.textContent('#message')).toBe(s.lastError);
       expect(await page.textContent('#weights-status')).toBe('weights failed to load');
+      await page.screenshot({ path: join(SHOTS, 'hub-unreachable.png'), clip: { x: 0, y: 0, width: 1280, height: 340 } });
       // and the page still loads weights afterwards
       await waitForBackend(page);
       expect((await loadWeightsIn(page, 'synthetic')).weights).toMatch(/SYNTHETIC/);

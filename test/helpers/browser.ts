@@ -89,8 +89,8 @@ export async function openPage(where: Browser | BrowserContext, url: string, bac
   return page;
 }
 
-/** Click "Load weights" in `mode` and wait until they are loaded or an error is shown. */
-export async function loadWeightsIn(page: Page, mode: 'synthetic' | 'hf', timeout = 600_000): Promise<PageState> {
+/** Click "Load weights" in `mode` (then run `whileLoading`) and wait until they are loaded or an error is shown. */
+export async function loadWeightsIn(page: Page, mode: 'synthetic' | 'hf', { timeout = 600_000, whileLoading }: { timeout?: number; whileLoading?: () => Promise<void> } = {}): Promise<PageState> {
   await page.evaluate((m) => {
     const st = (window as unknown as { lpState: PageState }).lpState;
     st.weights = '';
@@ -99,6 +99,7 @@ export async function loadWeightsIn(page: Page, mode: 'synthetic' | 'hf', timeou
     (document.getElementById('seed') as HTMLInputElement).value = '1';
     document.getElementById('weights-load')!.click();
   }, mode);
+  await whileLoading?.();
   await page.waitForFunction(() => {
     const s = (window as unknown as { lpState: PageState }).lpState;
     return !s.busy && (s.weights !== '' || s.lastError !== '');
