@@ -18,21 +18,14 @@ import { type DType, type HostData, type HostTensor, type StateDict, DTYPE_BYTES
 import { InputError } from '../errors.js';
 import { type PickleCallable, PickleError, unpickleRestricted } from './pickle.js';
 import { ZipError, ZipReader } from './zip.js';
+import { DEFAULT_MAX_INFLATE_BYTES, maxInflateBytes } from '../limits.js';
 
-/** The most bytes one deflated record may inflate to (override: LIVEPORTRAIT_MAX_INFLATE_MB). */
-export const MAX_INFLATE_BYTES = 512 * 2 ** 20;
+/** The most bytes one deflated record may inflate to by default (LIVEPORTRAIT_MAX_INFLATE_MB raises it). */
+export const MAX_INFLATE_BYTES = DEFAULT_MAX_INFLATE_BYTES;
 /** The most bytes data.pkl may hold. */
 export const MAX_PICKLE_BYTES = 256 * 2 ** 20;
 /** The most elements one tensor may declare (2^31: 8 GiB of float32). */
 export const MAX_TENSOR_ELEMENTS = 2 ** 31;
-
-/** Where a caller can raise the inflate cap: an option beats the environment. */
-function inflateCap(opt?: number): number {
-  if (opt !== undefined) return opt;
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.LIVEPORTRAIT_MAX_INFLATE_MB;
-  const mb = env ? Number(env) : NaN;
-  return Number.isFinite(mb) && mb > 0 ? mb * 2 ** 20 : MAX_INFLATE_BYTES;
-}
 
 export class PthError extends InputError {
   constructor(file: string, what: string) {
@@ -184,7 +177,7 @@ export interface PthOptions {
 /** Parse checkpoint bytes; `file` names it in errors. Dicts are Maps, tensors HostTensor. */
 export function parsePth(bytes: Uint8Array, file = 'checkpoint', opts: PthOptions = {}): unknown {
   try {
-    return parsePthZip(openZip(bytes, file), file, inflateCap(opts.maxInflateBytes));
+    return parsePthZip(openZip(bytes, file), file, opts.maxInflateBytes ?? maxInflateBytes());
   } catch (e) {
     if (e instanceof PthError) throw e;
     if (e instanceof ZipError || e instanceof PickleError) throw new PthError(file, e.message.startsWith(`${file}: `) ? e.message.slice(file.length + 2) : e.message);
