@@ -139,7 +139,7 @@ export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
   } catch (e) {
     if (e instanceof PickleError) throw e;
     if (e instanceof InputError) throw new InputError(`${name}: ${e.message}`);
-    throw new InputError(`${name}: unreadable pickle (${(e as Error).message})`);
+    throw new InputError(`${name}: unreadable pickle (${String((e as Error)?.message ?? e).split('\n')[0]})`, { cause: e });
   }
 }
 

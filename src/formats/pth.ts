@@ -28,8 +28,8 @@ export const MAX_PICKLE_BYTES = 256 * 2 ** 20;
 export const MAX_TENSOR_ELEMENTS = 2 ** 31;
 
 export class PthError extends InputError {
-  constructor(file: string, what: string) {
-    super(`${file}: ${what}`);
+  constructor(file: string, what: string, cause?: unknown) {
+    super(`${file}: ${what}`, cause !== undefined ? { cause } : undefined);
   }
 }
 
@@ -182,7 +182,7 @@ export function parsePth(bytes: Uint8Array, file = 'checkpoint', opts: PthOption
     if (e instanceof PthError) throw e;
     if (e instanceof ZipError || e instanceof PickleError) throw new PthError(file, e.message.startsWith(`${file}: `) ? e.message.slice(file.length + 2) : e.message);
     if (e instanceof InputError) throw new PthError(file, e.message);
-    throw new PthError(file, `cannot read the checkpoint (${(e as Error).message}); download it again`);
+    throw new PthError(file, `cannot read the checkpoint (${String((e as Error)?.message ?? e).split('\n')[0]}); download it again`, e);
   }
 }
 

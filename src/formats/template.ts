@@ -111,7 +111,7 @@ export function parseTemplate(bytes: Uint8Array, name = 'motion template'): Moti
   try {
     file = parseSafetensors(bytes, name);
   } catch (e) {
-    throw new TemplateError(`${name}: not a motion template (${(e as Error).message.replace(`${name}: `, '')})`);
+    throw new TemplateError(`${name}: not a motion template (${(e as Error).message.replace(`${name}: `, '')})`, { cause: e });
   }
   const md = file.metadata;
   if (md.format !== TEMPLATE_FORMAT) throw new TemplateError(`${name}: a safetensors file but not a motion template (metadata format '${md.format ?? 'none'}', expected '${TEMPLATE_FORMAT}')`);

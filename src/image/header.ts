@@ -98,3 +98,48 @@ export function checkImageSize(file: string, width: number, height: number, cap 
   if (width * height > cap)
     throw new InputError(`Cannot read image "${file}": it declares ${width}x${height} pixels (${(width * height / 1e6).toFixed(0)} MP), over the ${(cap / 1e6).toFixed(0)} MP cap; shrink it first, or raise LIVEPORTRAIT_MAX_PIXELS`);
 }
+
+/**
+ * Walk a GIF's blocks and return why it is unsafe to decode (a frame that
+ * lies outside the picture, a truncated or unknown block), or undefined.
+ * jimp's GIF decoder loops without end on a frame placed outside the
+ * logical screen, so such files are refused before it sees them.
+ */
+export function gifProblem(b: Uint8Array): string | undefined {
+  if (b.length < 13) return 'truncated header';
+  const sw = b[6] | (b[7] << 8);
+  const sh = b[8] | (b[9] << 8);
+  let i = 13;
+  if (b[10] & 0x80) i += 3 * 2 ** ((b[10] & 7) + 1);
+  const skipSubBlocks = (): boolean => {
+    while (i < b.length) {
+      const n = b[i++];
+      if (n === 0) return true;
+      i += n;
+    }
+    return false;
+  };
+  let frames = 0;
+  while (i < b.length) {
+    const t = b[i++];
+    if (t === 0x3b) return frames ? undefined : 'no frame';
+    if (t === 0x21) {
+      i++;
+      if (!skipSubBlocks()) return 'truncated extension block';
+    } else if (t === 0x2c) {
+      if (i + 9 > b.length) return 'truncated frame';
+      const left = b[i] | (b[i + 1] << 8);
+      const top = b[i + 2] | (b[i + 3] << 8);
+      const w = b[i + 4] | (b[i + 5] << 8);
+      const h = b[i + 6] | (b[i + 7] << 8);
+      const packed = b[i + 8];
+      if (w === 0 || h === 0 || left + w > sw || top + h > sh) return `frame ${frames} (${w}x${h} at ${left},${top}) lies outside the ${sw}x${sh} picture`;
+      i += 9;
+      if (packed & 0x80) i += 3 * 2 ** ((packed & 7) + 1);
+      i++; // LZW minimum code size
+      if (!skipSubBlocks()) return 'truncated frame data';
+      frames++;
+    } else return `unknown block 0x${t.toString(16)} at byte ${i - 1}`;
+  }
+  return frames ? undefined : 'no frame';
+}

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { InputError } from '../errors.js';
-import { checkImageSize, jpegSize, readImageHeader } from '../image/header.js';
+import { checkImageSize, gifProblem, jpegSize, readImageHeader } from '../image/header.js';
 import { type RgbImage, createImage } from '../image/image.js';
 import { maxPixels } from '../limits.js';
 import { ffmpegPath, lastLine, parseProbeOutput } from './ffmpeg.js';
@@ -20,6 +20,8 @@ export const READ_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp', 'gif', 'tiff', '
 
 /** JPEGs above this many pixels are decoded by ffmpeg (native) rather than jimp (JavaScript). */
 const FFMPEG_JPEG_PIXELS = 12e6;
+/** One picture decodes in well under this; a damaged file that makes ffmpeg spin is stopped. */
+const FFMPEG_TIMEOUT_MS = 120_000;
 /** Extensions writeImage encodes. */
 export const WRITE_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp'];
 
@@ -50,7 +52,7 @@ function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array 
 }
 
 function decodeWithFfmpeg(path: string, kind = 'image'): RgbImage {
-  const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'], timeout: FFMPEG_TIMEOUT_MS });
   const info = parseProbeOutput(probe.stderr?.toString('utf8') ?? '');
   if (!info && kind === 'heic')
     throw new InputError(`Cannot read image "${path}": the ffmpeg in use (${ffmpegPath()}) cannot decode HEIC; set LIVEPORTRAIT_FFMPEG to an ffmpeg that can (7.0 or newer), or convert the photo to JPEG`);
@@ -59,7 +61,7 @@ function decodeWithFfmpeg(path: string, kind = 'image'): RgbImage {
   const r = spawnSync(
     ffmpegPath(),
     ['-hide_banner', '-nostdin', '-v', 'error', '-i', path, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-    { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 },
+    { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30, timeout: FFMPEG_TIMEOUT_MS },
   );
   const n = info.width * info.height * 3;
   if (r.status !== 0 || !r.stdout || r.stdout.length < n) {
@@ -92,7 +94,10 @@ export async function readImage(path: string): Promise<RgbImage> {
   // Declared dimensions first: a few MB can declare gigabytes of pixels.
   const header = readImageHeader(bytes);
   if (header) checkImageSize(path, header.width, header.height);
-  if (kind === 'webp' || kind === 'heic') return decodeWithFfmpeg(path, kind);
+  const gif = kind === 'gif' ? gifProblem(bytes) : undefined;
+  if (gif) throw new InputError(`Cannot read image "${path}": corrupt gif (${gif})`);
+  // GIF through ffmpeg too: jimp's GIF decoder never returns on some damaged files (found by test/fuzz.test.ts).
+  if (kind === 'webp' || kind === 'heic' || kind === 'gif') return decodeWithFfmpeg(path, kind);
   if (kind === 'jpeg') {
     const size = header;
     if (size && size.width * size.height > FFMPEG_JPEG_PIXELS) {

@@ -54,6 +54,11 @@ export async function probeVideo(path: string, opts: ProbeOptions = {}): Promise
   const count = opts.countFrames ?? true;
   const args = count ? ['-i', path, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'] : ['-i', path];
   const { stderr } = await runFfmpeg(args);
+  return videoInfoFromProbe(path, stderr, opts.allowImages ?? false);
+}
+
+/** The probe result from ffmpeg's stderr, or one line naming the file: not a video, a still image, or over a cap. */
+export function videoInfoFromProbe(path: string, stderr: string, allowImages = false): MediaInfo {
   let info: MediaInfo | undefined;
   try {
     info = parseProbeOutput(stderr);
@@ -65,10 +70,10 @@ export async function probeVideo(path: string, opts: ProbeOptions = {}): Promise
     const why = lastLine(stderr).replace(`${path}: `, '');
     throw new InputError(`Cannot read video "${path}": not a video (${why})`);
   }
-  checkVideoLimits(path, info);
-  if (!opts.allowImages && (info.format === 'image2' || info.format.endsWith('_pipe'))) {
+  if (!allowImages && (info.format === 'image2' || info.format.endsWith('_pipe'))) {
     throw new InputError(`Cannot read video "${path}": a still image, not a video`);
   }
+  checkVideoLimits(path, info);
   return info;
 }
 
