@@ -151,8 +151,11 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
   server.keepAliveTimeout = SERVE_LIMITS.keepAliveTimeout;
   server.maxConnections = SERVE_LIMITS.maxConnections;
   server.setTimeout(SERVE_LIMITS.idleTimeout, (socket) => socket.destroy());
-  server.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  // CONNECT (a proxy tunnel) is not a request for a file either.
+  server.on('connect', (_req, socket) => socket.end('HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
+  server.on('clientError', (e: NodeJS.ErrnoException, socket) => {
+    const status = e.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   if (!isLoopback(host)) log(`liveportrait: warning: listening on ${host}, reachable from other machines; use --host 127.0.0.1 to keep the page on this machine`);
