@@ -27,6 +27,9 @@ const EPILOGUE = [
   '`--weights synthetic --seed N` runs every command offline with deterministic random weights.',
   'Environment: LIVEPORTRAIT_WEIGHTS (weights directory), LIVEPORTRAIT_BACKEND (tensorflow, wasm, cpu,',
   'webgpu), LIVEPORTRAIT_FFMPEG (ffmpeg binary), LIVEPORTRAIT_DEBUG=1 (stack traces on errors).',
+  'Caps on hostile files (README, "Hostile inputs"): LIVEPORTRAIT_MAX_PIXELS (photo or video frame,',
+  'default 100000000), LIVEPORTRAIT_MAX_FRAMES (video or template, default 100000),',
+  'LIVEPORTRAIT_MAX_INFLATE_MB (a deflated .pth record, default 512). Pickles run no code.',
   'Exit status: 0 done, 1 failed (one line on stderr naming the file and the fix), 2 bad usage,',
   '130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM); an interrupted run leaves no output.',
 ].join('\n');
