@@ -35,8 +35,8 @@ export const animateCommand = {
             'and checked for writing before any work.',
           ].join('\n'),
         )
-        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...).', group: IN })
-        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors).', group: IN })
+        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...); at most 100 MP a frame (LIVEPORTRAIT_MAX_PIXELS).', group: IN })
+        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors); at most 100,000 frames (LIVEPORTRAIT_MAX_FRAMES). A .pkl runs no code: only numpy arrays are read.', group: IN })
         .option('output-dir', { alias: 'o', type: 'string', default: 'animations', describe: 'Directory for the outputs (created if missing).', group: IN })
         .option('max-frames', { type: 'number', describe: 'Animate at most N frames (all by default).', group: IN })
         .option('animal', { type: 'boolean', default: false, describe: "The reference's animal mode: animate an animal photo (cat, dog, ...) with a human driving video or template. Uses the animal weights (--set animal) unless --set says otherwise; only --stitching and --multiplier apply. There is no animal face detector here: place the crop with --crop-box (or --no-crop for a face crop).", group: ANIM })
