@@ -7,6 +7,7 @@ import { PthError, flattenStateDict, isHostTensor, parsePth } from '../src/forma
 import { type HostTensor, f32ToBf16, f32ToF16 } from '../src/formats/host_tensor.js';
 import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
 import { readPth, readPthStateDict } from '../src/node/files.js';
+import { PickleWriter } from './helpers/pickle_writer.js';
 
 /** Bitwise equality of two host tensors (dtype, shape, bytes). */
 function expectSameBits(got: HostTensor | undefined, want: HostTensor, key: string): void {
@@ -21,34 +22,6 @@ function expectSameBits(got: HostTensor | undefined, want: HostTensor, key: stri
 // ---- A minimal writer of torch.save's zip format, to test what the fixtures lack.
 
 const enc = new TextEncoder();
-class Pickle {
-  parts: number[] = [0x80, 2];
-  op(...b: number[]): this {
-    this.parts.push(...b);
-    return this;
-  }
-  str(s: string): this {
-    const u = enc.encode(s);
-    return this.op(0x58, u.length & 0xff, (u.length >> 8) & 0xff, 0, 0, ...u);
-  }
-  int(n: number): this {
-    return this.op(0x4a, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff);
-  }
-  global(mod: string, name: string): this {
-    return this.op(0x63, ...enc.encode(`${mod}\n${name}\n`));
-  }
-  mark(): this {
-    return this.op(0x28);
-  }
-  tuple(xs: number[]): this {
-    this.mark();
-    xs.forEach((x) => this.int(x));
-    return this.op(0x74);
-  }
-  bytes(): Uint8Array {
-    return Uint8Array.from([...this.parts, 0x2e]);
-  }
-}
 
 interface FakeTensor {
   storage: string;
@@ -61,7 +34,7 @@ interface FakeTensor {
 }
 type Tree = FakeTensor | Map<string, Tree>;
 
-function emit(p: Pickle, t: Tree): void {
+function emit(p: PickleWriter, t: Tree): void {
   if (t instanceof Map) {
     p.global('collections', 'OrderedDict').op(0x29, 0x52).mark();
     for (const [k, v] of t) {
@@ -83,7 +56,7 @@ function emit(p: Pickle, t: Tree): void {
 function makePth(tree: Tree, storages: Record<string, Uint8Array>, opts: { dropPkl?: boolean; archive?: string } = {}): Uint8Array {
   const a = opts.archive ?? 'archive';
   const files: Record<string, [Uint8Array, { level: 0 }]> = {};
-  const p = new Pickle();
+  const p = new PickleWriter();
   emit(p, tree);
   if (!opts.dropPkl) files[`${a}/data.pkl`] = [p.bytes(), { level: 0 }];
   files[`${a}/byteorder`] = [enc.encode('little'), { level: 0 }];

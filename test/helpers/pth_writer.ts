@@ -7,38 +7,11 @@
 import { zipSync } from 'fflate';
 import { type HostTensor, type StateDict, numel } from '../../src/formats/host_tensor.js';
 import { type ModuleName, type NetworkName, SIGNATURE_KEYS, STITCHING, syntheticModuleWeights, syntheticStitchingWeights } from '../../src/models/registry.js';
+import { PickleWriter } from './pickle_writer.js';
 
 const enc = new TextEncoder();
 const STORAGE: Record<string, string> = { F32: 'FloatStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage', I64: 'LongStorage', I32: 'IntStorage', U8: 'ByteStorage', I8: 'CharStorage', F64: 'DoubleStorage', BOOL: 'BoolStorage' };
 
-class Pickle {
-  parts: number[] = [0x80, 2];
-  op(...b: number[]): this {
-    for (const x of b) this.parts.push(x);
-    return this;
-  }
-  str(s: string): this {
-    const u = enc.encode(s);
-    return this.op(0x58, u.length & 0xff, (u.length >> 8) & 0xff, (u.length >> 16) & 0xff, 0, ...u);
-  }
-  int(n: number): this {
-    return this.op(0x4a, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff);
-  }
-  global(mod: string, name: string): this {
-    return this.op(0x63, ...enc.encode(`${mod}\n${name}\n`));
-  }
-  mark(): this {
-    return this.op(0x28);
-  }
-  tuple(xs: readonly number[]): this {
-    this.mark();
-    xs.forEach((x) => this.int(x));
-    return this.op(0x74);
-  }
-  bytes(): Uint8Array {
-    return Uint8Array.from([...this.parts, 0x2e]);
-  }
-}
 
 function strides(shape: readonly number[]): number[] {
   const out = new Array<number>(shape.length);
@@ -52,7 +25,7 @@ function strides(shape: readonly number[]): number[] {
 
 /** The bytes of `torch.save(state_dict)` for `sd` (keys as given). */
 export function pthBytes(sd: StateDict, archive = 'archive'): Uint8Array {
-  const p = new Pickle();
+  const p = new PickleWriter();
   const files: Record<string, [Uint8Array, { level: 0 }]> = {};
   p.global('collections', 'OrderedDict').op(0x29, 0x52).mark();
   let i = 0;
