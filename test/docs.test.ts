@@ -56,7 +56,7 @@ beforeAll(() => {
   mkdirSync(RUN_DIR, { recursive: true });
   copyFileSync(join(MEDIA_DIR, 's0.jpg'), join(work, 'photo.jpg'));
   // A 2-frame driving video with sound, the README's driving.mp4.
-  const ff = spawnSync(ffmpegPath(), ['-v', 'error', '-y', '-i', join(MEDIA_DIR, 'd0.mp4'), '-f', 'lavfi', '-i', 'sine=f=440:d=1', '-map', '0:v', '-map', '1:a', '-frames:v', '2', '-shortest', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', join(work, 'driving.mp4')]);
+  const ff = spawnSync(ffmpegPath(), ['-v', 'error', '-y', '-i', join(MEDIA_DIR, 'd0.mp4'), '-f', 'lavfi', '-i', 'sine=f=440:d=1', '-map', '0:v', '-map', '1:a', '-frames:v', '2', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', join(work, 'driving.mp4')]);
   expect(ff.status, ff.stderr?.toString()).toBe(0);
 });
 

@@ -306,7 +306,7 @@ async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, d
     for (const w of [outputs.main, outputs.concat, outputs.gif]) await w?.close();
   } catch (e) {
     for (const w of [outputs.main, outputs.concat, outputs.gif]) await w?.abort().catch(() => undefined);
-    throw cliMessage(e, { ...r, weightsDir: resolve(weightsSpec(r)) });
+    throw cliMessage(e, { ...r, weightsDir: r.model ? undefined : safeWeightsDir(r) });
   } finally {
     bars.finish();
     portrait?.dispose();
@@ -329,4 +329,13 @@ async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, d
 function fmtBox(b: CropBox): string {
   const f = (v: number) => String(Math.round(v * 10) / 10);
   return [b.x, b.y, b.size, ...(b.angle ? [b.angle] : [])].map(f).join(',');
+}
+
+/** The weights folder the run used, for the lip-array hint (none when it cannot be told). */
+function safeWeightsDir(r: AnimateRequest): string | undefined {
+  try {
+    return resolve(weightsSpec(r));
+  } catch {
+    return undefined;
+  }
 }
