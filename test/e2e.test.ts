@@ -20,7 +20,7 @@ import { cropImage } from '../src/face/crop.js';
 import { loadFaceDetector } from '../src/node/face_models.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { preparePasteBack } from '../src/face/paste_back.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 import { loadTemplate } from '../src/node/files.js';
 import { readImage, writeImage } from '../src/node/image_files.js';
 import { type RgbImage } from '../src/image/image.js';

@@ -7,7 +7,7 @@ import { centerSquareCrop, createImage, cropRect, floatToImage, imageToTensor, i
 import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { withAtomicOutput, writeFileAtomic } from '../src/node/output.js';
 import { concatFrame, concatFrames, hstackImages } from '../src/image/concat.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 import { readImage, writeImage } from '../src/node/image_files.js';
 
 const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 's0.jpg'));

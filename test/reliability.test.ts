@@ -19,7 +19,7 @@ import { ffmpegPath } from '../src/node/ffmpeg.js';
 import { readImage, writeImage } from '../src/node/image_files.js';
 import { WarpDecodePool } from '../src/node/workers.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'liveportrait.js');

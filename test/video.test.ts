@@ -14,7 +14,7 @@ import {
 } from '../src/node/video.js';
 import { parseFpsText, parseProbeOutput } from '../src/node/ffmpeg.js';
 import { createImage, type RgbImage } from '../src/image/image.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 
 const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 'd0.mp4'));
 const media = (name: string) => join(MEDIA_DIR, name);

@@ -18,7 +18,7 @@ import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { toRetargetEdit } from '../web/src/edits.js';
 import type { EditParams } from '../web/src/protocol.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 
 const CHROMIUM = process.env.LP_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = resolve(import.meta.dirname, '..');

@@ -24,3 +24,4 @@ export { animate, type AnimateRequest, type AnimateResult } from './app/animate.
 export { retarget, type RetargetRequest } from './app/retarget.js';
 export { makeTemplate, type TemplateRequest } from './app/template.js';
 export { CliError, UsageError } from './app/errors.js';
+export { loadFixtureLivePortrait, fixtureStateDicts } from './parity.js';
