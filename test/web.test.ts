@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { ensureWebBuilt, serve, type RunningServer } from '../src/node/serve.js';
@@ -18,10 +18,9 @@ import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { toRetargetEdit } from '../web/src/edits.js';
 import type { EditParams } from '../web/src/protocol.js';
-import { MEDIA_DIR } from './helpers/paths.js';
+import { MEDIA_DIR, ROOT } from './helpers/paths.js';
 
 const CHROMIUM = process.env.LP_CHROMIUM ?? '/usr/bin/chromium';
-const ROOT = resolve(import.meta.dirname, '..');
 const SHOTS = join(ROOT, 'out', 'screenshots');
 const HAVE = existsSync(CHROMIUM) && existsSync(join(MEDIA_DIR, 's0.jpg'));
 

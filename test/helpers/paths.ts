@@ -3,7 +3,7 @@
  * media (`LP_MEDIA_DIR`, default ../shared/media) and the parity fixture
  * directory (`LP_PARITY_DIR`, default ../shared/parity/seed1).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,3 +18,6 @@ export const HAVE_PARITY = existsSync(join(PARITY_DIR, 'weights_manifest.json'))
 
 /** A file of the shared media, e.g. media('s0.jpg'). */
 export const media = (name: string): string => join(MEDIA_DIR, name);
+
+/** The names in a directory, sorted; none when it does not exist. */
+export const filesIn = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort() : []);
