@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../src/models/appearance_feature_extractor.js';
-import { ParamReader } from '../src/layers/params.js';
-import { TO_NCDHW, TO_NHWC, checkFixture, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs } from './helpers/parity.js';
+import { type AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../src/models/appearance_feature_extractor.js';
+import type { ParamReader } from '../src/layers/params.js';
+import { TO_NCDHW, TO_NHWC, checkFixture, describeParity, fixtureNetwork, fixtureTensor, manifestSpecs } from './helpers/parity.js';
 
 const MODULE = 'appearance_feature_extractor';
 
@@ -11,8 +11,9 @@ describeParity('appearance feature extractor F (parity)', () => {
   let reader: ParamReader;
 
   beforeAll(() => {
-    reader = new ParamReader(fixtureStateDict(MODULE), MODULE, 'fixture');
-    net = new AppearanceFeatureExtractor(reader);
+    const built = fixtureNetwork(MODULE);
+    net = built.net as AppearanceFeatureExtractor;
+    reader = built.reader;
   });
   afterAll(() => net?.dispose());
 

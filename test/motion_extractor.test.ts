@@ -2,11 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Conv2d, Linear } from '../src/layers/core.js';
 import { ConvNeXtV2Block, GRN, LayerNorm, convNeXtV2BlockSpecs, gelu } from '../src/layers/convnext.js';
-import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
+import { type MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import type { MotionOutput } from '../src/models/types.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
-import { TO_NHWC, checkFixture, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs } from './helpers/parity.js';
+import { TO_NHWC, checkFixture, describeParity, fixtureNetwork, fixtureTensor, manifestSpecs } from './helpers/parity.js';
 import { readScalar } from './helpers/tensors.js';
 
 const MODULE = 'motion_extractor';
@@ -61,8 +61,9 @@ describeParity('motion extractor M (parity)', () => {
   let reader: ParamReader;
 
   beforeAll(() => {
-    reader = new ParamReader(fixtureStateDict(MODULE), MODULE, 'fixture');
-    net = new MotionExtractor(reader);
+    const built = fixtureNetwork(MODULE);
+    net = built.net as MotionExtractor;
+    reader = built.reader;
   });
   afterAll(() => net?.dispose());
 

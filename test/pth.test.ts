@@ -8,6 +8,7 @@ import { type HostTensor, f32ToBf16, f32ToF16 } from '../src/formats/host_tensor
 import { describeParity, fixtureStateDict } from './helpers/parity.js';
 import { PARITY_DIR } from './helpers/paths.js';
 import { sameBits } from './helpers/tensors.js';
+import { errorOf } from './helpers/errors.js';
 import { readPth, readPthStateDict } from '../src/node/files.js';
 
 /** Bitwise equality of two host tensors (dtype, shape, bytes). */
@@ -168,16 +169,11 @@ describe('pth reader on hand-made checkpoints', () => {
     it(`fails clearly on ${name}`, () => {
       const file = join(dir, `${name.replace(/ /g, '_')}.pth`);
       writeFileSync(file, make());
-      let err: Error | undefined;
-      try {
-        readPth(file);
-      } catch (e) {
-        err = e as Error;
-      }
+      const err = errorOf(() => readPth(file));
       expect(err).toBeInstanceOf(PthError);
-      expect(err!.message.startsWith(`${file}: `)).toBe(true);
-      expect(err!.message).toMatch(re);
-      expect(err!.message).not.toContain('\n');
+      expect(err.message.startsWith(`${file}: `)).toBe(true);
+      expect(err.message).toMatch(re);
+      expect(err.message).not.toContain('\n');
     });
 
   it('names a missing file', () => {

@@ -6,6 +6,7 @@ import { SafetensorsError, parseSafetensors, serializeSafetensors } from '../src
 import { type HostTensor, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from '../src/formats/host_tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 import { sameBits } from './helpers/tensors.js';
+import { errorOf } from './helpers/errors.js';
 
 let dir: string;
 beforeAll(() => {
@@ -89,15 +90,10 @@ describe('safetensors errors name the file and the problem', () => {
     it(name, () => {
       const file = join(dir, `${name}.safetensors`);
       writeFileSync(file, make());
-      let err: Error | undefined;
-      try {
-        readSafetensors(file);
-      } catch (e) {
-        err = e as Error;
-      }
+      const err = errorOf(() => readSafetensors(file));
       expect(err).toBeInstanceOf(SafetensorsError);
-      expect(err!.message.startsWith(`${file}: `)).toBe(true);
-      expect(err!.message).toMatch(re);
+      expect(err.message.startsWith(`${file}: `)).toBe(true);
+      expect(err.message).toMatch(re);
     });
 
   it('missing file', () => {

@@ -12,6 +12,7 @@ import { type HostTensor, type StateDict, numel } from '../src/formats/host_tens
 import { describeParity, fixtureStateDict } from './helpers/parity.js';
 import { PARITY_DIR } from './helpers/paths.js';
 import { sameBits } from './helpers/tensors.js';
+import { errorOf } from './helpers/errors.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 import { MODULES, SIGNATURE_KEYS, type ModuleName } from '../src/models/registry.js';
 
@@ -29,15 +30,6 @@ function writeStub(dir: string, module: ModuleName): void {
   const t = new Map<string, HostTensor>();
   for (const [k, shape] of Object.entries(SIGNATURE_KEYS[module])) t.set(k, { dtype: 'F32', shape, data: new Float32Array(numel(shape)) });
   writeSafetensors(join(dir, `${module}.safetensors`), t);
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('did not throw');
 }
 
 let root: string;
