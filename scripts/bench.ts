@@ -28,6 +28,7 @@
  * warm-up call (MACs = output size × reduction length); grid sampling,
  * normalisation and element-wise work are not counted.
  */
+import { Driving } from '../src/pipeline/driving.js';
 import * as tf from '@tensorflow/tfjs';
 import { backendMemory, gpuAdapterInfo, initBackend } from '../src/backend.js';
 import '../src/node/dawn.js';
@@ -306,7 +307,7 @@ async function pipeline(args: Args): Promise<PipelineResult> {
   let n = 0;
   let tFirst = 0;
   const memory: MemoryPoint[] = [];
-  for await (const frame of lp.animate(source, driving, { relativeMotion: true, stitching: true })) {
+  for await (const frame of lp.animate(source, Driving.frames(driving), { relativeMotion: true, stitching: true })) {
     n++;
     const now = performance.now();
     if (n === 1) tFirst = now;

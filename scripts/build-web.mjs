@@ -16,6 +16,15 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 
+/**
+ * Packages whose browser build esbuild does not pick by itself: @huggingface/hub
+ * names it only in its "browser" field, which its "exports" map overrides
+ * (the Node build imports fs, os, stream).
+ */
+export function browserAliases() {
+  return { '@huggingface/hub': join(dirname(require.resolve('@huggingface/hub')), 'browser', 'index.mjs') };
+}
+
 /** Build into `outDir`; resolves to the folder written. */
 export async function buildWeb(outDir = join(root, 'dist-web'), { dev = false, log = console.error } = {}) {
   const esbuild = await import('esbuild');
@@ -38,10 +47,11 @@ export async function buildWeb(outDir = join(root, 'dist-web'), { dev = false, l
     legalComments: 'none',
     logLevel: 'warning',
     define: { 'process.env.NODE_ENV': '"production"' },
+    alias: browserAliases(),
     // as Node does, packages are also looked for in NODE_PATH's folders
     nodePaths: (process.env.NODE_PATH ?? '').split(delimiter).filter(Boolean),
   });
-  for (const f of ['index.html', 'style.css']) copyFileSync(join(root, 'web', f), join(tmp, f));
+  for (const f of ['index.html', 'style.css', 'favicon.svg']) copyFileSync(join(root, 'web', f), join(tmp, f));
   const wasmDir = join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
   for (const f of readdirSync(wasmDir)) if (f.endsWith('.wasm')) copyFileSync(join(wasmDir, f), join(tmp, 'wasm', f));
   const humanModels = join(dirname(require.resolve('@vladmandic/human')), '..', 'models');

@@ -91,11 +91,32 @@ async function withLogicalCores<T>(threads: number | undefined, run: () => Promi
   }
 }
 
+type ProcessEvents = { listeners(e: string): ((...a: unknown[]) => void)[]; removeListener(e: string, f: (...a: unknown[]) => void): void };
+const PROCESS_EVENTS = ['uncaughtException', 'unhandledRejection'];
+
+/**
+ * Run `start` and take away the process-wide error handlers it installed.
+ * The Emscripten glue of tfjs-backend-wasm installs 'uncaughtException' and
+ * 'unhandledRejection' handlers in Node that rethrow, so any error in the
+ * user's own script would be reported from inside the glue, with 20 KB of
+ * its minified source; without them the user sees their own error.
+ */
+async function withoutGlueHandlers<T>(start: () => Promise<T>): Promise<T> {
+  const proc = (globalThis as { process?: ProcessEvents }).process;
+  if (!proc?.listeners) return start();
+  const before = new Map(PROCESS_EVENTS.map((e) => [e, new Set(proc.listeners(e))]));
+  try {
+    return await start();
+  } finally {
+    for (const e of PROCESS_EVENTS) for (const f of proc.listeners(e)) if (!before.get(e)!.has(f)) proc.removeListener(e, f);
+  }
+}
+
 async function tryWasm(threads?: number): Promise<boolean> {
   try {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     if (threads && threads > 0) wasm.setThreadsCount(threads);
-    return await withLogicalCores(threads, () => tf.setBackend('wasm'));
+    return await withoutGlueHandlers(() => withLogicalCores(threads, () => tf.setBackend('wasm')));
   } catch {
     return false;
   }

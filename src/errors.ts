@@ -23,3 +23,31 @@ export class BackendError extends LivePortraitError {}
 
 /** Image-driven relative motion needs the reference's neutral-lip expression (lip_array.pkl), and none was given. */
 export class LipArrayMissingError extends WeightsError {}
+
+/**
+ * No face was found where one is needed: in the source (`input: 'source'`)
+ * or the driving input, an image or a video. Apps add their own hint (a
+ * flag to place the crop, a toggle to turn cropping off). `forRatios`: the
+ * face was needed only for its eye and lip ratios (eye or lip retargeting).
+ */
+export class NoFaceError extends InputError {
+  constructor(
+    readonly input: 'source' | 'driving',
+    readonly kind: 'image' | 'video',
+    readonly file: string,
+    readonly forRatios = false,
+  ) {
+    super(`no face found in the ${input}${kind === 'video' ? ' video' : input === 'driving' ? ' image' : ''} ${file}${forRatios ? ', but eye and lip retargeting need the driving face' : ''}`);
+  }
+}
+
+/** A face index beyond the faces found (largest first, from 0). */
+export class FaceIndexError extends InputError {
+  constructor(
+    readonly index: number,
+    readonly found: number,
+    readonly file: string,
+  ) {
+    super(`face index ${index} is out of range: ${found} face(s) found in ${file} (largest first, from 0)`);
+  }
+}

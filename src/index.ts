@@ -3,38 +3,49 @@
  * and in a web page. Data flows image → face crop → F and M → keypoint math
  * → W → G → paste-back.
  *
- * - Node adapters (weights from disk, download, ffmpeg video, frame workers,
- *   the file-to-file app): `liveportrait-tfjs/node`.
+ * - Node adapters (weights from disk, ffmpeg video, image files, frame
+ *   workers, the packaged face models): `liveportrait-tfjs/node`.
+ * - Parity with a PyTorch dump: `liveportrait-tfjs/parity`.
  * - Building blocks with no LivePortrait knowledge: `liveportrait-tfjs/layers`.
  * - File formats (safetensors, .pth, numpy pickles, motion templates) on
  *   bytes: `liveportrait-tfjs/formats`.
  *
  * @example
- * import { initBackend, LivePortrait } from 'liveportrait-tfjs';
+ * import { initBackend, Driving } from 'liveportrait-tfjs';
+ * import { loadLivePortrait, readImage, openVideo, writeVideo } from 'liveportrait-tfjs/node';
  * await initBackend();
- * const lp = LivePortrait.synthetic(1);          // or loadLivePortrait('weights') from 'liveportrait-tfjs/node'
- * const source = lp.prepareSource(image256);     // { data, width, height } RGB, or a tensor
- * for await (const frame of lp.animate(source, drivingFrames)) use(frame.rgb);
- * lp.disposeSource(source);
+ * const lp = await loadLivePortrait();                          // $LIVEPORTRAIT_WEIGHTS ('synthetic' works offline), else ./weights
+ * const portrait = await lp.preparePortrait(await readImage('photo.jpg'));
+ * const driving = Driving.video(await openVideo('driving.mp4'));
+ * await writeVideo('animated.mp4', lp.animatePortrait(portrait, driving), { fps: driving.fps, audioFrom: 'driving.mp4' });
+ * portrait.dispose();
  * await lp.dispose();
  */
 export { initBackend, backendInfo, backendMemory, gpuAdapterInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
-export { LivePortraitError, InputError, WeightsError, BackendError, LipArrayMissingError } from './errors.js';
+export { LivePortraitError, InputError, WeightsError, BackendError, LipArrayMissingError, NoFaceError, FaceIndexError } from './errors.js';
 
 // The animation pipeline
 export {
   LivePortrait,
   type LivePortraitOptions,
+  type LoopOptions,
   type RenderOptions,
   type SourceInfo,
   type SourceRatios,
   type AnimatedFrame,
+  type AnimatedFaces,
   type ImageInput,
   type RawImage,
-  type DrivingInput,
   type DrivingFrameInput,
   type VideoRetargetOptions,
+  prepareImage,
+  imageToUint8,
 } from './pipeline/live_portrait.js';
+export { Driving, fpsValue, type DrivingPlan, type DrivingItem, type DrivingCropOptions, type VideoFrames, type Fps, type ProgressInfo, type PlanContext } from './pipeline/driving.js';
+export { Portrait, PortraitVideo, SOURCE_MAX_DIM, type PortraitFace, type SourceOptions, type SourceVideo, type VideoFace } from './pipeline/portrait.js';
+export { type PortraitFrame, type PortraitAnimationOptions, type EditedPortrait } from './pipeline/animate_portrait.js';
+export { type MotionHook, type MotionHookContext, type SourceMotion, useFaceDetector } from './pipeline/hooks.js';
+export { type Renderer, LocalRenderer, PoolRenderer } from './pipeline/renderer.js';
 export { type FramePool, type PoolFrame, type WorkerWeights } from './pipeline/frame_pool.js';
 
 // Networks and their registry
@@ -56,6 +67,9 @@ export {
   type WeightsLoader,
   type Lazy,
 } from './models/registry.js';
+export { weightsFromFiles, stateDictFromBytes, moduleOfName, type NamedBytes } from './models/from_files.js';
+export { officialPath, hfFileUrl, hfTreeUrl, type WeightSet } from './models/checkpoints.js';
+export { downloadOfficialWeights, HubUnreachableError, type OfficialDownloadOptions, type OfficialFile } from './weights/hub_download.js';
 export { AppearanceFeatureExtractor } from './models/appearance_feature_extractor.js';
 export { MotionExtractor } from './models/motion_extractor.js';
 export { WarpingModule } from './models/warping_module.js';
@@ -66,7 +80,6 @@ export { NUM_KP, type MotionOutput, type WarpingOutput } from './models/types.js
 // Keypoints and motion
 export { headposeBinsToDegree, getRotationMatrix, transformKeypoint, refineKpInfo, type KpInfo } from './motion/camera.js';
 export { drivingKeypoints, motionMultiplier } from './motion/transfer.js';
-export { compareParity, manifestWeights, formatParityTable, TOLERANCES, type ParityFixture, type ParityWeights, type ParityReport, type ParityRow } from './parity/index.js';
 export { TapRecorder, type TapFn } from './layers/taps.js';
 export { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints, type AnimalTransferOptions } from './motion/animal.js';
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
@@ -82,4 +95,4 @@ export { preparePasteBack, pasteBack, type PasteBackMask } from './face/paste_ba
 
 // Images in memory
 export { type RgbImage, createImage, resizeImage, resizeSquare, resizeToLimit, imageToTensor } from './image/image.js';
-export { concatFrame } from './image/concat.js';
+export { concatFrame, panelRow } from './image/concat.js';

@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetwork, createStitching, syntheticModuleWeights, syntheticStitchingWeights } from '../src/models/registry.js';
+import { Driving } from '../src/pipeline/driving.js';
 import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import type { SourceKeypoints } from '../src/motion/transfer.js';
 import { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints } from '../src/motion/animal.js';
@@ -35,7 +36,7 @@ import { transformPoints } from '../src/image/affine.js';
 import { readSafetensors } from '../src/node/files.js';
 import { writeImage } from '../src/node/image_files.js';
 import { animate } from '../src/node/app/animate.js';
-import { loadFixtureLivePortrait } from '../src/node/parity.js';
+import { loadLivePortrait } from '../src/node/load.js';
 import { bound, hostToTensor, toleranceFor } from '../src/parity/index.js';
 import type { HostTensor } from '../src/formats/host_tensor.js';
 import { describeParity } from './helpers/parity.js';
@@ -183,7 +184,7 @@ if (!haveAnimal) console.warn(`skipping 'animal mode: frames': no ${ANIMAL_FILE}
   beforeAll(async () => {
     fx = readSafetensors(ANIMAL_FILE);
     // The weights the full fixture was dumped with: its own manifest and explicit tensors.
-    lp = loadFixtureLivePortrait(ANIMAL_DIR);
+    lp = await loadLivePortrait(ANIMAL_DIR);
     const t = (k: string) => fx.tensors.get(k)!;
     const s = tf.tensor(Int32Array.from(t('source_rgb256').data as Uint8Array), t('source_rgb256').shape, 'int32');
     const d = tf.tensor(Int32Array.from(t('driving_rgb256').data as Uint8Array), t('driving_rgb256').shape, 'int32');
@@ -215,7 +216,7 @@ if (!haveAnimal) console.warn(`skipping 'animal mode: frames': no ${ANIMAL_FILE}
       const refXd = fx.tensors.get(`${name}/x_d`)!;
       const frameLen = refFrames.shape.slice(1).reduce((a, b) => a * b, 1);
       let i = 0;
-      for await (const f of lp.animate(src, motion, opts)) {
+      for await (const f of lp.animate(src, Driving.frames(motion), opts)) {
         const xe = maxDiff(f.x_d, (refXd.data as Float32Array).subarray(i * 63, i * 63 + 63));
         expect(xe).toBeLessThanOrEqual(tol(`${name}/x_d`));
         let ok = 0;

@@ -51,3 +51,24 @@ describe('the core imports nothing from Node', () => {
     expect(bad).toEqual([]);
   });
 });
+
+describe('the page imports the library only through its public entries', () => {
+  const WEB = resolve(SRC, '..', 'web', 'src');
+  const PUBLIC = ['index.ts', 'layers/index.ts', 'formats/index.ts', 'parity/index.ts'];
+
+  it('web/src reaches src/ through src/index.ts (and the other public entries) only', () => {
+    const bad: string[] = [];
+    const webFiles = files(WEB);
+    expect(webFiles.length).toBeGreaterThan(5);
+    for (const f of webFiles) {
+      for (const spec of importsOf(readFileSync(f, 'utf8'))) {
+        if (!spec.startsWith('.')) continue;
+        const target = resolve(dirname(f), spec).replace(/\.js$/, '.ts');
+        const rel = relative(SRC, target);
+        if (rel.startsWith('..')) continue; // the page's own files
+        if (!PUBLIC.includes(rel)) bad.push(`${relative(WEB, f)}: ${spec}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+});

@@ -7,7 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { MEDIA_DIR } from './helpers/paths.js';
 import { type Face } from '../src/face/detector.js';
 import { loadFaceDetector } from '../src/node/face_models.js';
-import { FM_EYE_L, FM_EYE_R, parsePt2 } from '../src/face/crop.js';
+import { FM_EYE_L, FM_EYE_R, cropImage, cropImageByBbox, parsePt2 } from '../src/face/crop.js';
+import { drivingBbox } from '../src/face/detector.js';
+import { Driving } from '../src/pipeline/driving.js';
+import { LivePortrait } from '../src/pipeline/live_portrait.js';
+import { FaceIndexError, NoFaceError } from '../src/errors.js';
 import { calcEyeCloseRatio, calcLipCloseRatio } from '../src/face/ratios.js';
 import { readImage } from '../src/node/image_files.js';
 import { type Point2 } from '../src/image/affine.js';
@@ -105,7 +109,8 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
 
   it('source crop: 512 and 256 images, M_c2o inverse of M_o2c, face held and level', async () => {
     for (const k of Object.keys(images)) {
-      const c = await (await loadFaceDetector()).cropSourceImage(images[k], { name: k });
+      const lmk = found[k][0].landmarks;
+      const c = cropImage(images[k], lmk);
       expect(c.imgCrop.width).toBe(512);
       expect(c.imgCrop.data.length).toBe(512 * 512 * 3);
       expect(c.imgCrop256.data.length).toBe(256 * 256 * 3);
@@ -113,8 +118,8 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
       // M_c2o maps the crop landmarks back onto the original ones
       const [a, b, cc, d, e, f] = c.M_c2o;
       c.lmkCrop.forEach(([x, y], i) => {
-        expect(Math.abs(a * x + b * y + cc - c.lmk[i][0])).toBeLessThan(1e-3);
-        expect(Math.abs(d * x + e * y + f - c.lmk[i][1])).toBeLessThan(1e-3);
+        expect(Math.abs(a * x + b * y + cc - lmk[i][0])).toBeLessThan(1e-3);
+        expect(Math.abs(d * x + e * y + f - lmk[i][1])).toBeLessThan(1e-3);
       });
       expect(c.lmkCrop256[0][0]).toBeCloseTo(c.lmkCrop[0][0] / 2, 6);
     }
@@ -137,39 +142,64 @@ describe.skipIf(!HAVE_MEDIA)('faces on real media', () => {
     expect(lip['d12.jpg']).toBeGreaterThan(3 * lip['s9.jpg']);
   });
 
-  it('all-faces path on a synthetic group photo: two faces, largest first, face index option', async () => {
+  it('all-faces path on a synthetic group photo: two faces, largest first, face index option (preparePortrait)', async () => {
     const group = sideBySide(images['d12.jpg'], images['d0.mp4#0']);
-    const all = await (await loadFaceDetector()).cropSourceImageAll(group, { name: 'group' });
-    expect(all.length).toBe(2);
+    const lp = networkFree();
+    const all = await lp.preparePortrait(group, { allFaces: true, maxDim: 0, name: 'group' });
+    expect(all.faces.length).toBe(2);
+    expect(all.facesFound).toBe(2);
     // d12's face (left, larger) first
-    expect(all[0].face.box[2]).toBeLessThan(720);
-    expect(all[1].face.box[0]).toBeGreaterThan(720);
-    for (const c of all) expectGoodCrop(c.lmkCrop);
-    const second = await (await loadFaceDetector()).cropSourceImage(group, { faceIndex: 1, name: 'group' });
-    expect(second.M_c2o[2]).toBeCloseTo(all[1].M_c2o[2], 3);
-    await expect((await loadFaceDetector()).cropSourceImage(group, { faceIndex: 2, name: 'group' })).rejects.toThrow(/face index 2 out of range: 2 face/);
+    expect(all.faces[0].landmarks!.every(([x]) => x < 720)).toBe(true);
+    expect(all.faces[1].landmarks!.every(([x]) => x > 720)).toBe(true);
+    for (const f of all.faces) expectGoodCrop(f.crop.lmkCrop);
+    const second = await lp.preparePortrait(group, { faceIndex: 1, maxDim: 0, name: 'group' });
+    expect(second.faces[0].crop.M_c2o[2]).toBeCloseTo(all.faces[1].crop.M_c2o[2], 3);
+    const e = await lp.preparePortrait(group, { faceIndex: 2, maxDim: 0, name: 'group' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FaceIndexError);
+    expect((e as Error).message).toMatch(/face index 2 is out of range: 2 face\(s\) found in group/);
   });
 
-  it('driving video crop: tracked frames share one averaged axis-aligned box', async () => {
-    const frames = readFrames(join(MEDIA_DIR, 'd0.mp4'), 3, 512, 512);
+  it('driving video crop (Driving.video): tracked frames share one averaged axis-aligned box', async () => {
+    const frames = readFrames(join(MEDIA_DIR, 'd0.mp4'), 3, 512, 512).map((f) => sideBySide(f, f)); // not square: cropped
+    const video = { name: 'd0x2', width: frames[0].width, height: frames[0].height, fps: 25, frameCount: 3, frames: async function* () { yield* frames; } };
     const before = tf.memory().numTensors;
-    const r = await (await loadFaceDetector()).cropDrivingVideo(frames, { name: 'd0.mp4' });
+    const plan = await Driving.video(video).plan({ detector: loadFaceDetector });
+    const items = [];
+    for await (const it of plan.frames()) items.push(it);
     expect(tf.memory().numTensors).toBe(before);
-    expect(r.crops.length).toBe(3);
-    expect(r.frameIndices).toEqual([0, 1, 2]);
-    const [l, t, rr, b] = r.bbox;
-    expect(rr - l).toBeCloseTo(b - t, 6);
-    for (const c of r.crops) {
-      expect(c.M_o2c).toEqual(r.crops[0].M_o2c);
-      expect(c.M_o2c[1]).toBe(0); // no rotation
-      expect(c.imgCrop256.width).toBe(256);
-      expectGoodCrop(c.lmkCrop, 512, false);
+    expect([plan.isVideo, plan.count, items.length]).toEqual([true, 3, 3]);
+    // The one box: the mean of the frames' tracked driving boxes, square; every crop is that box of its frame.
+    const det = await loadFaceDetector();
+    const lmks: Point2[][] = [];
+    let prev: Point2[] | undefined;
+    for (const f of frames) lmks.push((prev = (await det.track(f, prev))!.landmarks));
+    const box = drivingBbox(lmks);
+    expect(box[2] - box[0]).toBeCloseTo(box[3] - box[1], 6);
+    for (const [i, it] of items.entries()) {
+      expect(it.panel!.width).toBe(256);
+      expect(Buffer.from(it.panel!.data).equals(Buffer.from(cropImageByBbox(frames[i], box).imgCrop256.data))).toBe(true);
     }
+    // Not one box per frame: the frames' own boxes differ from the averaged one.
+    expect(drivingBbox([lmks[0]])).not.toEqual(box);
   });
 
-  it("a photo without a face gives 'no face found in <file>'", async () => {
+  it("a photo without a face gives NoFaceError 'no face found in the source <file>'", async () => {
     const flat: RgbImage = { width: 320, height: 240, data: new Uint8Array(320 * 240 * 3).fill(128) };
     expect(await (await loadFaceDetector()).detect(flat)).toEqual([]);
-    await expect((await loadFaceDetector()).cropSourceImage(flat, { name: 'flat.png' })).rejects.toThrow('no face found in flat.png');
+    const e = await networkFree().preparePortrait(flat, { name: 'flat.png' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(NoFaceError);
+    expect((e as Error).message).toBe('no face found in the source flat.png');
   });
 });
+
+/** A LivePortrait whose F and M are stand-ins: the face finding, cropping and choosing run for real. */
+function networkFree(): LivePortrait {
+  return Object.assign(Object.create(LivePortrait.prototype), {
+    async prepareSource() {
+      return { f_s: tf.zeros([1]), x_s: tf.zeros([1]), R_s: tf.zeros([1]), x_c_s: tf.zeros([1]), x_s_info: {} };
+    },
+    disposeSource(s: { f_s: tf.Tensor; x_s: tf.Tensor; R_s: tf.Tensor; x_c_s: tf.Tensor }) {
+      tf.dispose([s.f_s, s.x_s, s.R_s, s.x_c_s]);
+    },
+  }) as LivePortrait;
+}

@@ -13,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import { STITCHING_CHECKPOINT_NAMES, StitchingRetargetingModule, stitchingRetargetingSpecs } from '../src/models/stitching_retargeting_module.js';
 import { startFrameWorkers } from '../src/node/workers.js';
+import { Driving } from '../src/pipeline/driving.js';
 import { LivePortrait, type SourceInfo } from '../src/pipeline/live_portrait.js';
 import { applyExpressionEdits } from '../src/motion/edits.js';
 import { compareFrames, type OptionSet, pipelineOptionSets, toOptions, withRatios } from '../src/parity/index.js';
-import { loadFixtureLivePortrait } from '../src/node/parity.js';
+import { loadLivePortrait } from '../src/node/load.js';
 import { convexHullVolume, disposeSourceKeypoints, motionMultiplier, rawDrivingKeypoints, sourceKeypointsFromMotion, sourceVideoTargets } from '../src/motion/transfer.js';
 import { kalmanSmooth } from '../src/motion/kalman.js';
 import { resolveOptions } from '../src/motion/options.js';
@@ -42,7 +43,7 @@ describeParity('pipeline parity', () => {
   let sets: [string, OptionSet][];
 
   beforeAll(async () => {
-    lp = loadFixtureLivePortrait(PARITY_DIR);
+    lp = await loadLivePortrait(PARITY_DIR);
     const s = fixtureTensor('pipeline', 'source_rgb256');
     const d = fixtureTensor('pipeline', 'driving_rgb256');
     const frames = tf.unstack(d);
@@ -89,7 +90,7 @@ describeParity('pipeline parity', () => {
       }
     };
     const rendered = new Map<string, Uint8Array[]>(sets.map(([name]) => [name, []]));
-    for await (const { name, i, ours } of mapOrdered(jobs, render, lp.inFlight)) {
+    for await (const { name, i, ours } of mapOrdered(jobs, render, lp.renderer.inFlight)) {
       expect(i).toBe(rendered.get(name)!.length);
       rendered.get(name)!.push(ours);
     }
@@ -265,9 +266,9 @@ describe('options and edits', () => {
     tf.dispose([flat, rgba, kp]);
     // An empty driving sequence.
     const fake = { f_s: tf.zeros([1, 1, 1, 1, 1]), x_s: tf.zeros([1, 21, 3]) } as unknown as SourceInfo;
-    await expect(lp.animate(fake, []).next()).rejects.toThrow(/^the driving sequence is empty/);
-    await expect(lp.animate(fake, { fps: 25, frames: [] }).next()).rejects.toThrow(/motion template has no frames/);
-    await expect(lp.animate(fake, 42 as never).next()).rejects.toThrow(/driving: expected an image, a sequence of frames or a motion template, got number 42/);
+    await expect(lp.animate(fake, Driving.frames([])).next()).rejects.toThrow(/^the driving sequence is empty/);
+    await expect(lp.animate(fake, Driving.template({ fps: 25, frames: [] })).next()).rejects.toThrow(/motion template has no frames/);
+    await expect(lp.animate(fake, 42 as never).next()).rejects.toThrow(/driving: expected a Driving \(Driving.video, .image, .template, .frames or .live\), got number 42/);
     tf.dispose([fake.f_s, fake.x_s]);
   });
 });

@@ -180,12 +180,12 @@ describe('3. outputs are never replaced without --overwrite; names keep the driv
 
 /** A model that stops at the first network call: everything before it (inputs, faces, notes) runs for real. */
 function stopAtNetworks(): LivePortrait {
-  return {
+  return Object.assign(Object.create(LivePortrait.prototype), {
     prepareSource() {
       throw new Error('stand-in: stopped before the networks');
     },
     disposeSource() {},
-  } as unknown as LivePortrait;
+  }) as LivePortrait;
 }
 
 describe('4. no silent shrinking, no silently left-out faces', () => {

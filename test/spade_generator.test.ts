@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { G_STAGES, SpadeGenerator, spadeGeneratorSpecs, spadeGeneratorSyntheticExtras } from '../src/models/spade_generator.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
-import { loadFixtureLivePortrait } from '../src/node/parity.js';
+import { loadLivePortrait } from '../src/node/load.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { TO_NCHW, TO_NHWC, checkFixture, describeParity, fixture, fixtureStateDict, fixtureTensor, manifest, manifestSpecs, paritySeed } from './helpers/parity.js';
 import { PARITY_DIR } from './helpers/paths.js';
@@ -11,7 +11,7 @@ import { maxAbsDiff, readScalar } from './helpers/tensors.js';
 
 const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
-// G runs once here, as loadFixtureLivePortrait(dir) builds it: the fixture
+// G runs once here, as loadLivePortrait(dir) builds it for a fixture folder: the
 // directory's exact weights in one call (the rule with the manifest's seed,
 // plus explicit_weights.safetensors).
 describeParity('SPADE generator G vs PyTorch', () => {
@@ -32,9 +32,9 @@ describeParity('SPADE generator G vs PyTorch', () => {
     new SpadeGenerator(reader).dispose();
     unused = reader.unused();
     const t0 = performance.now();
-    lp = loadFixtureLivePortrait(PARITY_DIR);
+    lp = await loadLivePortrait(PARITY_DIR);
     g = lp.G as SpadeGenerator;
-    console.log(`loadFixtureLivePortrait + G built: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`loadLivePortrait(fixture dir) + G built: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     expect(g).toBeInstanceOf(SpadeGenerator);
     const feature = fixtureTensor('warping_module', 'out', TO_NHWC) as tf.Tensor4D;
     tensorsBefore = tf.memory().numTensors;
@@ -80,7 +80,7 @@ describeParity('SPADE generator G vs PyTorch', () => {
     head.dispose();
   });
 
-  it('loadFixtureLivePortrait(dir): output [1, 512, 512, 3] in 0..1, the reference\'s within the table\'s tolerance', () => {
+  it('loadLivePortrait(fixture dir): output [1, 512, 512, 3] in 0..1, the reference\'s within the table\'s tolerance', () => {
     const ref = fixture('spade_generator').get('output')!.shape;
     expect(outShape).toEqual([ref[0], ref[2], ref[3], ref[1]]);
     expect(outRange[0]).toBeGreaterThanOrEqual(0);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Driving } from '../src/pipeline/driving.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { type MotionTemplate, TemplateError, parseAnyTemplate } from '../src/formats/template.js';
 import { MEDIA_DIR } from './helpers/paths.js';
@@ -108,7 +109,7 @@ describe('motion templates', () => {
     const before = tf.memory().numTensors;
     const counts: number[] = [];
     const frames: Uint8Array[] = [];
-    for await (const f of lp.animate(img, { fps: tpl.fps, frames: tpl.frames.slice(0, 2) }, { stitching: true })) {
+    for await (const f of lp.animate(img, Driving.template({ fps: tpl.fps, frames: tpl.frames.slice(0, 2) }), { stitching: true })) {
       expect([f.width, f.height, f.rgb.length]).toEqual([512, 512, 512 * 512 * 3]);
       expect(f.x_d.length).toBe(63);
       frames.push(f.rgb);

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { describeParity, fixtureStateDict } from './helpers/parity.js';
 import { PARITY_DIR } from './helpers/paths.js';
 import { sameBits } from './helpers/tensors.js';
 import { errorOf } from './helpers/errors.js';
+import { type HubServer, startHubServer } from './helpers/hub_server.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 import { MODULES, SIGNATURE_KEYS, type ModuleName } from '../src/models/registry.js';
 
@@ -147,105 +148,57 @@ describeParity('loading and converting the reference checkpoints', () => {
 
 // ---- Download from a local stand-in for huggingface.co.
 
-interface Served {
-  bytes: Buffer;
-  sha256: string;
-}
-
-describeParity('downloading from a local server', () => {
-  let server: Server;
+describeParity('downloading into a folder from a stand-in hub', () => {
+  let hub: HubServer;
   let baseUrl: string;
-  const files = new Map<string, Served>();
-  const log: { path: string; range?: string }[] = [];
-  /** Per path: cut the next N responses after this many bytes. */
-  const cuts = new Map<string, { after: number; times: number }>();
-  let wrongSha = false;
+  const bytesOf = (m: string): Buffer => readFileSync(ckpt(m));
+  const sha = (m: string): string => createHash('sha256').update(bytesOf(m)).digest('hex');
+  /** Downloads from the CDN (not the library's `bytes=0-0` probe after the resolve redirect). */
+  const gets = (m: string) => hub.hits.filter((h) => h.path === `/cdn/${sha(m)}` && h.range !== 'bytes=0-0');
 
   beforeAll(async () => {
-    for (const m of FIXTURE_MODULES) {
-      const bytes = readFileSync(ckpt(m));
-      files.set(officialPath(m), { bytes, sha256: createHash('sha256').update(bytes).digest('hex') });
-    }
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const url = decodeURIComponent(req.url ?? '');
-      log.push({ path: url, range: req.headers.range });
-      const tree = url.match(/^\/api\/models\/KwaiVGI\/LivePortrait\/tree\/main\/(.+)$/);
-      if (tree) {
-        const list = [...files].filter(([p]) => dirname(p) === tree[1]).map(([p, f]) => ({ type: 'file', path: p, size: f.bytes.length, oid: 'gitsha1', lfs: { oid: wrongSha ? '0'.repeat(64) : f.sha256, size: f.bytes.length, pointerSize: 134 } }));
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(list));
-        return;
-      }
-      const file = url.match(/^\/KwaiVGI\/LivePortrait\/resolve\/main\/(.+)$/);
-      const f = file && files.get(file[1]);
-      if (!f) {
-        res.writeHead(404).end('not found');
-        return;
-      }
-      let start = 0;
-      const m = req.headers.range?.match(/^bytes=(\d+)-$/);
-      if (m) start = Number(m[1]);
-      if (start >= f.bytes.length) {
-        res.writeHead(416).end();
-        return;
-      }
-      const body = f.bytes.subarray(start);
-      res.writeHead(m ? 206 : 200, { 'content-length': body.length, ...(m ? { 'content-range': `bytes ${start}-${f.bytes.length - 1}/${f.bytes.length}` } : {}) });
-      const cut = cuts.get(file![1]);
-      if (cut && cut.times > 0) {
-        cut.times--;
-        // Send cut.after bytes, give the client time to read them, then close:
-        // the client sees a body shorter than content-length.
-        res.write(body.subarray(0, cut.after), () => setTimeout(() => res.socket?.end(), 300));
-        return;
-      }
-      res.end(body);
-    });
-    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-    const addr = server.address() as { port: number };
-    baseUrl = `http://127.0.0.1:${addr.port}`;
+    hub = await startHubServer(new Map(FIXTURE_MODULES.map((m) => [officialPath(m), new Uint8Array(bytesOf(m))])));
+    baseUrl = hub.url;
   });
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((ok) => server.close(ok));
-  });
+  afterAll(() => hub.close());
 
   const aPath = officialPath('appearance_feature_extractor');
 
   it('downloads, resumes after a cut, verifies sha256, records it, converts, reports progress', async () => {
     const out = join(root, 'dl');
-    cuts.set(aPath, { after: 1_000_000, times: 1 });
-    log.length = 0;
+    hub.cuts.set(aPath, { after: 1_000_000, times: 1 });
+    hub.hits.length = 0;
     const events: DownloadProgress[] = [];
     const res = await downloadWeights(out, { baseUrl, modules: FIXTURE_MODULES, onProgress: (p) => events.push({ ...p }) });
     // One cut, then a ranged request from where the part file stopped.
-    const gets = log.filter((l) => l.path.endsWith(aPath));
-    expect(gets.length).toBe(2);
-    expect(gets[0].range).toBeUndefined();
+    const got = gets('appearance_feature_extractor');
+    expect(got.length).toBe(2);
+    expect(got[0].range).toBeUndefined();
     // Resumed from where the part file stopped: after some of the bytes sent
     // before the cut (fetch may drop chunks still queued when the body errors).
-    const resumedAt = Number(gets[1].range?.match(/^bytes=(\d+)-$/)?.[1]);
+    const resumedAt = Number(got[1].range?.match(/^bytes=(\d+)-\d+$/)?.[1]);
     expect(resumedAt).toBeGreaterThan(0);
     expect(resumedAt).toBeLessThanOrEqual(1_000_000);
-    expect(readFileSync(join(out, aPath)).equals(files.get(aPath)!.bytes)).toBe(true);
+    expect(readFileSync(join(out, aPath)).equals(bytesOf('appearance_feature_extractor'))).toBe(true);
     expect(existsSync(join(out, `${aPath}.part`))).toBe(false);
     expect(res.files.map((f) => f.downloaded)).toEqual([true, true]);
     const sums = readSha256Sums(out);
-    expect(sums[aPath]).toBe(files.get(aPath)!.sha256);
+    expect(sums[aPath]).toBe(sha('appearance_feature_extractor'));
     expect(Object.keys(sums).sort()).toEqual(['appearance_feature_extractor.safetensors', aPath, officialPath('stitching_retargeting_module'), 'stitching_retargeting_module.safetensors'].sort());
     // Progress: monotone within a download, complete at the end.
     const dl = events.filter((e) => e.file === aPath && e.phase === 'downloading');
-    expect(dl.at(-1)!.received).toBe(files.get(aPath)!.bytes.length);
-    expect(dl.some((e) => e.received === 1_000_000)).toBe(true);
-    expect(dl.every((e) => e.total === files.get(aPath)!.bytes.length)).toBe(true);
+    expect(dl.at(-1)!.received).toBe(bytesOf('appearance_feature_extractor').length);
+    expect(dl.some((e) => e.received === resumedAt)).toBe(true);
+    expect(dl.every((e) => e.total === bytesOf('appearance_feature_extractor').length)).toBe(true);
     expect(events.filter((e) => e.phase === 'verified').map((e) => e.module)).toEqual([...FIXTURE_MODULES]);
     expect(events.filter((e) => e.phase === 'converted').map((e) => e.module)).toEqual([...FIXTURE_MODULES]);
     expectRule(readSafetensors(join(out, 'appearance_feature_extractor.safetensors')).tensors, 'appearance_feature_extractor');
 
     // A second run downloads nothing.
-    log.length = 0;
+    hub.hits.length = 0;
     const again: DownloadProgress[] = [];
     await downloadWeights(out, { baseUrl, modules: FIXTURE_MODULES, onProgress: (p) => again.push(p) });
-    expect(log.filter((l) => l.path.includes('/resolve/'))).toEqual([]);
+    expect(hub.hits.filter((l) => l.path.includes('/resolve/') || l.path.startsWith('/cdn/'))).toEqual([]);
     expect(again.filter((e) => e.phase === 'skipped').length).toBe(2);
 
     const v = await verifyWeights(out, { modules: FIXTURE_MODULES });
@@ -255,26 +208,30 @@ describeParity('downloading from a local server', () => {
 
   it('keeps the part file when cut without retries, and resumes on the next call', async () => {
     const out = join(root, 'dl-cut');
-    cuts.set(aPath, { after: 500_000, times: 1 });
+    hub.cuts.set(aPath, { after: 500_000, times: 1 });
     const e = await downloadWeights(out, { baseUrl, modules: ['appearance_feature_extractor'], retries: 0, convert: false }).catch((x: Error) => x);
     expect(e).toBeInstanceOf(WeightsError);
-    expect((e as Error).message).toMatch(/was cut .*500000 bytes kept in .*appearance_feature_extractor\.pth\.part, run the download again to resume/);
-    log.length = 0;
+    expect((e as Error).message).toMatch(/was cut .* (\d+) bytes kept in .*appearance_feature_extractor\.pth\.part, run `liveportrait weights download --dir .*dl-cut` again to resume/);
+    const kept = Number((e as Error).message.match(/ (\d+) bytes kept/)![1]);
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(500_000);
+    hub.hits.length = 0;
     await downloadWeights(out, { baseUrl, modules: ['appearance_feature_extractor'], retries: 0, convert: false });
-    expect(log.filter((l) => l.path.includes('/resolve/')).map((l) => l.range)).toEqual(['bytes=500000-']);
-    expect(readFileSync(join(out, aPath)).equals(files.get(aPath)!.bytes)).toBe(true);
+    expect(gets('appearance_feature_extractor').map((l) => l.range)).toEqual([`bytes=${kept}-${bytesOf('appearance_feature_extractor').length - 1}`]);
+    expect(readFileSync(join(out, aPath)).equals(bytesOf('appearance_feature_extractor'))).toBe(true);
   });
 
   it('detects a sha256 mismatch and deletes the bad download', async () => {
     const out = join(root, 'dl-sha');
-    wrongSha = true;
+    hub.corrupt.add(officialPath('stitching_retargeting_module'));
     try {
       const e = await downloadWeights(out, { baseUrl, modules: ['stitching_retargeting_module'] }).catch((x: Error) => x);
-      expect((e as Error).message).toMatch(/stitching_retargeting_module\.pth: sha256 mismatch \(expected 0{64}, got [0-9a-f]{64}\)/);
+      expect((e as Error).message).toMatch(new RegExp(`stitching_retargeting_module\\.pth from .*: sha256 mismatch \\(expected ${sha('stitching_retargeting_module')}, got [0-9a-f]{64}\\)`));
       expect(existsSync(join(out, `${officialPath('stitching_retargeting_module')}.part`))).toBe(false);
       expect(existsSync(join(out, officialPath('stitching_retargeting_module')))).toBe(false);
+      expect(existsSync(out)).toBe(false); // nothing left, not even the folder made for it
     } finally {
-      wrongSha = false;
+      hub.corrupt.clear();
     }
   });
 

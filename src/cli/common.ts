@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import type { ModelOptions } from '../node/app/model.js';
 import { type ProgressStream } from '../node/app/progress.js';
+import { WEIGHTS_ENV, describeWeightsSource, resolveWeightsSource } from '../node/hub.js';
 
 export interface CommonArgs {
   weights?: string;
@@ -21,7 +22,7 @@ export function withModelOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('weights', {
       type: 'string',
       describe:
-        'Weights directory (converted .safetensors or the official .pth layout), or "synthetic" for deterministic random weights that need no download (meaningless pictures, for trying things out). [default: $LIVEPORTRAIT_WEIGHTS, else ./weights]',
+        'Weights directory (converted .safetensors or the official .pth layout), or "synthetic" for deterministic random weights that need no download (meaningless pictures, for trying things out). [default: $LIVEPORTRAIT_WEIGHTS, else ./weights when it holds all five modules, else the HuggingFace cache ($HF_HOME/hub) when complete]',
       group: MODEL_GROUP,
     })
     .option('lip-array', {
@@ -47,8 +48,21 @@ export function withModelOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
   >;
 }
 
-export function modelOptions(a: CommonArgs): ModelOptions {
-  return { weights: a.weights, lipArray: a['lip-array'], seed: a.seed, set: a.set, backend: a.backend === 'auto' ? undefined : a.backend, workers: a.workers };
+/**
+ * The model options of the arguments. Without --weights and
+ * $LIVEPORTRAIT_WEIGHTS the weights are resolved here (./weights, else the
+ * HuggingFace cache, see resolveWeightsSource) and said in one line.
+ */
+export function modelOptions(a: CommonArgs & { animal?: unknown }): ModelOptions {
+  let weights = a.weights;
+  if (weights === undefined && !process.env[WEIGHTS_ENV]) {
+    const src = resolveWeightsSource({ set: a.set ?? (a.animal === true ? 'animal' : 'human') });
+    weights = src.dir;
+    logger(a)(describeWeightsSource(src));
+    // Resolved once: a supervised command's child process (supervise.ts) gets the folder as given.
+    process.env[WEIGHTS_ENV] = src.dir;
+  }
+  return { weights, lipArray: a['lip-array'], seed: a.seed, set: a.set, backend: a.backend === 'auto' ? undefined : a.backend, workers: a.workers };
 }
 
 /** Info lines on stderr (nothing with --quiet). */

@@ -23,9 +23,11 @@ const DESCRIPTION = [
 ].join('\n');
 
 const EPILOGUE = [
-  'Weights: `liveportrait weights download` fetches the official ones (about 500 MB) into ./weights;',
+  'Weights: `liveportrait weights download` fetches the official ones (about 500 MB) into the HuggingFace',
+  'cache (shared with the Python tools; `liveportrait weights where` says what is used);',
   '`--weights synthetic --seed N` runs every command offline with deterministic random weights.',
-  'Environment: LIVEPORTRAIT_WEIGHTS (weights directory), LIVEPORTRAIT_BACKEND (tensorflow, wasm, cpu,',
+  'Environment: LIVEPORTRAIT_WEIGHTS (weights directory), HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE,',
+  'HF_TOKEN (as in the Python hub), LIVEPORTRAIT_BACKEND (tensorflow, wasm, cpu,',
   'webgpu), LIVEPORTRAIT_FFMPEG (ffmpeg binary), LIVEPORTRAIT_DEBUG=1 (stack traces on errors).',
   'Exit status: 0 done, 1 failed (one line on stderr naming the file and the fix), 2 bad usage,',
   '130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM); an interrupted run leaves no output.',

@@ -7,14 +7,17 @@ import { motionExtractorSpecs } from '../models/motion_extractor.js';
 import { spadeGeneratorSpecs } from '../models/spade_generator.js';
 import { STITCHING_CHECKPOINT_NAMES, stitchingRetargetingSpecs, type StitchingPart } from '../models/stitching_retargeting_module.js';
 import { warpingModuleSpecs } from '../models/warping_module.js';
-import { downloadWeights, verifyWeights, type VerifyOptions } from '../node/download.js';
+import { downloadWeights, verifyWeights, type DownloadProgress, type VerifyOptions } from '../node/download.js';
+import { describeWeightsSourceInFull, hubConfig, repoCacheDir, resolveWeightsSource } from '../node/hub.js';
+import { fetchOfficialWeights } from '../node/hub_fetch.js';
 import { type WeightSet } from '../models/checkpoints.js';
 import { convertWeights } from '../node/weights.js';
 import { say } from './common.js';
 import { MODULES, type ModuleName } from '../models/registry.js';
 
 interface WArgs {
-  dir: string;
+  dir?: string;
+  weights?: string;
   set: WeightSet;
   quiet: boolean;
   modules?: string[];
@@ -38,7 +41,7 @@ export function verifySpecs(): VerifyOptions['specs'] {
   };
 }
 
-const dirOption = { alias: 'dir', type: 'string' as const, default: 'weights', describe: 'The weights directory.' };
+const dirOption = { type: 'string' as const, describe: 'A plain weights folder. [default: download and where: the HuggingFace cache; verify: the weights animate would use; convert: ./weights]' };
 const setOption = { choices: ['human', 'animal'] as const, default: 'human' as const, describe: 'Which official set.' };
 const modulesOption = { type: 'array' as const, string: true as const, describe: `Only these modules (${MODULES.join(', ')}). [default: all five]` };
 
@@ -50,24 +53,32 @@ export const weightsCommand = {
       .usage(
         [
           'liveportrait weights download [--dir DIR] [--set human|animal]',
+          'liveportrait weights where    [--weights DIR] [--set human|animal]',
           'liveportrait weights verify   [--dir DIR] [--set human|animal]',
           'liveportrait weights convert  --from SRC [--dir DIR] [--set human|animal]',
           '',
-          'download: fetch the official checkpoints from HuggingFace (KwaiVGI/LivePortrait; $HF_ENDPOINT',
-          '          overrides the server) with resume and sha256 checks, and convert them to safetensors.',
+          'download: fetch the official checkpoints from HuggingFace (KwaiVGI/LivePortrait) with resume and',
+          '          sha256 checks into the HuggingFace cache the Python tools share ($HF_HOME/hub), or with',
+          '          --dir into a plain folder, converted to safetensors there. HF_ENDPOINT, HF_HOME,',
+          '          HF_HUB_CACHE, HF_HUB_OFFLINE and HF_TOKEN apply as in the Python hub.',
+          'where:    which weights the other commands would use (--weights, $LIVEPORTRAIT_WEIGHTS,',
+          '          ./weights, else the HuggingFace cache), file by file.',
           'verify:   check every module is present, readable, has the expected keys and shapes, and',
           '          matches the sha256 recorded at download.',
           'convert:  convert .pth checkpoints (flat or the official layout) in SRC to safetensors in DIR.',
         ].join('\n'),
       )
-      .positional('action', { choices: ['download', 'verify', 'convert'] as const, describe: 'What to do.' })
-      .option('dir', { ...dirOption, alias: undefined })
+      .positional('action', { choices: ['download', 'where', 'verify', 'convert'] as const, describe: 'What to do.' })
+      .option('dir', dirOption)
+      .option('weights', { type: 'string', describe: 'where: a weights folder to describe instead of the default order.' })
       .option('from', { type: 'string', describe: 'convert: the folder holding the .pth files.' })
       .option('set', setOption)
       .option('modules', modulesOption)
-      .option('convert', { type: 'boolean', default: true, describe: 'download: convert to safetensors afterwards (--no-convert keeps only the .pth).' })
+      .option('convert', { type: 'boolean', default: true, describe: 'download --dir: convert to safetensors afterwards (--no-convert keeps only the .pth; the cache is never converted).' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress output.' })
-      .example('liveportrait weights download --dir weights', 'about 500 MB, resumable')
+      .example('liveportrait weights download', 'about 500 MB into the HuggingFace cache, resumable; nothing when the Python tools already fetched them')
+      .example('liveportrait weights download --dir weights', 'a plain folder, converted to safetensors')
+      .example('liveportrait weights where', 'which files animate would load')
       .example('liveportrait weights verify --dir weights', 'exit code 1 and one line per problem if anything is wrong')
       .example('liveportrait weights convert --from pretrained_weights --dir weights', 'from a checkout of the reference'),
   handler: async (a: WArgs & { action: string; from?: string; convert: boolean }) => {
@@ -75,34 +86,54 @@ export const weightsCommand = {
     if (a.action === 'download') {
       let bar: Progress | undefined;
       let current = '';
-      const res = await downloadWeights(a.dir, {
-        set: a.set,
-        modules,
-        convert: a.convert,
-        onProgress: (p) => {
-          if (a.quiet) return;
-          if (p.phase === 'downloading') {
-            if (current !== p.file) {
-              bar?.finish();
-              current = p.file;
-              bar = new Progress(`Downloading ${p.file}`, p.total ? Math.ceil(p.total / 2 ** 20) : undefined, { unit: 'MiB' });
-            }
-            const mib = Math.floor(p.received / 2 ** 20);
-            if (mib > bar!.count) bar!.tick(mib - bar!.count);
-          } else if (p.phase !== 'listing') {
-            if (p.phase === 'verified' || p.phase === 'skipped') {
-              bar?.finish();
-              bar = undefined;
-              current = '';
-            }
-            process.stderr.write(`liveportrait: ${p.module}: ${p.phase} ${p.file}\n`);
+      const onProgress = (p: DownloadProgress): void => {
+        if (a.quiet) return;
+        if (p.phase === 'downloading') {
+          if (current !== p.file) {
+            bar?.finish();
+            current = p.file;
+            bar = new Progress(`Downloading ${p.file}`, p.total ? Math.ceil(p.total / 2 ** 20) : undefined, { unit: 'MiB' });
           }
-        },
-      });
-      bar?.finish();
-      say(`liveportrait: ${res.files.length} file(s) in ${res.dir} (${res.files.filter((f) => f.downloaded).length} downloaded), ${res.converted.length} converted`);
+          const mib = Math.floor(p.received / 2 ** 20);
+          if (mib > bar!.count) bar!.tick(mib - bar!.count);
+        } else if (p.phase !== 'listing') {
+          if (p.phase === 'verified' || p.phase === 'skipped') {
+            bar?.finish();
+            bar = undefined;
+            current = '';
+          }
+          process.stderr.write(`liveportrait: ${p.module}: ${p.phase} ${p.file}\n`);
+        }
+      };
+      if (a.dir !== undefined) {
+        const res = await downloadWeights(a.dir, { set: a.set, modules, convert: a.convert, onProgress });
+        bar?.finish();
+        say(`liveportrait: ${res.files.length} file(s) in ${res.dir} (${res.files.filter((f) => f.downloaded).length} downloaded), ${res.converted.length} converted`);
+      } else {
+        const res = await fetchOfficialWeights({ set: a.set, modules, onProgress });
+        bar?.finish();
+        say(`liveportrait: ${res.files.length} file(s) in the HuggingFace cache ${res.root} (${res.files.filter((f) => f.downloaded).length} downloaded); the commands find them there`);
+      }
+    } else if (a.action === 'where') {
+      let src;
+      try {
+        src = resolveWeightsSource({ weights: a.weights ?? a.dir, set: a.set });
+      } catch (e) {
+        throw new CliError(userMessage(e), { cause: e });
+      }
+      for (const line of describeWeightsSourceInFull(src)) say(line);
+      const cfg = hubConfig();
+      say(`  HuggingFace cache: ${repoCacheDir(cfg)}; endpoint ${cfg.endpoint}${cfg.offline ? ' (HF_HUB_OFFLINE: no requests)' : ''}${cfg.token ? '; a token is set' : ''}`);
     } else if (a.action === 'verify') {
-      const res = await verifyWeights(a.dir, { set: a.set, modules, specs: verifySpecs() });
+      let dir = a.dir;
+      if (dir === undefined) {
+        try {
+          dir = resolveWeightsSource({ set: a.set }).dir;
+        } catch (e) {
+          throw new CliError(userMessage(e), { cause: e });
+        }
+      }
+      const res = await verifyWeights(dir, { set: a.set, modules, specs: verifySpecs() });
       for (const m of res.modules) {
         const line = m.ok ? `ok       ${m.module} (${m.path}, ${m.tensors} tensors, sha256 ${m.sha256})` : `PROBLEM  ${m.module}: ${m.problems.join('; ')}`;
         if (!a.quiet || !m.ok) process.stderr.write(`${line}\n`);
@@ -116,7 +147,7 @@ export const weightsCommand = {
       if (!a.from) throw new CliError('weights convert needs --from SRC, the folder holding the .pth checkpoints', { exitCode: 2 });
       let res;
       try {
-        res = convertWeights(a.from, a.dir, {
+        res = convertWeights(a.from, a.dir ?? 'weights', {
           set: a.set,
           modules,
           onProgress: (p) => {
@@ -126,7 +157,7 @@ export const weightsCommand = {
       } catch (e) {
         throw new CliError(userMessage(e), { cause: e });
       }
-      say(`liveportrait: converted ${res.length} module(s) into ${a.dir}`);
+      say(`liveportrait: converted ${res.length} module(s) into ${a.dir ?? 'weights'}`);
     }
   },
 };

@@ -13,8 +13,7 @@
  * ratios.ts for the index mapping).
  */
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
-import { extentAlong, type CropOptions, type CropResult, DRIVING_CROP, SOURCE_CROP, averageBbox, bboxFromLandmarks, cropImage, cropImageByBbox } from './crop.js';
+import { extentAlong, type CropOptions, DRIVING_CROP, averageBbox, bboxFromLandmarks } from './crop.js';
 import { applyAffine, type Affine, type Point2, warpAffineFloat } from '../image/affine.js';
 import { type RgbImage, boxDownscale } from '../image/image.js';
 
@@ -315,90 +314,10 @@ export class FaceDetector {
     return faces[0];
   }
 
-  /** Crop every face of an image (group photos), largest first. Throws when there is none. */
-  async cropSourceImageAll(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop[]> {
-    const faces = await this.detect(img, opts);
-    if (faces.length === 0) throw noFace(opts.name);
-    return faces.map((face) => ({ ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks }));
-  }
-
-  /** The reference's crop_source_image: face `faceIndex` (default the largest), scale 2.3, vy −0.125, rotation aligned. */
-  async cropSourceImage(img: RgbImage, opts: SourceCropOptions = {}): Promise<SourceCrop> {
-    const faces = await this.detect(img, opts);
-    if (faces.length === 0) throw noFace(opts.name);
-    const i = opts.faceIndex ?? 0;
-    if (i < 0 || i >= faces.length)
-      throw new InputError(`face index ${i} out of range: ${faces.length} face(s) found in ${opts.name ?? 'the image'}`);
-    const face = faces[i];
-    return { ...cropImage(img, face.landmarks, { ...SOURCE_CROP, ...opts }), face, lmk: face.landmarks };
-  }
-
-  /**
-   * Landmarks of one face through a video, one frame at a time: detection on
-   * the first frame (or whenever the track is lost), then tracking from the
-   * previous landmarks. Frames without a face get undefined.
-   */
-  async *trackVideo(frames: Frames, opts: DetectOptions = {}): AsyncGenerator<Point2[] | undefined> {
-    let prev: Point2[] | undefined;
-    for await (const frame of frames) {
-      const face = await this.track(frame, prev, opts);
-      prev = face?.landmarks;
-      yield prev;
-    }
-  }
-
-  /**
-   * The reference's crop_driving_video: track the face, take each frame's
-   * axis-aligned box (scale 2.2, vy −0.1), average the boxes over the video
-   * (the reference's smoothing) and crop every frame with that one box.
-   * For long videos, use trackVideo / drivingBbox / cropImageByBbox
-   * to avoid holding all frames.
-   */
-  async cropDrivingVideo(frames: RgbImage[], opts: CropOptions & DetectOptions & { name?: string } = {}): Promise<DrivingCrop> {
-    const lmks: (Point2[] | undefined)[] = [];
-    for await (const l of this.trackVideo(frames, opts)) lmks.push(l);
-    const frameIndices = lmks.flatMap((l, i) => (l ? [i] : []));
-    if (frameIndices.length === 0) throw noFace(opts.name ?? 'the driving video');
-    const bbox = drivingBbox(frameIndices.map((i) => lmks[i] as Point2[]), opts);
-    const crops = frameIndices.map((i) => cropImageByBbox(frames[i], bbox, lmks[i], opts.dsize ?? DRIVING_CROP.dsize));
-    return { crops, frameIndices, bbox };
-  }
-
   dispose(): void {
     this.models.detector.dispose();
     this.models.mesh.dispose();
   }
-}
-
-// ---------------------------------------------------------------- crops
-
-export interface SourceCropOptions extends CropOptions, DetectOptions {
-  /** Name used in errors ('no face found in <name>'). */
-  name?: string;
-  /** Which face, in largest-first order (default 0). */
-  faceIndex?: number;
-}
-
-/** A source crop: the crop, its matrices, and the face's landmarks in the original. */
-export interface SourceCrop extends CropResult {
-  face: Face;
-  /** The 468 landmarks in original image pixels (the reference's source 'lmk_crop'). */
-  lmk: Point2[];
-}
-
-function noFace(name?: string): InputError {
-  return new InputError(`no face found in ${name ?? 'the image'}`);
-}
-
-type Frames = Iterable<RgbImage> | AsyncIterable<RgbImage>;
-
-export interface DrivingCrop {
-  /** Per frame (frames without a face are skipped, like the reference). */
-  crops: CropResult[];
-  /** Indices of the frames kept. */
-  frameIndices: number[];
-  /** The one box [l, t, r, b] used for all frames. */
-  bbox: [number, number, number, number];
 }
 
 /** The averaged driving box from per-frame landmarks. */

@@ -35,6 +35,15 @@ export function concatFrame(driving: RgbImage | undefined, source: RgbImage, res
   return hstackImages(panels);
 }
 
+/** Panels scaled to one height (aspect kept, even widths) and joined left to right: a group photo's comparison. */
+export function panelRow(panels: RgbImage[], height: number): RgbImage {
+  const fit = panels.map((p) => {
+    const w = Math.max(2, Math.round((p.width * height) / p.height / 2) * 2);
+    return p.width === w && p.height === height ? p : resizeImage(p, w, height, 'linear');
+  });
+  return hstackImages(fit);
+}
+
 /**
  * All comparison frames, lazily. `sources` of length 1 is reused for every
  * frame (an image source), otherwise indexed per frame (a video source);

@@ -215,6 +215,15 @@ export function resizeSquare(image: RgbImage, size: number, mode: ResizeMode = '
  * at most maxDim (0 = no limit), then crop bottom/right so both sides are
  * multiples of `division`.
  */
+/** The size resizeToLimit gives an image of `width` x `height`, without resizing it. */
+export function limitedSize(width: number, height: number, maxDim = 1920, division = 2): { width: number; height: number } {
+  let [w, h] = [width, height];
+  if (maxDim > 0 && Math.max(w, h) > maxDim) [w, h] = h > w ? [Math.trunc(w * (maxDim / h)), maxDim] : [maxDim, Math.trunc(h * (maxDim / w))];
+  const d = Math.max(division, 1);
+  const [nw, nh] = [w - (w % d), h - (h % d)];
+  return nw === 0 || nh === 0 ? { width: w, height: h } : { width: nw, height: nh };
+}
+
 export function resizeToLimit(image: RgbImage, maxDim = 1920, division = 2): RgbImage {
   let img = image;
   const { width: w, height: h } = img;

@@ -3,6 +3,7 @@
  * shipped inside the npm package `@vladmandic/human` (its models/ folder),
  * read into memory, so nothing is downloaded and no tfjs-node is needed.
  */
+import { useFaceDetector } from '../pipeline/hooks.js';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -59,3 +60,6 @@ export function loadFaceDetector(): Promise<FaceDetector> {
   }
   return shared;
 }
+
+// The core's face detector on this platform: the packaged models.
+useFaceDetector(loadFaceDetector);

@@ -5,18 +5,22 @@
  * the file-to-file app the `liveportrait` command runs.
  *
  * @example
- * import { initBackend } from 'liveportrait-tfjs';
- * import { loadLivePortrait, startFrameWorkers, readImage, readVideoFrames } from 'liveportrait-tfjs/node';
+ * import { initBackend, Driving } from 'liveportrait-tfjs';
+ * import { loadLivePortrait, startFrameWorkers, readImage, openVideo, writeVideo } from 'liveportrait-tfjs/node';
  * await initBackend();
- * const lp = loadLivePortrait('weights');
- * await startFrameWorkers(lp);
+ * const lp = await loadLivePortrait();          // $LIVEPORTRAIT_WEIGHTS ('synthetic' works offline), else ./weights
+ * await startFrameWorkers(lp);                  // optional: frames in parallel
+ * const portrait = await lp.preparePortrait(await readImage('photo.jpg'));
+ * await writeVideo('animated.mp4', lp.animatePortrait(portrait, Driving.video(await openVideo('driving.mp4'))));
  */
 import './dawn.js'; // navigator.gpu from Dawn's binding for the webgpu backend
-export { loadLivePortrait, loadWeights, loadModuleWeights, convertWeights, type LoadOptions, type LoadLivePortraitOptions } from './weights.js';
+import './face_models.js'; // registers the packaged face models as the core's face detector
+export { loadLivePortrait, moduleWeights, weightsSpec, WEIGHTS_ENV, type LoadLivePortraitOptions, type ModuleWeights } from './load.js';
+export { loadWeights, loadModuleWeights, convertWeights, type LoadOptions } from './weights.js';
 export { downloadWeights, verifyWeights } from './download.js';
 export { readSafetensors, writeSafetensors, readPth, readPthStateDict, loadTemplate, saveTemplate } from './files.js';
 export { readImage, writeImage } from './image_files.js';
-export { readVideoFrames, openVideoWriter, probeVideo, type VideoInfo, type VideoWriter } from './video.js';
+export { readVideoFrames, openVideo, openVideoWriter, writeVideo, probeVideo, type VideoFile, type VideoInfo, type VideoWriter } from './video.js';
 export { startFrameWorkers, defaultWorkerCount } from './workers.js';
 export { loadFaceDetector } from './face_models.js';
 export { openFixtureDir, fixtureWeights, directoryWeights } from './parity.js';
@@ -24,4 +28,5 @@ export { animate, type AnimateRequest, type AnimateResult } from './app/animate.
 export { retarget, type RetargetRequest } from './app/retarget.js';
 export { makeTemplate, type TemplateRequest } from './app/template.js';
 export { CliError, UsageError } from './app/errors.js';
-export { loadFixtureLivePortrait, fixtureStateDicts } from './parity.js';
+export { resolveWeightsSource, describeWeightsSource, describeWeightsSourceInFull, findInHfCache, hubConfig, repoCacheDir, type WeightsSource, type HubConfig } from './hub.js';
+export { fetchOfficialWeights, type FetchOptions, type FetchResult } from './hub_fetch.js';

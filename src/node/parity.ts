@@ -2,15 +2,13 @@
  * The parity kit's files (Node): a fixture directory as a ParityFixture
  * (each `<module>.safetensors` read when first needed), and the weights to
  * compare with: the manifest's rule (weights_manifest.json +
- * explicit_weights.safetensors) or a real weights directory; and a
- * LivePortrait on a fixture directory's exact weights.
+ * explicit_weights.safetensors) or a real weights directory.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { HostTensor } from '../formats/host_tensor.js';
 import { type FixtureFile, FixtureError, type ParityFixture, type ParityWeights, type WeightsManifest, manifestWeights } from '../parity/fixture.js';
-import { type LivePortraitWeights, NETWORKS, type NetworkName, splitStitching } from '../models/registry.js';
-import { LivePortrait, type LivePortraitOptions } from '../pipeline/live_portrait.js';
+import { splitStitching } from '../models/registry.js';
 import type { WeightSet } from '../models/checkpoints.js';
 import { findModuleFile, loadModuleWeights } from './weights.js';
 import { readSafetensors } from './files.js';
@@ -83,24 +81,4 @@ export function directoryWeights(dir: string, set: WeightSet = 'human'): ParityW
     network: (name) => loadModuleWeights(d, name, { set }),
     stitching: () => splitStitching(loadModuleWeights(d, 'stitching_retargeting_module', { set }), findModuleFile(d, 'stitching_retargeting_module', { set })?.path),
   };
-}
-
-/** Every state dict of a fixture directory's weights (the rule with its seed, plus G's explicit spectral-norm vectors). */
-export function fixtureStateDicts(dir: string): LivePortraitWeights {
-  const w = fixtureWeights(dir);
-  const nets = Object.fromEntries((Object.keys(NETWORKS) as NetworkName[]).map((n) => [n, w.network(n)])) as Omit<LivePortraitWeights, 'stitching_retargeting_module'>;
-  return { ...nets, stitching_retargeting_module: w.stitching() };
-}
-
-/**
- * A LivePortrait on exactly the weights the reference ran with for a fixture
- * directory (shared/parity/seed1, or the --out of tools/reference/dump.py
- * --synthetic SEED): weights_manifest.json's rule and seed plus
- * explicit_weights.safetensors. `LivePortrait.synthetic(seed)` alone is not
- * that: G's spectral-norm vectors (*.weight_u, *.weight_v) come from
- * PyTorch's power iteration and exist only in the explicit file.
- */
-export function loadFixtureLivePortrait(dir: string, opts: LivePortraitOptions = {}): LivePortrait {
-  const manifest = readFixtureManifest(dir);
-  return LivePortrait.fromStateDicts(fixtureStateDicts(dir), `${resolve(dir)} (synthetic seed ${manifest.seed} + ${EXPLICIT})`, opts);
 }

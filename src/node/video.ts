@@ -9,6 +9,7 @@ import { extname } from 'node:path';
 import { lastLine, parseProbeOutput, runFfmpeg, spawnFfmpeg, type MediaInfo, type Rational } from './ffmpeg.js';
 import { createImage, resizeImage, type ResizeMode, type RgbImage } from '../image/image.js';
 import { openAtomicOutput, tempPathFor } from './output.js';
+import type { VideoFrames } from '../pipeline/driving.js';
 
 export type { MediaInfo as VideoInfo, Rational } from './ffmpeg.js';
 
@@ -357,15 +358,50 @@ async function muxAudio(videoTemp: string, audioPath: string, finalPath: string)
   }
 }
 
-/** Write a list of frames as a video (convenience over openVideoWriter). */
+/** A video file read frame by frame (again for each pass): the core's VideoFrames, with what ffmpeg found. */
+export interface VideoFile extends VideoFrames {
+  path: string;
+  name: string;
+  fps: Rational;
+  frameCount?: number;
+  hasAudio: boolean;
+  info: MediaInfo;
+}
+
+/**
+ * Open a video for the library (`Driving.video(await openVideo(path))`,
+ * `lp.preparePortraitVideo(await openVideo(path))`): probed once, its frames
+ * streamed from ffmpeg on each pass. Errors are one line naming the file.
+ */
+export async function openVideo(path: string): Promise<VideoFile> {
+  const info = await probeVideo(path);
+  return {
+    path,
+    name: path,
+    width: info.width,
+    height: info.height,
+    fps: info.fpsRational,
+    frameCount: info.frameCount,
+    hasAudio: info.hasAudio,
+    info,
+    frames: (max?: number) => readVideoFrames(path, { maxFrames: max, info }),
+  };
+}
+
+/**
+ * Write frames as a video (convenience over openVideoWriter): RGB images,
+ * or anything with an `image` (the library's PortraitFrame). Nothing is left
+ * behind when the frames fail.
+ */
 export async function writeVideo(
   path: string,
-  frames: Iterable<RgbImage> | AsyncIterable<RgbImage>,
+  frames: Iterable<RgbImage | { image: RgbImage }> | AsyncIterable<RgbImage | { image: RgbImage }>,
   opts: Omit<VideoWriterOptions, 'width' | 'height'> & { width?: number; height?: number } = {},
 ): Promise<{ frames: number; audioAdded: boolean }> {
   let writer: VideoWriter | undefined;
   try {
-    for await (const f of frames as AsyncIterable<RgbImage>) {
+    for await (const item of frames as AsyncIterable<RgbImage | { image: RgbImage }>) {
+      const f = 'image' in item ? item.image : item;
       writer ??= openVideoWriter(path, { ...opts, width: opts.width ?? f.width, height: opts.height ?? f.height });
       await writer.write(f);
     }

@@ -8,12 +8,11 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InputError, WeightsError } from '../errors.js';
-import { LivePortrait } from '../pipeline/live_portrait.js';
+import { WeightsError } from '../errors.js';
 import { type WeightSet, officialPath, pthCandidates, safetensorsName } from '../models/checkpoints.js';
 import { type LivePortraitWeights, MODULES, type ModuleName, checkSignature, splitStitching } from '../models/registry.js';
 import type { StateDict } from '../formats/host_tensor.js';
-import { readBytes, readPthStateDict, readSafetensors, writeSafetensors } from './files.js';
+import { readPthStateDict, readSafetensors, writeSafetensors } from './files.js';
 import { ensureDir } from './output.js';
 
 export { WeightsError };
@@ -73,13 +72,13 @@ export function loadModuleWeights(dir: string, module: ModuleName, opts: LoadOpt
 }
 
 /** Throws, naming every missing module and the fix, unless all five modules' files are in `dir`. */
-function checkWeightsPresent(dir: string, opts: LoadOptions): void {
-  const missing = MODULES.filter((m) => !findModuleFile(dir, m, opts));
+export function checkWeightsPresent(dir: string, opts: LoadOptions, modules: readonly ModuleName[] = MODULES): void {
+  const missing = modules.filter((m) => !findModuleFile(dir, m, opts));
   if (missing.length) throw new WeightsError(missing.length === 1 ? missingMessage(dir, missing[0], opts.set) : `${missing.length} modules missing (${missing.join(', ')}). ${missingMessage(dir, missing[0], opts.set)}`);
 }
 
 /** The stitching module's weights from `dir`, split in its three parts. */
-function loadStitchingWeights(dir: string, opts: LoadOptions): LivePortraitWeights['stitching_retargeting_module'] {
+export function loadStitchingWeights(dir: string, opts: LoadOptions): LivePortraitWeights['stitching_retargeting_module'] {
   const file = findModuleFile(dir, 'stitching_retargeting_module', opts);
   if (!file) throw new WeightsError(missingMessage(dir, 'stitching_retargeting_module', opts.set ?? 'human'));
   return splitStitching(loadModuleWeights(dir, 'stitching_retargeting_module', opts), file.path);
@@ -152,38 +151,4 @@ export function convertWeights(srcDir: string, outDir: string, opts: ConvertOpti
     opts.onProgress?.({ module, index, total: sources.length, phase: 'done', from: file, to, tensors: sd.size, bytes });
   });
   return results;
-}
-
-export interface LoadLivePortraitOptions extends LoadOptions {
-  /**
-   * The reference's neutral-lip expression for image-driven relative motion:
-   * 63 numbers or the path of its lip_array.pkl (default: lip_array.pkl in
-   * the weights directory, when there).
-   */
-  lipArray?: ArrayLike<number> | string;
-}
-
-/** The lip array option as the library takes it: numbers, or the bytes of a .pkl file. */
-export function readLipArrayOption(v: ArrayLike<number> | string | undefined): ArrayLike<number> | Uint8Array | undefined {
-  if (typeof v !== 'string') return v;
-  return readBytes(v, (r) => new InputError(`lip array ${v}: ${r}; give the reference's src/utils/resources/lip_array.pkl`));
-}
-
-/**
- * LivePortrait from a weights directory (converted safetensors or official
- * .pth, see findModuleFile). Frame workers started later read the same files.
- *
- * @example
- * await initBackend();
- * const lp = loadLivePortrait('weights');
- * await startFrameWorkers(lp);          // optional: frames in parallel
- */
-export function loadLivePortrait(dir: string, opts: LoadLivePortraitOptions = {}): LivePortrait {
-  checkWeightsPresent(dir, opts);
-  const lip = join(dir, 'lip_array.pkl');
-  const lipArray = readLipArrayOption(opts.lipArray ?? (existsSync(lip) ? lip : undefined));
-  // F, M and S are read now; W and G when this thread first renders (frame workers read their own).
-  const lp = LivePortrait.fromLoader((m) => (m === 'stitching_retargeting_module' ? loadStitchingWeights(dir, opts) : loadModuleWeights(dir, m, opts)) as never, dir, { lipArray });
-  lp.workerWeights = { dir, set: opts.set }; // workers read the files themselves
-  return lp;
 }

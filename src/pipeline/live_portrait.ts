@@ -1,275 +1,88 @@
 /**
- * LivePortrait: the five networks and the animation pipeline around them.
- *
- *   const lp = await loadLivePortrait('weights');          // Node (src/node); or LivePortrait.synthetic(1)
- *   const src = lp.prepareSource(image256, { eyeRatio, lipRatio });
- *   for await (const frame of lp.animate(src, drivingFrames, { stitching: true })) ...
- *   lp.disposeSource(src); lp.dispose();
- *
- * Every step is also callable on its own: prepareSource → extractMotion →
- * drivingKeypoints → warpDecode. Frames are processed one at a time: the
- * driving video is never held in memory (source-video mode holds only its
- * motion, a few hundred numbers a frame).
- *
- * Images are RGB, 256×256 (other sizes are resized bilinearly; face
- * cropping is done before, elsewhere): a tf.Tensor [256, 256, 3] or
- * [1, 256, 256, 3] (int32 0..255 or float32 0..1), or raw pixels
- * `{ data, width, height }` (Uint8Array 0..255 or Float32Array 0..1, RGB or RGBA).
+ * LivePortrait: the five networks, their steps, and the animation loops.
+ * The portrait level (what the CLI and the page run) is in portrait.ts and
+ * animate_portrait.ts; the source-video loops in video_loops.ts. Each step
+ * is callable alone: prepareSource (F and M on a 256² face crop) →
+ * extractMotion (M on driving crops) → drivingKeypoints (the keypoint math of
+ * every option) → warpDecode (W and G).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet, WarpingOutput } from '../models/types.js';
+import type { TapFn } from '../layers/taps.js';
 import { type LivePortraitParts, type LivePortraitWeights, type WeightsLoader, createNetworksLazily, syntheticLoader } from '../models/registry.js';
-import { InputError, LipArrayMissingError } from '../errors.js';
-import { NUM_KP } from '../models/types.js';
-import { type RetargetEdit, applyExpressionEdits } from '../motion/edits.js';
+import { InputError } from '../errors.js';
+import type { RetargetEdit } from '../motion/edits.js';
 import type { HostTensor } from '../formats/host_tensor.js';
-import { type KpInfo, getRotationMatrix, kpInfoRotation, refineKpInfo, transformKeypointWith } from '../motion/camera.js';
-import { kalmanSmooth } from '../motion/kalman.js';
-import { type DrivingContext, type SourceKeypoints, combinedEyeRatio, combinedLipRatio, disposeSourceKeypoints, drivingKeypoints, prepareDrivingKeypoints, sourceKeypointsFromMotion, sourceVideoEyeTarget, sourceVideoTargets } from '../motion/transfer.js';
+import { type KpInfo, kpInfoRotation, refineKpInfo, transformKeypointWith } from '../motion/camera.js';
+import { type DrivingContext, type SourceKeypoints, disposeSourceKeypoints, drivingKeypoints, prepareDrivingKeypoints } from '../motion/transfer.js';
+import { retargetKeypoints } from '../motion/retarget.js';
 import { type AnimationOptions, resolveOptions } from '../motion/options.js';
+import { type AnimatedFaces, type LivePortraitOptions, type LoopOptions, type SourceInfo, type VideoRetargetOptions, splitLoopOptions } from './types.js';
+export type { AnimatedFaces, LivePortraitOptions, LoopOptions, SourceInfo, VideoRetargetOptions } from './types.js';
+export { splitLoopOptions } from './types.js';
 import { animalDrivingKeypoints, animalMotionMultiplier } from '../motion/animal.js';
 import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../formats/template.js';
-import { type FramePool, type PoolFrame, type WorkerWeights, mapOrdered } from './frame_pool.js';
+import type { FaceDetector } from '../face/detector.js';
+import { type FramePool, type WorkerWeights, mapOrdered } from './frame_pool.js';
 import { readNumpyPickle } from '../formats/numpy_pickle.js';
+import { type NamedBytes, weightsFromFiles } from '../models/from_files.js';
+import { type AnyIterable, type DrivingFrameInput, type FrameLike, type ImageInput, type SourceRatios, checkAborted, checkRatios, describeValue, isFrameInput, isMotionFrame, isRawImage, isTensor, iterate, prepareImage } from './inputs.js';
+import { type AnimatedFrame, LocalRenderer, PoolRenderer, type RenderOptions, type Renderer, decodedFrame } from './renderer.js';
+import { Driving, type DrivingPlan, type PlanContext, type ProgressInfo } from './driving.js';
+import { applyMotionHook, defaultFaceDetector } from './hooks.js';
+import * as P from './portrait.js';
+import * as A from './animate_portrait.js';
+import * as V from './video_loops.js';
+import type { SourceFrames } from './video_loops.js';
 
-export const INPUT_SIZE = 256;
-
-/** Raw RGB(A) pixels. */
-export interface RawImage {
-  data: Uint8Array | Uint8ClampedArray | Float32Array;
-  width: number;
-  height: number;
-}
-export type ImageInput = tf.Tensor | RawImage;
-
-/** A driving video frame with its landmark ratios, where known. */
-export interface DrivingFrameInput {
-  image: ImageInput;
-  /** Eye-open ratios (left, right). */
-  eyeRatio?: ArrayLike<number>;
-  /** Lip-open ratio. */
-  lipRatio?: number;
-}
-
-/** Landmark ratios of a source image (computed elsewhere from face landmarks). */
-export interface SourceRatios {
-  eyeRatio?: ArrayLike<number>;
-  lipRatio?: number;
-}
-
-/** Everything the animation needs of one source image. Owns its tensors: see disposeSource. */
-export interface SourceInfo extends SourceKeypoints {
-  /** Appearance feature volume [1, 16, 64, 64, 32] (NDHWC). */
-  f_s: tf.Tensor5D;
-  /** Canonical keypoints x_c,s [1, 21, 3] (= x_s_info.kp). */
-  x_c_s: tf.Tensor3D;
-}
-
-type FrameLike = ImageInput | DrivingFrameInput | MotionFrame;
-type AnyIterable<T> = Iterable<T> | AsyncIterable<T>;
-/**
- * The driving input: a single image (image-driven), frames of a video (an
- * iterable or async iterable of images, frames with ratios, or motion
- * frames), or a motion template.
- */
-export type DrivingInput = ImageInput | DrivingFrameInput | MotionTemplate | AnyIterable<FrameLike>;
-
-/** One frame of animateFaces: the animated crop of each face, and the driving input it came from. */
-export interface AnimatedFaces {
-  index: number;
-  faces: AnimatedFrame[];
-  input: ImageInput | DrivingFrameInput | MotionFrame;
-}
-
-export interface AnimatedFrame {
-  index: number;
-  /** RGB bytes, height × width × 3: uint8(clip(out, 0, 1) · 255), truncated as the reference. */
-  rgb: Uint8Array;
-  width: number;
-  height: number;
-  /** The driving keypoints used [21 × 3]. */
-  x_d: Float32Array;
-}
-
+export type { AnimatedFrame, RenderOptions } from './renderer.js';
+export type { RawImage, ImageInput, DrivingFrameInput, SourceRatios } from './inputs.js';
+export { prepareImage, imageToUint8, INPUT_SIZE } from './inputs.js';
 export type { LivePortraitNets, LivePortraitParts } from '../models/registry.js';
 export type { RetargetEdit };
 
-/** How one frame is rendered. */
-export interface RenderOptions {
-  /**
-   * Free W after it has run and G after it has run, where they are built
-   * from weights on demand (one-off renders such as the CLI's retarget: the
-   * peak memory holds one of them at a time; a later render builds them
-   * again).
-   */
-  release?: boolean;
-}
-
-export interface LivePortraitOptions {
-  /**
-   * The reference's neutral-lip expression (lip_array.pkl, [1, 21, 3]) for
-   * image-driven relative motion: 63 numbers, or the bytes of that .pkl.
-   */
-  lipArray?: ArrayLike<number> | Uint8Array;
-}
-
-
-function isTensor(x: unknown): x is tf.Tensor {
-  return x instanceof tf.Tensor;
-}
-function isRawImage(x: unknown): x is RawImage {
-  const r = x as RawImage;
-  return !!r && typeof r === 'object' && !isTensor(r) && ArrayBuffer.isView(r.data) && Number.isInteger(r.width) && Number.isInteger(r.height);
-}
-function isMotionFrame(x: unknown): x is MotionFrame {
-  const f = x as MotionFrame;
-  return !!f && typeof f === 'object' && f.R instanceof Float32Array && f.exp instanceof Float32Array;
-}
-function isTemplate(x: unknown): x is MotionTemplate {
-  return !!x && typeof x === 'object' && Array.isArray((x as MotionTemplate).frames) && typeof (x as MotionTemplate).fps === 'number';
-}
-/** Options of LivePortrait.retargetVideo. */
-export interface VideoRetargetOptions {
-  /** The target lip-open ratio (the reference's slider, 0 to 0.8), or null to keep the lips silent. */
-  lipRatio: number | null;
-  /** Kalman smoothing of the lip deltas (default 3e-7; the reference's app uses 3e-6 here). */
-  smoothObservationVariance?: number;
-  smoothProcessVariance?: number;
-}
-
-/** Keypoints whose expression a silenced frame keeps: the eyes (the reference's [11, 13, 15, 16, 18]). */
-const SILENT_KEEP_KP = [11, 13, 15, 16, 18];
-
-/** The first k items of an iterable. */
-async function* firstN<T>(it: AnyIterable<T>, k: number): AsyncGenerator<T> {
-  let j = 0;
-  for await (const x of it as AsyncIterable<T>) {
-    if (j++ >= k) return;
-    yield x;
-  }
-}
-
-/** A network given, or built from its builder on first use; `release` frees a built one to be built again. */
-class LazyNet<T extends { dispose(): void }> {
-  private net?: T;
-  private readonly build?: () => T;
-
-  constructor(given: T | (() => T)) {
-    if (typeof given === 'function') this.build = given;
-    else this.net = given;
-  }
-
-  get(): T {
-    return (this.net ??= this.build!());
-  }
-
-  /** Free the network where it can be built again (it was given as a builder). */
-  release(): void {
-    if (!this.build || !this.net) return;
-    this.net.dispose();
-    this.net = undefined;
-  }
-
-  dispose(): void {
-    this.net?.dispose();
-    this.net = undefined;
-  }
-}
-
-function isFrameInput(x: unknown): x is DrivingFrameInput {
-  return !!x && typeof x === 'object' && !isTensor(x) && 'image' in (x as object);
-}
-function isIterable(x: unknown): x is AnyIterable<unknown> {
-  return !!x && typeof x === 'object' && !isTensor(x) && (Symbol.iterator in (x as object) || Symbol.asyncIterator in (x as object));
-}
-
-function describeValue(x: unknown): string {
-  if (isTensor(x)) return `a ${x.dtype} tensor of shape ${JSON.stringify(x.shape)}`;
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `an array of ${x.length}`;
-  return typeof x === 'object' ? `an object with keys ${Object.keys(x as object).slice(0, 6).join(', ') || '(none)'}` : `${typeof x} ${String(x).slice(0, 40)}`;
-}
-
 /**
- * An image input as a float32 tensor [1, 256, 256, 3] in 0..1 (u8 / 255 as
- * the reference, clipped). Errors are one line naming what was wrong.
+ * The five networks and the animation pipeline around them.
+ *
+ * @example
+ * const lp = LivePortrait.synthetic(1);                       // or await loadLivePortrait('weights') in Node
+ * const src = await lp.prepareSource(faceCrop256);            // F and M
+ * for await (const f of lp.animate(src, Driving.template(tpl))) use(f.rgb);
+ * lp.disposeSource(src);
+ * await lp.dispose();
  */
-export function prepareImage(img: ImageInput, what = 'image'): tf.Tensor4D {
-  if (isRawImage(img)) {
-    const { data, width, height } = img;
-    const ch = data.length / (width * height);
-    if (ch !== 3 && ch !== 4) throw new InputError(`${what}: ${data.length} values for ${width}x${height} pixels; expected RGB or RGBA (3 or 4 values a pixel)`);
-    return tf.tidy(() => {
-      let x: tf.Tensor = data instanceof Float32Array ? tf.tensor(data, [height, width, ch]) : tf.tensor(Int32Array.from(data), [height, width, ch], 'int32');
-      if (ch === 4) x = tf.slice(x, [0, 0, 0], [height, width, 3]);
-      return prepareImage(x, what);
-    });
-  }
-  if (!isTensor(img)) throw new InputError(`${what}: expected an RGB image (a tensor [H, W, 3] or {data, width, height}), got ${describeValue(img)}`);
-  const shape = img.shape;
-  const ok = (img.rank === 3 && shape[2] === 3) || (img.rank === 4 && shape[0] === 1 && shape[3] === 3);
-  if (!ok) throw new InputError(`${what}: expected an RGB image tensor [H, W, 3] or [1, H, W, 3], got shape ${JSON.stringify(shape)}`);
-  if (img.dtype !== 'float32' && img.dtype !== 'int32') throw new InputError(`${what}: expected an int32 (0..255) or float32 (0..1) tensor, got ${img.dtype}`);
-  return tf.tidy(() => {
-    let x = (img.rank === 3 ? img.expandDims(0) : img) as tf.Tensor4D;
-    x = (img.dtype === 'int32' ? tf.div(tf.cast(x, 'float32'), 255) : x) as tf.Tensor4D;
-    if (x.shape[1] !== INPUT_SIZE || x.shape[2] !== INPUT_SIZE) x = tf.image.resizeBilinear(x, [INPUT_SIZE, INPUT_SIZE], false, true);
-    return tf.clipByValue(x, 0, 1) as tf.Tensor4D;
-  });
-}
-
-/** uint8(clip(x, 0, 1) · 255), truncated, of an image [1, H, W, 3]. */
-export async function imageToUint8(x: tf.Tensor): Promise<Uint8Array> {
-  const v = tf.tidy(() => tf.cast(tf.floor(tf.mul(tf.clipByValue(x, 0, 1), 255)), 'int32'));
-  try {
-    return Uint8Array.from(await v.data());
-  } finally {
-    v.dispose();
-  }
-}
-
-function checkRatios(r?: SourceRatios): { eyeRatio?: number[]; lipRatio?: number } {
-  const eyeRatio = r?.eyeRatio ? Array.from(r.eyeRatio) : undefined;
-  if (eyeRatio && eyeRatio.length !== 2) throw new InputError(`eyeRatio must have 2 values (left, right), got ${eyeRatio.length}`);
-  const lipRatio = r?.lipRatio;
-  if (lipRatio !== undefined && !Number.isFinite(lipRatio)) throw new InputError(`lipRatio must be a number, got ${String(lipRatio)}`);
-  return { eyeRatio, lipRatio };
-}
-
-async function* iterate<T>(it: AnyIterable<T>): AsyncGenerator<T> {
-  for await (const x of it as AsyncIterable<T>) yield x;
-}
-
 export class LivePortrait {
   readonly F: AppearanceFeatureExtractorNet;
   readonly M: MotionExtractorNet;
   readonly S: StitchingRetargetingModule;
-  private readonly w: LazyNet<WarpingModuleNet>;
-  private readonly g: LazyNet<SpadeGeneratorNet>;
+  private readonly local: LocalRenderer;
   /** The neutral-lip expression for image-driven relative motion, if known. */
   lipArray?: Float32Array;
   /** Where frame workers get W and G from (set by the static constructors). */
   workerWeights?: WorkerWeights;
-  private pool?: FramePool;
+  /** Where the weights came from, in words. */
+  source = '';
+  private pool?: PoolRenderer;
+  private readonly detectorLoader?: () => Promise<FaceDetector>;
   private disposed = false;
 
   /** The networks; W and G may be builders, run when this thread first renders (frame workers hold their own). */
   constructor(nets: LivePortraitParts, opts: LivePortraitOptions = {}) {
     ({ F: this.F, M: this.M, S: this.S } = nets);
-    this.w = new LazyNet(nets.W);
-    this.g = new LazyNet(nets.G);
+    this.local = new LocalRenderer(nets.W, nets.G);
     if (opts.lipArray !== undefined) this.lipArray = LivePortrait.readLipArray(opts.lipArray);
+    this.detectorLoader = opts.faceDetector;
   }
 
   /** W, the warping module (built on first use). */
   get W(): WarpingModuleNet {
-    return this.w.get();
+    return this.local.w.get();
   }
 
   /** G, the SPADE generator (built on first use). */
   get G(): SpadeGeneratorNet {
-    return this.g.get();
+    return this.local.g.get();
   }
 
   /** The networks from state dicts (`source` names them in errors). */
@@ -280,18 +93,34 @@ export class LivePortrait {
   }
 
   /**
+   * The networks from the five weights files in memory (a page's files or
+   * download): .pth or .safetensors, each named after its module, plus
+   * lip_array.pkl if given.
+   */
+  static fromFiles(files: NamedBytes[], source = 'files', opts: LivePortraitOptions = {}): LivePortrait {
+    const { weights, lipArray } = weightsFromFiles(files);
+    const lp = LivePortrait.fromStateDicts(weights, source, { lipArray, ...opts });
+    lp.source = source;
+    return lp;
+  }
+
+  /**
    * The networks from a loader called once per module (`source` names them
    * in errors): F, M and S at once, W and G when this thread first renders,
    * never where frame workers render.
    */
   static fromLoader(load: WeightsLoader, source: string, opts: LivePortraitOptions = {}): LivePortrait {
-    return new LivePortrait(createNetworksLazily(load, source), opts);
+    const lp = new LivePortrait(createNetworksLazily(load, source), opts);
+    lp.source = source;
+    return lp;
   }
 
   /**
    * Deterministic synthetic weights (the parity fixtures' rule) with `seed`:
    * no download, meaningless but reproducible output. G's spectral-norm
-   * vectors come from spadeGeneratorSyntheticExtras(seed) unless given.
+   * vectors are made up here (spadeGeneratorSyntheticExtras(seed)) unless
+   * given: the reference's come from PyTorch's power iteration and are only
+   * in a fixture directory (loadLivePortrait(fixtureDir) in Node uses them).
    */
   static synthetic(seed = 1, opts: LivePortraitOptions & { spadeExtras?: ReadonlyMap<string, HostTensor> } = {}): LivePortrait {
     const load = syntheticLoader(seed, { spadeExtras: opts.spadeExtras });
@@ -307,13 +136,24 @@ export class LivePortrait {
   async usePool(pool: FramePool | undefined): Promise<void> {
     this.check();
     const old = this.pool;
-    this.pool = pool;
-    await old?.close();
+    this.pool = pool ? new PoolRenderer(pool) : undefined;
+    await old?.pool.close();
   }
 
   /** Worker threads rendering frames (0 when frames render in this thread). */
   get workers(): number {
-    return this.pool?.size ?? 0;
+    return this.pool?.pool.size ?? 0;
+  }
+
+  /** Where frames render: the frame pool, else this thread (through warpDecode). */
+  get renderer(): Renderer {
+    if (this.pool) return this.pool;
+    return { inFlight: 1, setSource: async () => undefined, render: async (i, f_s, x_s, x_d, o) => decodedFrame(i, this.warpDecode(f_s, x_s, x_d, o), x_d) };
+  }
+
+  /** The face detector (loaded once, on first use). */
+  faceDetector(): Promise<FaceDetector> {
+    return (this.detectorLoader ?? defaultFaceDetector)();
   }
 
   /** 63 numbers, or the bytes of the reference's lip_array.pkl. */
@@ -327,9 +167,41 @@ export class LivePortrait {
     if (this.disposed) throw new InputError('this LivePortrait was disposed: make a new one');
   }
 
+  // ------------------------------------------------------------ the portrait level
+
+  /** Find, crop and prepare the source face(s) of a photo; see SourceOptions. */
+  preparePortrait(image: P.PortraitImage, opts: P.SourceOptions = {}): Promise<P.Portrait> {
+    this.check();
+    return P.preparePortrait(this, image, opts);
+  }
+
+  /** A source video: its face tracked through the frames (landmarks kept, frames read again when animated). */
+  preparePortraitVideo(video: P.SourceVideo, opts: P.SourceOptions & { maxFrames?: number } = {}): Promise<P.PortraitVideo> {
+    this.check();
+    return P.preparePortraitVideo(this, video, opts);
+  }
+
+  /** Animate a prepared portrait (photo or video): frames pasted back at the source's working size. */
+  animatePortrait(portrait: P.Portrait | P.PortraitVideo, driving: Driving | DrivingPlan, opts: A.PortraitAnimationOptions = {}): AsyncGenerator<A.PortraitFrame> {
+    this.check();
+    return A.animatePortrait(this, portrait, driving, opts);
+  }
+
+  /** Edit a prepared photo with the reference's sliders: the edited face pasted back. */
+  editPortrait(portrait: P.Portrait, edit: RetargetEdit = {}, opts: RenderOptions & { face?: number } = {}): Promise<A.EditedPortrait> {
+    this.check();
+    return A.editPortrait(this, portrait, edit, opts);
+  }
+
+  /** The reference's video retargeting on a prepared source video: lips to one opening, or silent; pasted back. */
+  retargetPortraitVideo(portrait: P.PortraitVideo, opts: VideoRetargetOptions & { maxFrames?: number; pasteBack?: boolean; onProgress?: (p: ProgressInfo) => void }): AsyncGenerator<A.PortraitFrame> {
+    this.check();
+    return A.retargetPortraitVideo(this, portrait, opts);
+  }
+
   // ------------------------------------------------------------ steps
 
-  /** F and M on a source image: f_s, x_s_info, R_s, x_c_s, x_s, and the given landmark ratios. */
+  /** F and M on a source face crop: f_s, x_s_info, R_s, x_c_s, x_s, and the given landmark ratios. */
   async prepareSource(image: ImageInput, ratios?: SourceRatios): Promise<SourceInfo> {
     this.check();
     const I_s = prepareImage(image, 'source image');
@@ -383,8 +255,8 @@ export class LivePortrait {
   }
 
   /**
-   * Motion of driving images: one MotionFrame per image (R, exp, t, scale,
-   * kp, x_s, and the ratios given). `images` is one image or a list.
+   * Motion of driving face crops: one MotionFrame per image (R, exp, t,
+   * scale, kp, x_s, and the ratios given). `images` is one image or a list.
    */
   async extractMotion(images: ImageInput | ImageInput[], ratios?: SourceRatios | SourceRatios[]): Promise<MotionFrame[]> {
     this.check();
@@ -422,7 +294,7 @@ export class LivePortrait {
     return out;
   }
 
-  /** A motion template from driving frames (an iterable or async iterable), one frame at a time. */
+  /** A motion template from driving face crops (an iterable or async iterable), one frame at a time. */
   async makeTemplate(frames: AnyIterable<ImageInput | DrivingFrameInput>, fps = 25): Promise<MotionTemplate> {
     const out: MotionFrame[] = [];
     for await (const fr of iterate(frames)) out.push(await this.motionOf(fr, out.length));
@@ -430,22 +302,12 @@ export class LivePortrait {
     return { fps, frames: out };
   }
 
-  private async motionOf(fr: FrameLike, i: number): Promise<MotionFrame> {
-    if (isMotionFrame(fr)) {
-      checkMotionFrame(fr, `driving motion frame ${i}`);
-      return fr;
-    }
-    if (isFrameInput(fr)) return (await this.extractMotion(fr.image, { eyeRatio: fr.eyeRatio, lipRatio: fr.lipRatio }))[0];
-    if (isTensor(fr) || isRawImage(fr)) return (await this.extractMotion(fr))[0];
-    throw new InputError(`driving frame ${i}: expected an image, {image, eyeRatio?, lipRatio?} or a motion frame, got ${describeValue(fr)}`);
-  }
-
   /**
    * The final driving keypoints x_d [1, 21, 3] of one frame (motion/transfer.ts;
    * with `animal: true`, the animal pipeline's motion/animal.ts, where
    * `ctx.motionMultiplier` may carry the multiplier of this source and first frame).
    */
-  async drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext & { motionMultiplier?: number } = {}): Promise<tf.Tensor3D> {
+  async drivingKeypoints(source: SourceKeypoints, frame: MotionFrame, first: MotionFrame, options: Partial<AnimationOptions> | AnimationOptions = {}, ctx: DrivingContext & { motionMultiplier?: number; lipArray?: ArrayLike<number> } = {}): Promise<tf.Tensor3D> {
     this.check();
     const opts = resolveOptions(options);
     if (opts.animal) return animalDrivingKeypoints(this.S, source, frame, first, opts, ctx.motionMultiplier ?? (await animalMotionMultiplier(source, first)));
@@ -458,82 +320,45 @@ export class LivePortrait {
 
   /**
    * W then G: the image [1, 512, 512, 3] in 0..1 for feature f_s and
-   * keypoints x_s → x_d. `release`: free W once it has run and G once it has
-   * run (where they were built here from their weights, they are built
-   * again when next needed): a one-off render then peaks at the larger of
-   * the two instead of both, about 0.8 GB less on wasm.
+   * keypoints x_s → x_d, in this thread. `release`: free W once it has run
+   * and G once it has run (built again when next needed): a one-off render
+   * peaks at the larger of the two. `tap`: W's and G's activations by path.
    */
   warpDecode(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, opts: RenderOptions = {}): tf.Tensor4D {
     this.check();
-    if (x_s.shape.join() !== '1,21,3' || x_d.shape.join() !== '1,21,3')
-      throw new InputError(`warpDecode: keypoints must be [1, 21, 3], got x_s ${JSON.stringify(x_s.shape)} and x_d ${JSON.stringify(x_d.shape)}`);
-    if (f_s.rank !== 5 || f_s.shape[0] !== 1) throw new InputError(`warpDecode: f_s must be [1, 16, 64, 64, 32], got ${JSON.stringify(f_s.shape)}`);
-    let w: WarpingOutput | undefined;
-    try {
-      w = this.W.apply(f_s, x_s, x_d);
-      if (opts.release) this.w.release();
-      return this.G.apply(w.out);
-    } finally {
-      if (w) tf.dispose([w.out, w.occlusionMap, w.deformation]);
-      if (opts.release) for (const n of [this.w, this.g]) n.release();
-    }
+    return this.local.warpDecode(f_s, x_s, x_d, opts);
   }
 
-  private async frameOut(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, opts: RenderOptions = {}): Promise<AnimatedFrame> {
-    const img = this.warpDecode(f_s, x_s, x_d, opts);
-    const [, h, w] = img.shape;
-    try {
-      return { index, rgb: await imageToUint8(img), width: w, height: h, x_d: Float32Array.from(await x_d.data()) };
-    } finally {
-      img.dispose();
-    }
-  }
-
-  /**
-   * One frame, in a worker when there are workers (x_s and x_d are read
-   * now, so the caller may dispose them at once), else here. `perFrameFeature`
-   * sends f_s with the job (source videos) instead of the pool's source.
-   */
-  private async renderFrame(index: number, f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, perFrameFeature = false): Promise<AnimatedFrame> {
-    if (!this.pool) return this.frameOut(index, f_s, x_s, x_d);
-    const pool = this.pool;
-    const [xd, xs, fs] = await Promise.all([x_d.data(), x_s.data(), perFrameFeature ? f_s.data() : undefined]);
-    const feature = fs ? { data: fs as Float32Array, shape: f_s.shape } : undefined;
-    const out: PoolFrame = await pool.render(Float32Array.from(xs), Float32Array.from(xd), feature);
-    const img = tf.tensor(out.data, out.shape);
-    try {
-      return { index, rgb: await imageToUint8(img), width: out.shape[2], height: out.shape[1], x_d: Float32Array.from(xd) };
-    } finally {
-      img.dispose();
-    }
+  /** W alone (this thread): warped feature, occlusion map, deformation; `tap` sees its activations (`dense_motion_network.hourglass`, ...). Dispose the outputs. */
+  warp(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D, opts: { tap?: TapFn } = {}): WarpingOutput {
+    this.check();
+    return this.local.warp(f_s, x_s, x_d, opts.tap);
   }
 
   /**
    * W and G for one face and frame, as 8-bit RGB: in a worker when there are
-   * workers (f_s goes with the job, so any number of sources can share the
-   * pool), else here. x_s and x_d are read at once; the caller may dispose
-   * them when this returns.
+   * workers (f_s goes with the job), else here. x_s and x_d are read at once;
+   * the caller may dispose them when this returns.
    */
   async renderImage(f_s: tf.Tensor5D, x_s: tf.Tensor3D, x_d: tf.Tensor3D): Promise<{ rgb: Uint8Array; width: number; height: number }> {
     this.check();
-    const { rgb, width, height } = await this.renderFrame(0, f_s, x_s, x_d, true);
+    const { rgb, width, height } = await this.renderer.render(0, f_s, x_s, x_d, { perFrameFeature: true });
     return { rgb, width, height };
   }
 
-  /** How many frames to keep in flight: enough to keep every worker busy. */
-  get inFlight(): number {
-    return this.pool ? 2 * this.pool.size : 1;
+  /** A driving input planned with this model's face detector (the ratios the options need). */
+  planDriving(driving: Driving | DrivingPlan, opts: Partial<AnimationOptions>, ctx: Omit<PlanContext, 'detector'> = {}): Promise<DrivingPlan> {
+    if (!(driving instanceof Driving)) {
+      if (driving && typeof (driving as DrivingPlan).frames === 'function' && typeof (driving as DrivingPlan).isVideo === 'boolean') return Promise.resolve(driving as DrivingPlan);
+      throw new InputError(`driving: expected a Driving (Driving.video, .image, .template, .frames or .live), got ${describeValue(driving)}`);
+    }
+    return driving.plan({ ...ctx, detector: () => this.faceDetector(), needRatios: ctx.needRatios ?? !!(opts.eyeRetargeting || opts.lipRetargeting) });
   }
 
-  // ------------------------------------------------------------ animation
+  // ------------------------------------------------------------ the loops on face crops
 
-  /**
-   * Animate a source image (or its prepared SourceInfo) with a driving
-   * video (iterable / async iterable of frames), a motion template, or a
-   * single driving image. Yields one frame at a time. A SourceInfo passed in
-   * stays the caller's; one made here is disposed at the end.
-   */
-  async *animate(source: ImageInput | SourceInfo, driving: DrivingInput, options: Partial<AnimationOptions> = {}): AsyncGenerator<AnimatedFrame> {
+  /** Animate one source face crop (or its prepared SourceInfo, which stays the caller's) by a driving input. */
+  async *animate(source: ImageInput | SourceInfo, driving: Driving | DrivingPlan, options: LoopOptions = {}): AsyncGenerator<AnimatedFrame> {
     this.check();
     const own = !isSourceInfo(source);
     const src = own ? await this.prepareSource(source as ImageInput) : (source as SourceInfo);
@@ -545,217 +370,103 @@ export class LivePortrait {
   }
 
   /**
-   * The animation loop: several prepared faces of one picture (a group
-   * photo) driven by the same driving input, frame by frame. Motion and
-   * keypoints are computed here in frame order; W and G here or in the frame
-   * pool, several frames in flight, yielded in order. Each item carries the
-   * driving input it came from (`input`), e.g. for a side-by-side view.
-   * `drivingIsVideo` overrides what the input suggests (a template cut to
-   * one frame is still a video's motion).
+   * The animation loop: prepared faces of one picture driven by one driving
+   * input, frame by frame. Motion and keypoints are computed here in frame
+   * order; W and G here or in the frame pool, several frames in flight,
+   * yielded in order.
    */
-  async *animateFaces(sources: SourceInfo[], driving: DrivingInput, options: Partial<AnimationOptions> = {}, ctx: { drivingIsVideo?: boolean } = {}): AsyncGenerator<AnimatedFaces> {
+  async *animateFaces(sources: SourceInfo[], driving: Driving | DrivingPlan, options: LoopOptions = {}): AsyncGenerator<AnimatedFaces> {
     this.check();
     if (sources.length === 0) throw new InputError('animateFaces: no source faces');
-    const opts = resolveOptions(options);
-    const plan = this.drivingFrames(driving);
-    const drivingIsVideo = ctx.drivingIsVideo ?? plan.drivingIsVideo;
+    const { anim: opts, onMotion, signal, maxFrames } = splitLoopOptions(options);
+    const plan = await this.planDriving(driving, opts, { signal, limit: maxFrames });
+    const drivingIsVideo = plan.isVideo;
     // One face: its f_s goes to the pool once. Several: with every job.
     const perFrameFeature = sources.length > 1;
-    if (this.pool && !perFrameFeature) this.pool.setSource((await sources[0].f_s.data()) as Float32Array, sources[0].f_s.shape);
+    const renderer = this.renderer;
+    if (!perFrameFeature) await renderer.setSource(sources[0].f_s);
     let first: MotionFrame | undefined;
     // Animal mode: the motion multiplier of each face, from the first driving frame (the reference computes it at frame 0).
     let multipliers: number[] | undefined;
     let count = 0;
-    const render = async (fr: FrameLike, i: number): Promise<AnimatedFaces> => {
-      const m = await this.motionOf(fr, i);
+    const render = async (item: { frame: DrivingFrameInput | MotionFrame }, i: number): Promise<AnimatedFaces> => {
+      const m = await this.motionOf(item.frame, i);
       first ??= m;
       if (opts.animal) multipliers ??= await Promise.all(sources.map((src) => animalMotionMultiplier(src, first!)));
       const faces = await Promise.all(
         sources.map(async (src, k) => {
-          const x_d = await this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray, motionMultiplier: multipliers?.[k] });
+          let x_d = await this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray, motionMultiplier: multipliers?.[k] });
           try {
-            return await this.renderFrame(i, src.f_s, src.x_s, x_d, perFrameFeature);
+            if (onMotion) x_d = await applyMotionHook(onMotion, x_d, { index: i, face: k, source: src, driving: m, first: first! });
+            return await renderer.render(i, src.f_s, src.x_s, x_d, { perFrameFeature });
           } finally {
             x_d.dispose();
           }
         }),
       );
-      return { index: i, faces, input: fr };
+      return { index: i, faces, input: item.frame, motion: m };
     };
-    for await (const frame of mapOrdered(plan.frames, render, this.inFlight)) {
+    async function* items() {
+      for await (const it of plan.frames()) {
+        checkAborted(signal);
+        yield it;
+      }
+    }
+    for await (const frame of mapOrdered(items(), render, renderer.inFlight)) {
       count++;
       yield frame;
     }
     if (count === 0) throw new InputError('the driving sequence is empty: no frames to animate');
   }
 
-  private drivingFrames(driving: DrivingInput): { frames: AsyncGenerator<FrameLike>; drivingIsVideo: boolean } {
-    if (isTemplate(driving)) {
-      if (driving.frames.length === 0) throw new InputError('the motion template has no frames');
-      return { frames: iterate(driving.frames), drivingIsVideo: driving.frames.length > 1 };
-    }
-    if (isTensor(driving) || isRawImage(driving) || isFrameInput(driving)) return { frames: iterate([driving]), drivingIsVideo: false };
-    if (isIterable(driving)) return { frames: iterate(driving as AnyIterable<FrameLike>), drivingIsVideo: true };
-    throw new InputError(`driving: expected an image, a sequence of frames or a motion template, got ${describeValue(driving)}`);
+  /**
+   * Animate a source video: its face crops (an array, or a function returning
+   * a fresh iterable: it is read twice, once for motion, once for
+   * appearance) each driven by the matching driving frame (or all by a
+   * driving image), the motion Kalman-smoothed as the reference does.
+   */
+  animateSourceVideo(sourceFrames: SourceFrames, driving: Driving | DrivingPlan, options: LoopOptions = {}): AsyncGenerator<AnimatedFrame> {
+    this.check();
+    return V.animateSourceVideo(this, sourceFrames, driving, options);
   }
 
   /**
-   * Animate a source video: its frames (an array, or a function returning a
-   * fresh iterable: it is read twice, once for motion, once for appearance)
-   * each driven by the matching driving frame (or all by a single driving
-   * image), the motion Kalman-smoothed as the reference does.
+   * The reference's video retargeting (`execute_video_retargeting`): every
+   * source frame keeps its own motion; with a `lipRatio` the lips go to that
+   * opening (R_lip deltas Kalman-smoothed), with `lipRatio: null` they are
+   * kept silent (the neutral-lip expression but for the eyes). Then
+   * stitching, W and G with the frame's own appearance feature. Frames need
+   * their lip ratio (from face landmarks) unless silent.
    */
-  async *animateSourceVideo(
-    sourceFrames: (ImageInput | DrivingFrameInput)[] | (() => AnyIterable<ImageInput | DrivingFrameInput>),
-    driving: DrivingInput,
-    options: Partial<AnimationOptions> = {},
-  ): AsyncGenerator<AnimatedFrame> {
+  retargetVideo(sourceFrames: SourceFrames, opts: VideoRetargetOptions): AsyncGenerator<AnimatedFrame> {
     this.check();
-    const opts = resolveOptions(options);
-    if (opts.animal) throw new InputError('animal mode animates a source image (as the reference); a source video is not supported');
-    const open = typeof sourceFrames === 'function' ? sourceFrames : () => sourceFrames;
-    // Pass 1: motion of the source and the driving frames (small, host memory).
-    const srcTpl = await this.makeTemplate(open());
-    const { frames, drivingIsVideo } = this.drivingFrames(driving);
-    const drv: MotionFrame[] = [];
-    for await (const fr of frames) {
-      if (drivingIsVideo && drv.length >= srcTpl.frames.length) break;
-      drv.push(await this.motionOf(fr, drv.length));
-    }
-    if (drv.length === 0) throw new InputError('the driving sequence is empty: no frames to animate');
-    const n = drivingIsVideo ? Math.min(srcTpl.frames.length, drv.length) : srcTpl.frames.length;
-    const targets = srcTpl.frames.slice(0, n).map((s, i) => sourceVideoTargets(s, drivingIsVideo ? drv[i] : drv[0], drv[0], opts, drivingIsVideo, this.lipArray));
-    const smooth = (xs: Float32Array[]) =>
-      drivingIsVideo ? kalmanSmooth(xs, { observationVariance: opts.smoothObservationVariance, processVariance: opts.smoothProcessVariance }) : xs;
-    const expS = smooth(targets.map((t) => t.exp));
-    const RS = smooth(targets.map((t) => t.R));
-    const eyeTarget = opts.sourceVideoEyeRetargeting && srcTpl.frames[0].eyeRatio ? sourceVideoEyeTarget([...srcTpl.frames[0].eyeRatio], opts) : undefined;
-    // Pass 2: appearance of each source frame, warped and decoded.
-    const render = async (fr: ImageInput | DrivingFrameInput, i: number): Promise<AnimatedFrame> => {
-      const img = isFrameInput(fr) ? fr.image : fr;
-      const srcKp = sourceKeypointsFromMotion(srcTpl.frames[i]);
-      const f_s = tf.tidy(() => this.F.apply(prepareImage(img, `source frame ${i}`)));
-      const d = drivingIsVideo ? drv[i] : drv[0];
-      let x_d: tf.Tensor3D | undefined;
-      try {
-        x_d = drivingKeypoints(this.S, srcKp, d, drv[0], opts, {
-          drivingIsVideo,
-          sourceIsVideo: true,
-          smoothedExp: expS[i],
-          smoothedR: RS[i],
-          lipArray: this.lipArray,
-          sourceVideoEyeTarget: eyeTarget,
-        });
-        return await this.renderFrame(i, f_s, srcKp.x_s, x_d, true);
-      } finally {
-        x_d?.dispose();
-        f_s.dispose();
-        disposeSourceKeypoints(srcKp);
-      }
-    };
-    yield* mapOrdered(firstN(open(), n), render, this.inFlight);
+    return V.retargetVideo(this, sourceFrames, opts);
   }
 
-  /**
-   * The reference's video retargeting (the third panel of its gradio app,
-   * `execute_video_retargeting`): every source frame keeps its own motion.
-   * With a `lipRatio`, the lips are retargeted to that opening: R_lip on the
-   * frame's keypoints with [the frame's lip ratio, lipRatio], the deltas
-   * Kalman-smoothed over the video (`smoothObservationVariance`), x_d = x_s + δ.
-   * With `lipRatio: null` the lips are kept silent
-   * (`prepare_video_lip_silence`): the frame's expression replaced by the
-   * neutral-lip expression (lip_array) but for the eye keypoints,
-   * x_d = s·(x_c R + δ) + t, no smoothing. Then stitching, W and G, with the
-   * frame's own appearance feature. Frames need their lip ratio (from face
-   * landmarks) unless silent.
-   */
-  async *retargetVideo(
-    sourceFrames: (ImageInput | DrivingFrameInput)[] | (() => AnyIterable<ImageInput | DrivingFrameInput>),
-    opts: VideoRetargetOptions,
-  ): AsyncGenerator<AnimatedFrame> {
-    this.check();
-    const open = typeof sourceFrames === 'function' ? sourceFrames : () => sourceFrames;
-    const tpl = await this.makeTemplate(open());
-    const frames = tpl.frames;
-    let targets: Float32Array[];
-    if (opts.lipRatio === null) {
-      const lip = this.lipArray;
-      if (!lip) throw new LipArrayMissingError("keeping the lips silent needs the reference's neutral-lip expression (lip_array.pkl): load it with the weights");
-      targets = frames.map((f, i) => {
-        if (!f.kp) throw new InputError(`source frame ${i}: no canonical keypoints`);
-        const delta = Float32Array.from(lip);
-        for (const k of SILENT_KEEP_KP) for (let c = 0; c < 3; c++) delta[k * 3 + c] = f.exp[k * 3 + c];
-        const x = new Float32Array(NUM_KP * 3);
-        for (let j = 0; j < NUM_KP; j++)
-          for (let c = 0; c < 3; c++) {
-            let v = delta[j * 3 + c];
-            for (let r = 0; r < 3; r++) v += f.kp[j * 3 + r] * f.R[r * 3 + c];
-            x[j * 3 + c] = f.scale * v + f.t[c];
-          }
-        return x;
-      });
-    } else {
-      const deltas: Float32Array[] = [];
-      for (const [i, f] of frames.entries()) {
-        if (f.lipRatio === undefined) throw new InputError(`source frame ${i}: lip retargeting needs the frame's lip-open ratio (from its face landmarks)`);
-        const d = tf.tidy(() => this.S.retargetLip(tf.tensor3d(Float32Array.from(f.x_s!), [1, NUM_KP, 3]), combinedLipRatio(f.lipRatio, opts.lipRatio as number)));
-        try {
-          deltas.push(Float32Array.from(await d.data()));
-        } finally {
-          d.dispose();
-        }
-      }
-      const smooth = kalmanSmooth(deltas, { observationVariance: opts.smoothObservationVariance, processVariance: opts.smoothProcessVariance });
-      targets = frames.map((f, i) => Float32Array.from(f.x_s!, (v, k) => v + smooth[i][k]));
+  /** Motion of one driving frame (a face crop with ratios, or a motion frame as it is). */
+  async motionOf(fr: FrameLike, i: number): Promise<MotionFrame> {
+    if (isMotionFrame(fr)) {
+      checkMotionFrame(fr, `driving motion frame ${i}`);
+      return fr;
     }
-    const render = async (fr: ImageInput | DrivingFrameInput, i: number): Promise<AnimatedFrame> => {
-      const img = isFrameInput(fr) ? fr.image : fr;
-      const f_s = tf.tidy(() => this.F.apply(prepareImage(img, `source frame ${i}`)));
-      const x_s = tf.tensor3d(Float32Array.from(frames[i].x_s!), [1, NUM_KP, 3]);
-      let x_d: tf.Tensor3D | undefined;
-      try {
-        x_d = tf.tidy(() => this.S.stitching(x_s, tf.tensor3d(targets[i], [1, NUM_KP, 3])));
-        return await this.renderFrame(i, f_s, x_s, x_d, true);
-      } finally {
-        x_d?.dispose();
-        x_s.dispose();
-        f_s.dispose();
-      }
-    };
-    yield* mapOrdered(firstN(open(), frames.length), render, this.inFlight);
+    if (isFrameInput(fr)) return (await this.extractMotion(fr.image, { eyeRatio: fr.eyeRatio, lipRatio: fr.lipRatio }))[0];
+    if (isTensor(fr) || isRawImage(fr)) return (await this.extractMotion(fr))[0];
+    throw new InputError(`driving frame ${i}: expected an image, {image, eyeRatio?, lipRatio?} or a motion frame, got ${describeValue(fr)}`);
   }
 
   // ------------------------------------------------------------ single-image editing
 
-  /**
-   * The driving keypoints of a single-image edit, as the reference's gradio
-   * retargeting: pose added to the source's, expression sliders, eye/lip
-   * open ratios through R_eyes / R_lip, then stitching. As there, t keeps its
-   * z component here: x_d = movZ · s · (x_c R_d + δ') + t.
-   */
+  /** The driving keypoints of a single-image edit (motion/retarget.ts). */
   async retargetKeypoints(source: SourceInfo, edit: RetargetEdit = {}): Promise<tf.Tensor3D> {
     this.check();
-    const expHost = applyExpressionEdits((await source.x_s_info.exp.data()) as Float32Array, edit);
-    return tf.tidy(() => {
-      const s = source.x_s_info;
-      const add = (deg: tf.Tensor2D, v?: number) => (v ? tf.add(deg, v) : deg);
-      const R_d = getRotationMatrix(add(s.pitch, edit.pitch), add(s.yaw, edit.yaw), add(s.roll, edit.roll));
-      const R_new = tf.matMul(tf.matMul(R_d, source.R_s, false, true), source.R_s);
-      const delta = tf.tensor3d(expHost, [1, NUM_KP, 3]);
-      const movZ = edit.movZ ?? 1;
-      let x_d = tf.add(tf.mul(tf.mul(s.scale.reshape([1, 1, 1]), movZ), tf.add(tf.matMul(s.kp, R_new), delta)), s.t.reshape([1, 1, 3])) as tf.Tensor3D;
-      if (edit.eyeRatio !== undefined) x_d = tf.add(x_d, this.S.retargetEye(source.x_s, combinedEyeRatio(source.eyeRatio, edit.eyeRatio))) as tf.Tensor3D;
-      if (edit.lipRatio !== undefined) x_d = tf.add(x_d, this.S.retargetLip(source.x_s, combinedLipRatio(source.lipRatio, edit.lipRatio))) as tf.Tensor3D;
-      if (edit.stitching ?? true) x_d = this.S.stitching(source.x_s, x_d);
-      return x_d;
-    });
+    return retargetKeypoints(this.S, source, edit);
   }
 
-  /** A single-image edit rendered: the image 512×512. */
+  /** A single-image edit rendered: the face crop 512×512. */
   async retarget(source: SourceInfo, edit: RetargetEdit = {}, opts: RenderOptions = {}): Promise<AnimatedFrame> {
     const x_d = await this.retargetKeypoints(source, edit);
     try {
-      return await this.frameOut(0, source.f_s, source.x_s, x_d, opts);
+      return await decodedFrame(0, this.warpDecode(source.f_s, source.x_s, x_d, opts), x_d);
     } finally {
       x_d.dispose();
     }
@@ -769,10 +480,10 @@ export class LivePortrait {
   dispose(): Promise<void> {
     if (this.disposed) return Promise.resolve();
     this.disposed = true;
-    for (const n of [this.F, this.M, this.w, this.g, this.S]) n.dispose();
+    for (const n of [this.F, this.M, this.local, this.S]) n.dispose();
     const pool = this.pool;
     this.pool = undefined;
-    return pool ? pool.close() : Promise.resolve();
+    return pool ? pool.pool.close() : Promise.resolve();
   }
 }
 

@@ -1,5 +1,5 @@
 /** The image-editing panel's sliders as the library's RetargetEdit (also used by the browser test). */
-import type { RetargetEdit } from '../../src/motion/edits.js';
+import type { RetargetEdit } from '../../src/index.js';
 import type { EditParams } from './protocol.js';
 
 /** The slider values as the library's RetargetEdit. */

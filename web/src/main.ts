@@ -2,55 +2,17 @@
  * The page: UI only. The networks, faces and video run in the worker
  * (engine.ts), which bundles the library's core.
  */
-import type { AnimateParams, BackendChoice, EditParams, FromEngine, NamedFile, ToEngine } from './protocol.js';
+import type { AnimateParams, BackendChoice, EditParams, FromEngine, ToEngine } from './protocol.js';
 import { kindOf } from './kinds.js';
+import { $, checked, drawImage, fmtTime, num, round2, showMessage, state } from './ui.js';
+import { picked, webcamSnapshot, webcamStream, wireDrop } from './inputs_ui.js';
 
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const base = new URL('.', location.href).pathname;
-
-/** What tests and curious users can read: the page's state. */
-const state = {
-  backend: '',
-  threads: undefined as number | undefined,
-  weights: '',
-  busy: false,
-  animations: 0,
-  lastError: '',
-  lastResult: undefined as undefined | { name: string; mime: string; frames: number; audio: boolean; note?: string; seconds: number },
-  editSeq: 0,
-  editDone: 0,
-  editSeconds: 0,
-  editCrop: undefined as ImageData | undefined,
-  editSourceCrop: undefined as ImageData | undefined,
-  editRatios: undefined as { eyeRatio: number; lipRatio: number } | undefined,
-  editSourceRatios: undefined as { eyeRatio?: number[]; lipRatio?: number } | undefined,
-  editParams: undefined as EditParams | undefined,
-  probe: undefined as undefined | { outputs: Record<string, number[]>; backend: string },
-  /** The worker's memory, when asked for with lpMemory(). */
-  memory: undefined as undefined | { numTensors: number; numBytes: number; wasmHeapBytes?: number },
-  /** Webcam live: frames shown since the last start. */
-  liveFrames: 0,
-  log: [] as string[],
-};
-(window as unknown as { lpState: typeof state }).lpState = state;
 
 let worker: Worker;
 const send = (m: ToEngine, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
 
 // ------------------------------------------------------------------ messages
-
-function showMessage(text: string, kind: 'error' | 'info' = 'error'): void {
-  const el = $('message');
-  el.textContent = text;
-  el.className = `message ${kind === 'info' ? 'info' : ''}`;
-  el.hidden = !text;
-}
-
-function fmtTime(s: number): string {
-  if (!Number.isFinite(s)) return '?';
-  if (s < 60) return `${s.toFixed(0)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-}
 
 function setBusy(b: boolean): void {
   state.busy = b;
@@ -226,15 +188,6 @@ function onMessage(m: FromEngine): void {
   }
 }
 
-function drawImage(id: string, img: ImageData): void {
-  const c = $(id) as HTMLCanvasElement;
-  c.width = img.width;
-  c.height = img.height;
-  c.getContext('2d')!.putImageData(img, 0, 0);
-}
-
-const round2 = (x: number) => Math.round(x * 100) / 100;
-
 // ------------------------------------------------------------------ backend and weights
 
 function startWorker(backend: BackendChoice): void {
@@ -265,82 +218,6 @@ function loadWeights(): void {
   } else {
     const endpoint = new URLSearchParams(location.search).get('hf') ?? undefined;
     send({ type: 'weights-hf', set: ($('weights-set') as HTMLSelectElement).value as 'human' | 'animal', endpoint });
-  }
-}
-
-// ------------------------------------------------------------------ inputs
-
-const picked: { source?: NamedFile; driving?: NamedFile; edit?: NamedFile; vedit?: NamedFile } = {};
-
-function preview(id: string, f: NamedFile): void {
-  const box = $(id);
-  for (const el of Array.from(box.querySelectorAll('img,video'))) {
-    const src = (el as HTMLImageElement).src;
-    if (src.startsWith('blob:')) URL.revokeObjectURL(src);
-  }
-  box.innerHTML = '';
-  const kind = kindOf(f.name, f.blob.type);
-  if (kind === 'image') box.append(Object.assign(document.createElement('img'), { src: URL.createObjectURL(f.blob), alt: f.name }));
-  else if (kind === 'video') box.append(Object.assign(document.createElement('video'), { src: URL.createObjectURL(f.blob), controls: true, muted: true }));
-  box.append(Object.assign(document.createElement('div'), { className: 'status', textContent: `${f.name} (${kind ?? 'unknown type'}, ${(f.blob.size / 1e6).toFixed(2)} MB)` }));
-}
-
-function accept(role: 'source' | 'driving', f: NamedFile): boolean {
-  const kind = kindOf(f.name, f.blob.type);
-  const ok = role === 'source' ? kind === 'image' || kind === 'video' : kind !== undefined;
-  if (!ok) {
-    showMessage(
-      role === 'source'
-        ? `${f.name} is not an image or a video: give the source as a jpg, png, webp, mp4 or webm.`
-        : `${f.name} is not a video, an image or a motion template (.pkl, .lpmotion.safetensors).`,
-    );
-    return false;
-  }
-  showMessage('');
-  picked[role] = f;
-  preview(`${role}-preview`, f);
-  return true;
-}
-
-function wireDrop(role: 'source' | 'driving'): void {
-  const input = $(`${role}-file`) as HTMLInputElement;
-  input.addEventListener('change', () => {
-    const f = input.files?.[0];
-    if (f && !accept(role, { name: f.name, blob: f })) input.value = '';
-  });
-  const zone = $(`${role}-drop`);
-  zone.addEventListener('dragover', (e) => (e.preventDefault(), zone.classList.add('over')));
-  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
-  zone.addEventListener('drop', (e) => {
-    e.preventDefault();
-    zone.classList.remove('over');
-    const f = e.dataTransfer?.files?.[0];
-    if (f) accept(role, { name: f.name, blob: f });
-  });
-}
-
-async function webcamStream(): Promise<MediaStream> {
-  if (!navigator.mediaDevices?.getUserMedia) throw new Error('this browser gives no camera access here (it needs https or localhost)');
-  return navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
-}
-
-async function webcamSnapshot(): Promise<void> {
-  try {
-    const stream = await webcamStream();
-    const v = document.createElement('video');
-    v.srcObject = stream;
-    v.muted = true;
-    await v.play();
-    await new Promise((r) => setTimeout(r, 400));
-    const c = document.createElement('canvas');
-    c.width = v.videoWidth;
-    c.height = v.videoHeight;
-    c.getContext('2d')!.drawImage(v, 0, 0);
-    for (const t of stream.getTracks()) t.stop();
-    const blob = await new Promise<Blob>((res, rej) => c.toBlob((b) => (b ? res(b) : rej(new Error('snapshot failed'))), 'image/png'));
-    accept('source', { name: 'webcam.png', blob });
-  } catch (e) {
-    showMessage(`Webcam: ${(e as Error).message}`);
   }
 }
 
@@ -391,9 +268,6 @@ function stopLive(): void {
 
 // ------------------------------------------------------------------ animate
 
-const num = (id: string) => Number(($(id) as HTMLInputElement).value);
-const checked = (id: string) => ($(id) as HTMLInputElement).checked;
-
 function params(): AnimateParams {
   const cd = ($('opt-crop-driving') as HTMLSelectElement).value;
   const maxFrames = num('opt-max-frames');
@@ -420,6 +294,8 @@ function params(): AnimateParams {
     faceIndex: num('opt-face-index'),
     maxFrames: maxFrames > 0 ? maxFrames : undefined,
     gif: checked('opt-gif'),
+    animal: checked('opt-animal'),
+    cropBox: picked.cropBox,
   };
 }
 
@@ -555,7 +431,7 @@ function wire(): void {
     ($('vedit-progress') as HTMLProgressElement).value = 0;
     $('vedit-progress-text').textContent = 'starting…';
     const maxFrames = num('vedit-max-frames');
-    send({ type: 'video-edit', source: f, lipRatio: checked('vedit-silent') ? null : num('vedit-lip'), smoothObservationVariance: num('vedit-smooth'), scale: num('vedit-scale'), maxFrames: maxFrames > 0 ? maxFrames : undefined });
+    send({ type: 'video-edit', source: f, lipRatio: checked('vedit-silent') ? null : num('vedit-lip'), smoothObservationVariance: num('vedit-smooth'), scale: num('vedit-scale'), crop: checked('vedit-crop'), maxFrames: maxFrames > 0 ? maxFrames : undefined });
   });
 }
 

@@ -27,6 +27,10 @@ export interface AnimateParams {
   maxFrames?: number;
   /** Also an animated GIF of the result (video results only). */
   gif?: boolean;
+  /** A crop square placed by hand on the source (source pixels), for faces the detector misses. */
+  cropBox?: { x: number; y: number; size: number; angle?: number };
+  /** The reference's animal pipeline (animal weights). */
+  animal?: boolean;
 }
 
 export interface EditParams {
@@ -64,9 +68,9 @@ export type ToEngine =
   | { type: 'live-start'; source: NamedFile; params: AnimateParams }
   | { type: 'live-frame'; frame: ImageBitmap }
   | { type: 'live-stop' }
-  | { type: 'edit-source'; source: NamedFile; crop: boolean; scale: number; faceIndex: number }
+  | { type: 'edit-source'; source: NamedFile; crop: boolean; scale: number; faceIndex: number; cropBox?: AnimateParams['cropBox'] }
   | { type: 'edit'; params: EditParams; seq: number }
-  | { type: 'video-edit'; source: NamedFile; lipRatio: number | null; smoothObservationVariance: number; scale: number; maxFrames?: number }
+  | { type: 'video-edit'; source: NamedFile; lipRatio: number | null; smoothObservationVariance: number; scale: number; crop?: boolean; maxFrames?: number }
   | { type: 'probe'; image: NamedFile }
   | { type: 'memory' }
   | { type: 'cancel' };

@@ -5,6 +5,7 @@ import { isImagePath } from '../../image/image.js';
 import { isVideoPath } from '../video.js';
 import { OutputDirError, prepareOutputDir } from '../output.js';
 import { CliError } from './errors.js';
+import { loadTemplate } from '../files.js';
 
 export type InputKind = 'image' | 'video' | 'template';
 
@@ -93,3 +94,18 @@ export const NO_FACE_FIX =
 /** The same for --animal (the reference finds animal faces with a model this port does not have). */
 export const NO_FACE_FIX_ANIMAL =
   'animal mode has no animal face detector: place the crop with --crop-box X,Y,SIZE[,ANGLE] (source pixels: top-left corner and side of a square over the face, roll in degrees), or pass --no-crop if the image is already a face crop';
+
+/**
+ * Whether the driving input animates a video (true) or gives one picture: a
+ * video, or a template of more than one frame. Cheap (no model, no decoding);
+ * a template that cannot be read counts as a video here, and the error comes
+ * when it is opened.
+ */
+export function drivingIsVideo(kind: InputKind, path: string): boolean {
+  if (kind !== 'template') return kind === 'video';
+  try {
+    return loadTemplate(path).frames.length > 1;
+  } catch {
+    return true;
+  }
+}

@@ -7,10 +7,12 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { backendInfo, initBackend } from '../../backend.js';
 import '../dawn.js'; // registers Dawn's navigator.gpu for the webgpu backend
-import { LivePortrait } from '../../pipeline/live_portrait.js';
-import { loadLivePortrait, readLipArrayOption } from '../weights.js';
+import type { LivePortrait } from '../../pipeline/live_portrait.js';
+import { WEIGHTS_ENV, loadLivePortrait, weightsSpec as libraryWeightsSpec } from '../load.js';
 import { defaultWorkerCount, startFrameWorkers } from '../workers.js';
 import { CliError, UsageError, userMessage } from './errors.js';
+
+export { WEIGHTS_ENV };
 
 export interface ModelOptions {
   /** A weights directory, or 'synthetic' (default $LIVEPORTRAIT_WEIGHTS, else ./weights). */
@@ -38,8 +40,7 @@ export interface ModelOptions {
   model?: LivePortrait;
 }
 
-export const WEIGHTS_ENV = 'LIVEPORTRAIT_WEIGHTS';
-const models = new Map<string, LivePortrait>();
+const models = new Map<string, Promise<LivePortrait>>();
 let backendReady: string | undefined;
 
 /** Start the backend once per process (again only when another one is asked for). */
@@ -54,50 +55,43 @@ export async function ensureBackend(opts: ModelOptions, log?: (line: string) => 
   backendReady = key;
 }
 
-/** The weights directory the options point to ('synthetic' stays as is). */
+/** The weights the options point to: --weights, else $LIVEPORTRAIT_WEIGHTS, else ./weights ('synthetic' stays as is). */
 export function weightsSpec(opts: ModelOptions): string {
-  return opts.weights ?? process.env[WEIGHTS_ENV] ?? 'weights';
+  try {
+    return libraryWeightsSpec(opts.weights, opts.set);
+  } catch (e) {
+    throw new CliError(userMessage(e), { cause: e });
+  }
 }
 
 /**
- * The LivePortrait networks for the options, cached per process (tests and
- * repeated calls share one). Errors name the directory, the file and the fix.
+ * The LivePortrait networks for the options (the library's loadLivePortrait),
+ * cached per process (tests and repeated calls share one). Errors name the
+ * directory, the file and the fix.
  */
-export function loadModel(opts: ModelOptions): LivePortrait {
-  if (opts.model) return opts.model;
+export function loadModel(opts: ModelOptions): Promise<LivePortrait> {
+  if (opts.model) return Promise.resolve(opts.model);
   const w = weightsSpec(opts);
   const seed = opts.seed ?? 1;
+  if (w === 'synthetic' && !(Number.isInteger(seed) && seed >= 0)) throw new UsageError(`--seed must be a non-negative integer, got ${seed}`);
   const key = `${w === 'synthetic' ? `synthetic:${seed}` : `${resolve(w)}:${opts.set ?? 'human'}`}:${opts.lipArray ?? ''}`;
   if (opts.lipArray !== undefined && !existsSync(opts.lipArray))
     throw new CliError(`lip array ${opts.lipArray} not found; give --lip-array the reference's src/utils/resources/lip_array.pkl`);
-  const hit = models.get(key);
-  if (hit) return hit;
-  let lp: LivePortrait;
-  if (w === 'synthetic') {
-    if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${seed}`);
-    // Synthetic weights are meaningless anyway: a zero neutral-lip expression stands in for lip_array.pkl.
-    lp = LivePortrait.synthetic(seed, { lipArray: readLipArrayOption(opts.lipArray) ?? new Float32Array(63) });
-  } else {
-    const dir = resolve(w);
-    if (!existsSync(dir) || !statSync(dir).isDirectory())
-      throw new CliError(
-        `weights directory ${dir} not found; get the weights with \`liveportrait weights download --dir ${dir}${opts.set === 'animal' ? ' --set animal' : ''}\`, ` +
-          `or pass --weights DIR (or --weights synthetic --seed 1 to try everything offline with meaningless weights)`,
-      );
-    try {
-      lp = loadLivePortrait(dir, { set: opts.set, lipArray: opts.lipArray });
-    } catch (e) {
-      throw new CliError(userMessage(e), { cause: e });
-    }
+  let hit = models.get(key);
+  if (!hit) {
+    hit = loadLivePortrait(w, { set: opts.set, seed, lipArray: opts.lipArray }).catch((e) => {
+      models.delete(key);
+      throw e instanceof CliError ? e : new CliError(userMessage(e).replace(`set ${WEIGHTS_ENV}=synthetic`, `pass --weights synthetic --seed 1 (or set ${WEIGHTS_ENV}=synthetic)`), { cause: e });
+    });
+    models.set(key, hit);
   }
-  models.set(key, lp);
-  return lp;
+  return hit;
 }
 
 /** Fail early when a weights directory is missing (the full load comes later). */
-export function loadModelCheck(opts: ModelOptions): void {
+export async function loadModelCheck(opts: ModelOptions): Promise<void> {
   const dir = resolve(weightsSpec(opts));
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) loadModel(opts);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) await loadModel(opts);
 }
 
 /** Start (or stop) the frame workers the options ask for; `log` gets a line when they start and when they are ready. */

@@ -4,18 +4,15 @@
  * edited face pasted back into the photo and written atomically.
  */
 import { extname, resolve } from 'node:path';
-import { resizeImage, resizeToLimit } from '../../image/image.js';
-import { cropImage } from '../../face/crop.js';
-import { loadFaceDetector } from '../face_models.js';
 import type { RetargetEdit } from '../../motion/edits.js';
-import { pasteBack, preparePasteBack } from '../../face/paste_back.js';
-import { calcEyeCloseRatio, calcLipCloseRatio } from '../../face/ratios.js';
+import { limitedSize } from '../../image/image.js';
+import { type Portrait, SOURCE_MAX_DIM } from '../../pipeline/portrait.js';
 import { classifyInput, facesNote, prepareOutputFile, shrinkNote } from './inputs.js';
 import { removeCreatedDirs } from '../output.js';
 import { type ModelOptions, ensureBackend, loadModel } from './model.js';
-import { CliError, UsageError, withFile } from './errors.js';
-import { WRITE_IMAGE_FORMATS, readImage, writeImage } from '../image_files.js';
-import { type RgbImage } from '../../image/image.js';
+import { CliError, UsageError } from './errors.js';
+import { cliMessage, readSourceImage } from './open.js';
+import { WRITE_IMAGE_FORMATS, writeImage } from '../image_files.js';
 
 /**
  * A retarget run: the source and output files, the model options, and the
@@ -81,32 +78,24 @@ export function checkRetarget(req: RetargetRequest): string[] {
 }
 
 async function retargetInto(req: RetargetRequest, t0: number): Promise<RetargetResult> {
-  let img: RgbImage;
-  try {
-    const raw = await readImage(req.source);
-    img = resizeToLimit(raw, req.sourceMaxDim ?? 1280, 2);
-    const note = shrinkNote(raw, img, req.sourceMaxDim ?? 1280);
-    if (note) req.log?.(note);
-  } catch (e) {
-    throw withFile(e, req.source);
-  }
+  const original = await readSourceImage(req.source);
   await ensureBackend(req, req.log);
   const doCrop = req.crop ?? true;
-  const faces = await (await loadFaceDetector()).detect(img);
-  if (doCrop && faces.length === 0)
-    throw new CliError(`no face found in the source ${req.source}; use a photo where the face is clearly visible (frontal, not tiny), or pass --no-crop if the image is already a face crop`);
-  const fi = req.faceIndex ?? 0;
-  if (doCrop && fi >= faces.length) throw new CliError(`--face-index ${fi} is out of range: ${faces.length} face(s) found in ${req.source} (largest first, from 0)`);
-  const face = faces[doCrop ? fi : 0];
-  if (doCrop) req.log?.(facesNote(req.source, faces.length, fi).replace('--all-faces animates all, ', '').replace('animating', 'editing'));
-  if ((req.eyeRatio !== undefined || req.lipRatio !== undefined) && !face)
-    throw new CliError(`--eye-ratio / --lip-ratio need the face's landmarks but no face was found in ${req.source}; drop them or use a clearer photo`);
-  const crop = doCrop ? cropImage(img, face.landmarks, req.scale !== undefined ? { scale: req.scale } : {}) : undefined;
-  const input = crop ? crop.imgCrop256 : resizeImage(img, 256, 256, 'linear');
-  const ratios = face ? { eyeRatio: calcEyeCloseRatio(face.landmarks)[0], lipRatio: calcLipCloseRatio(face.landmarks)[0][0] } : {};
-  const lp = loadModel(req);
-  const src = await lp.prepareSource(input, ratios);
+  const maxDim = req.sourceMaxDim ?? SOURCE_MAX_DIM;
+  const lp = await loadModel(req);
+  let portrait: Portrait;
+  const note = shrinkNote(original, limitedSize(original.width, original.height, maxDim), maxDim);
+  if (note) req.log?.(note);
   try {
+    portrait = await lp.preparePortrait(original, { crop: doCrop, faceIndex: req.faceIndex, cropOptions: req.scale !== undefined ? { scale: req.scale } : undefined, maxDim, name: req.source, pasteBack: req.pasteBack ?? true });
+  } catch (e) {
+    throw cliMessage(e, {});
+  }
+  try {
+    if (doCrop) req.log?.(facesNote(req.source, portrait.facesFound, req.faceIndex ?? 0).replace('--all-faces animates all, ', '').replace('animating', 'editing'));
+    const info = portrait.faces[0].info;
+    if ((req.eyeRatio !== undefined || req.lipRatio !== undefined) && (!info.eyeRatio || info.lipRatio === undefined))
+      throw new CliError(`--eye-ratio / --lip-ratio need the face's landmarks but no face was found in ${req.source}; drop them or use a clearer photo`);
     const edit: RetargetEdit = {
       eyeRatio: req.eyeRatio,
       lipRatio: req.lipRatio,
@@ -125,12 +114,11 @@ async function retargetInto(req: RetargetRequest, t0: number): Promise<RetargetR
       stitching: req.stitching,
     };
     // One edit, one render: W and G are freed as soon as each has run (lower peak memory).
-    const out = await lp.retarget(src, edit, { release: true });
-    let result: RgbImage = { width: out.width, height: out.height, data: out.rgb };
-    if (crop && (req.pasteBack ?? true)) result = pasteBack(result, crop.M_c2o, img, preparePasteBack(crop.M_c2o, img.width, img.height));
+    const out = await lp.editPortrait(portrait, edit, { release: true });
+    const result = doCrop && (req.pasteBack ?? true) ? out.image : out.crop;
     await writeImage(req.output, result);
     return { output: resolve(req.output), seconds: (Date.now() - t0) / 1000, width: result.width, height: result.height };
   } finally {
-    lp.disposeSource(src);
+    portrait.dispose();
   }
 }

@@ -5,11 +5,12 @@
  */
 import { extname, resolve } from 'node:path';
 import type { DrivingFrameInput } from '../../pipeline/live_portrait.js';
-import { planDrivingFrames } from './driving.js';
+import { fpsValue } from '../../pipeline/driving.js';
+import { cliMessage, openDriving, progressBars } from './open.js';
 import { type InputKind, classifyInput, prepareOutputFile } from './inputs.js';
 import { type ModelOptions, ensureBackend, loadModel } from './model.js';
-import { CliError, UsageError, userMessage } from './errors.js';
-import { Progress, type ProgressStream } from './progress.js';
+import { CliError, UsageError } from './errors.js';
+import type { ProgressStream } from './progress.js';
 import { removeCreatedDirs, withAtomicOutput } from '../output.js';
 import { saveTemplate } from '../files.js';
 
@@ -55,23 +56,26 @@ export function checkTemplate(req: TemplateRequest): { kind: InputKind; created:
 
 async function templateInto(req: TemplateRequest, kind: InputKind, t0: number): Promise<TemplateResult> {
   await ensureBackend(req, req.log);
-  const plan = await planDrivingFrames({ ...req, eyeRetargeting: true, lipRetargeting: true, ratiosOptional: true }, kind, req.maxFrames, req.progress ?? false);
-  const lp = loadModel(req);
-  const bar = req.progress ? new Progress('Extracting motion', plan.count, { stream: req.progress }) : undefined;
-  async function* counted() {
-    for await (const it of plan.frames()) {
-      yield it.frame as DrivingFrameInput;
-      bar?.tick();
-    }
-  }
-  const fps = typeof plan.fps === 'number' ? plan.fps : plan.fps.num / plan.fps.den;
+  const lp = await loadModel(req);
+  const bars = progressBars(req.progress ?? false);
   try {
+    const { driving } = await openDriving(req.driving, kind, { crop: req.cropDriving, log: req.log });
+    // Every frame's ratios where there is a face (a faceless input is only a warning).
+    const plan = await lp.planDriving(driving, {}, { needRatios: true, ratiosOptional: true, limit: req.maxFrames, log: req.log, onProgress: bars.onProgress });
+    let done = 0;
+    async function* counted() {
+      for await (const it of plan.frames()) {
+        yield it.frame as DrivingFrameInput;
+        bars.onProgress({ phase: 'Extracting motion', done: ++done, total: Number.isFinite(plan.count) ? plan.count : undefined });
+      }
+    }
+    const fps = fpsValue(plan.fps);
     const tpl = await lp.makeTemplate(counted(), fps);
     await withAtomicOutput(req.output, (tmp) => saveTemplate(tmp, tpl));
     return { output: resolve(req.output), frames: tpl.frames.length, fps, seconds: (Date.now() - t0) / 1000 };
   } catch (e) {
-    throw e instanceof CliError ? e : new CliError(userMessage(e), { cause: e });
+    throw cliMessage(e, { eyeRetargeting: true, lipRetargeting: true });
   } finally {
-    bar?.finish();
+    bars.finish();
   }
 }
