@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../src/models/appearance_feature_extractor.js';
-import { ParamReader } from '../src/layers/params.js';
-import { TO_NDHWC, TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbs, maxAbsDiff } from './helpers/parity.js';
+import { type AppearanceFeatureExtractor, appearanceFeatureExtractorSpecs } from '../src/models/appearance_feature_extractor.js';
+import type { ParamReader } from '../src/layers/params.js';
+import { TO_NCDHW, TO_NHWC, checkFixture, describeParity, fixtureNetwork, fixtureTensor, manifestSpecs } from './helpers/parity.js';
 
 const MODULE = 'appearance_feature_extractor';
 
@@ -11,8 +11,9 @@ describeParity('appearance feature extractor F (parity)', () => {
   let reader: ParamReader;
 
   beforeAll(() => {
-    reader = new ParamReader(fixtureStateDict(MODULE), MODULE, 'fixture');
-    net = new AppearanceFeatureExtractor(reader);
+    const built = fixtureNetwork(MODULE);
+    net = built.net as AppearanceFeatureExtractor;
+    reader = built.reader;
   });
   afterAll(() => net?.dispose());
 
@@ -26,20 +27,18 @@ describeParity('appearance feature extractor F (parity)', () => {
 
   it('matches the reference output, without leaking', async () => {
     const x = fixtureTensor(MODULE, 'input', TO_NHWC) as tf.Tensor4D;
-    const ref = fixtureTensor(MODULE, 'output', TO_NDHWC);
     const before = tf.memory().numTensors;
     const t0 = performance.now();
     const f_s = net.apply(x);
     await f_s.data();
     const ms = performance.now() - t0;
-    const err = await maxAbsDiff(f_s, ref);
-    const scale = await maxAbs(ref);
+    const r = await checkFixture(MODULE, { output: { actual: f_s, perm: TO_NCDHW } });
     f_s.dispose();
     const after = tf.memory().numTensors;
-    console.log(`F [${tf.getBackend()}]: max abs err ${err.toExponential(3)} (output max |.| ${scale.toFixed(3)}), forward ${ms.toFixed(0)} ms (batch 1)`);
+    const [row] = r.rows;
+    console.log(`F [${tf.getBackend()}]: max abs err ${row.maxAbs?.toExponential(3)} (relative to the output's scale ${row.maxRel?.toExponential(3)}, tolerance ${row.tolerance}), forward ${ms.toFixed(0)} ms (batch 1)`);
     x.dispose();
-    ref.dispose();
-    expect(err).toBeLessThanOrEqual(1e-4);
+    expect(r.failed).toEqual([]);
     expect(after).toBe(before);
   });
 });

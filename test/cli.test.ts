@@ -1,30 +1,25 @@
 // The command line as a user meets it: --help text, and every bad input
 // answered by one line naming the file and the fix, exit code 1 (2 for
 // usage), no stack trace and no output file. Runs the real bin script.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createImage } from '../src/image/image.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
+import { cli as run, type CliRun } from './helpers/cli.js';
+import { flatImage } from './helpers/images.js';
 import { writeImage } from '../src/node/image_files.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'liveportrait.js');
 const S0 = join(MEDIA_DIR, 's0.jpg');
 const D0 = join(MEDIA_DIR, 'd0.mp4');
 
 let tmp: string;
 let out: string;
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, LIVEPORTRAIT_DEBUG: '', ...env }, timeout: 180_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], env: Record<string, string> = {}) => run(args, { cwd: tmp, env });
 
 /** A failed run: one `liveportrait: error:` line, no stack, the given exit code, nothing written. */
-function expectOneLineError(r: ReturnType<typeof cli>, code: number, ...needles: (string | RegExp)[]) {
+function expectOneLineError(r: CliRun, code: number, ...needles: (string | RegExp)[]) {
   expect(r.code).toBe(code);
   const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('liveportrait: backend'));
   expect(lines).toHaveLength(1);
@@ -40,7 +35,7 @@ beforeAll(async () => {
   writeFileSync(join(tmp, 'notes.txt'), 'not a picture');
   writeFileSync(join(tmp, 'broken.jpg'), 'not a jpeg either');
   writeFileSync(join(tmp, 'bad.pkl'), 'junk');
-  await writeImage(join(tmp, 'blank.png'), createImage(96, 96, new Uint8Array(96 * 96 * 3).fill(128)));
+  await writeImage(join(tmp, 'blank.png'), flatImage(96, 96));
   mkdirSync(join(tmp, 'badw'));
   for (const m of ['appearance_feature_extractor', 'motion_extractor', 'warping_module', 'spade_generator', 'stitching_retargeting_module'])
     writeFileSync(join(tmp, 'badw', `${m}.safetensors`), 'garbage');

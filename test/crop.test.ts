@@ -3,7 +3,7 @@ import { FM_BROWS, FM_EYE_L, FM_EYE_R, FM_JAW, FM_MOUTH_CORNERS, SOURCE_CROP, av
 import { calcEyeCloseRatio, calcLipCloseRatio, calcRatio, ratiosFromLandmarks } from '../src/face/ratios.js';
 import { applyAffine, composeAffine, invertAffine, type Affine, type Point2, warpImage } from '../src/image/affine.js';
 import { boxDownscale } from '../src/image/image.js';
-import { type RgbImage } from '../src/image/image.js';
+import { gradientImage } from './helpers/images.js';
 
 /**
  * A synthetic 468-point face in a unit frame (eyes at y = 0, lips at
@@ -33,18 +33,6 @@ function syntheticFace(deg: number, scale: number, at: Point2, eyeOpen = 0.1, li
   const c = Math.cos((deg * Math.PI) / 180);
   const s = Math.sin((deg * Math.PI) / 180);
   return p.map(([x, y]) => [at[0] + scale * (c * x - s * y), at[1] + scale * (s * x + c * y)]);
-}
-
-function gradientImage(w: number, h: number): RgbImage {
-  const data = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const o = (y * w + x) * 3;
-      data[o] = x % 256;
-      data[o + 1] = y % 256;
-      data[o + 2] = (x + y) % 256;
-    }
-  return { width: w, height: h, data };
 }
 
 describe('affine helpers and warp', () => {

@@ -6,14 +6,13 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegPath } from '../src/node/ffmpeg.js';
 import { readImage } from '../src/node/image_files.js';
 import { probeVideo, readVideo } from '../src/node/video.js';
-import { MEDIA_DIR, PARITY_DIR } from './helpers/parity.js';
+import { MEDIA_DIR, PARITY_DIR, ROOT } from './helpers/paths.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
 // Scripts must sit inside the package for `import 'liveportrait-tfjs'` to resolve to it.
 const RUN_DIR = join(ROOT, 'tmp', 'docs');
 let work: string;

@@ -4,10 +4,9 @@
 // whose W+G step is replaced by a cheap stand-in, so cropping, motion,
 // paste-back, the writers, fps, audio and frame counts are all exercised
 // without paying ~1 minute per frame on a wasm core.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { animate } from '../src/node/app/animate.js';
@@ -20,13 +19,12 @@ import { cropImage } from '../src/face/crop.js';
 import { loadFaceDetector } from '../src/node/face_models.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { preparePasteBack } from '../src/face/paste_back.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { filesIn as files, media } from './helpers/paths.js';
+import { cli } from './helpers/cli.js';
 import { loadTemplate } from '../src/node/files.js';
 import { readImage, writeImage } from '../src/node/image_files.js';
 import { type RgbImage } from '../src/image/image.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const media = (f: string) => join(MEDIA_DIR, f);
 
 let tmp: string;
 let lp: LivePortrait;
@@ -43,7 +41,6 @@ function fastModel(failAtCall?: number): LivePortrait {
   return m;
 }
 
-const files = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
 
 /** Source pixels where no paste-back mask reaches are unchanged; some under the masks changed. */
 async function expectPastedOnlyOnFaces(result: RgbImage, source: RgbImage, faces: number) {
@@ -93,13 +90,9 @@ afterAll(() => {
 describe('liveportrait animate, the real thing (synthetic weights, all networks)', () => {
   it('photo + driving video with audio → mp4 with its fps and audio, comparison video, gif, summary', async () => {
     const out = join(tmp, 'real');
-    const r = spawnSync(
-      process.execPath,
-      [join(ROOT, 'bin', 'liveportrait.js'), 'animate', '-s', media('s0.jpg'), '-d', media('d11.mp4'), '-o', out, '--weights', 'synthetic', '--seed', '1', '--max-frames', '1', '--gif'],
-      { encoding: 'utf8', timeout: 590_000 },
-    );
+    const r = cli(['animate', '-s', media('s0.jpg'), '-d', media('d11.mp4'), '-o', out, '--weights', 'synthetic', '--seed', '1', '--max-frames', '1', '--gif'], { timeoutMs: 590_000 });
     expect(r.stderr).not.toMatch(/error/);
-    expect(r.status).toBe(0);
+    expect(r.code).toBe(0);
     expect(files(out)).toEqual(['s0--d11.gif', 's0--d11.mp4', 's0--d11_concat.mp4']);
     expect(r.stdout).toMatch(/^liveportrait: 1 frame in [\d.]+ s \([\d.]+ fps\) → .*s0--d11\.mp4, .*s0--d11_concat\.mp4, .*s0--d11\.gif\n$/);
     const driving = await probeVideo(media('d11.mp4'));

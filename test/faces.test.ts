@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 import { type Face } from '../src/face/detector.js';
 import { loadFaceDetector } from '../src/node/face_models.js';
 import { FM_EYE_L, FM_EYE_R, cropImage, cropImageByBbox, parsePt2 } from '../src/face/crop.js';

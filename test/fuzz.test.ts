@@ -23,7 +23,7 @@ import { readImage } from '../src/node/image_files.js';
 import { videoInfoFromProbe } from '../src/node/video.js';
 import { ffmpegPath } from '../src/node/ffmpeg.js';
 import { resolveRequestPath } from '../src/node/serve.js';
-import { MEDIA_DIR, PARITY_DIR } from './helpers/parity.js';
+import { MEDIA_DIR, PARITY_DIR } from './helpers/paths.js';
 import { FUZZ_RUNS, PickleWriter, concat, expectResultOrLibraryError, fuzzParams, mutated, randomBytes, slowest, stateDictPickle, zipPth } from './helpers/hostile.js';
 
 const u8 = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

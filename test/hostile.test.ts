@@ -21,7 +21,7 @@ import { readImage } from '../src/node/image_files.js';
 import { videoInfoFromProbe } from '../src/node/video.js';
 import { type RunningServer, SERVE_LIMITS, isLoopback, serve } from '../src/node/serve.js';
 import { PickleWriter, concat, reducePickle, stateDictPickle, zipPth } from './helpers/hostile.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'liveportrait.js');

@@ -10,18 +10,18 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { officialPath } from '../src/models/checkpoints.js';
 import { MODULES, syntheticModuleWeights } from '../src/models/registry.js';
 import { COMMIT, closedPort } from './helpers/hub_server.js';
-import { MEDIA_DIR, describeParity } from './helpers/parity.js';
+import { describeParity } from './helpers/parity.js';
+import { MEDIA_DIR, ROOT } from './helpers/paths.js';
 import { officialFormatPth } from './helpers/pth_writer.js';
 import { resolveWeightsSource } from '../src/node/hub.js';
 import { loadModuleWeights } from '../src/node/weights.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const CLI = ['--import', pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href, join(ROOT, 'src', 'cli', 'main.ts')];
 
 function run(args: string[], cwd: string, env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {

@@ -7,30 +7,13 @@ import { centerSquareCrop, createImage, cropRect, floatToImage, imageToTensor, i
 import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { withAtomicOutput, writeFileAtomic } from '../src/node/output.js';
 import { concatFrame, concatFrames, hstackImages } from '../src/image/concat.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
+import { pattern } from './helpers/images.js';
+import { meanAbsDiff } from './helpers/tensors.js';
 import { readImage, writeImage } from '../src/node/image_files.js';
 
 const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 's0.jpg'));
 
-/** A deterministic test pattern. */
-function pattern(width: number, height: number, seed = 0): RgbImage {
-  const img = createImage(width, height);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      img.data[i] = (x * 7 + seed) & 255;
-      img.data[i + 1] = (y * 11 + seed * 3) & 255;
-      img.data[i + 2] = ((x + y) * 5 + seed * 5) & 255;
-    }
-  }
-  return img;
-}
-
-function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
-  return s / a.length;
-}
 
 let dir: string;
 beforeAll(() => {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { describeBackend } from './helpers/parity.js';
+import { maxAbsDiff } from './helpers/tensors.js';
 import { pixelShuffle } from '../src/layers/pixel_shuffle.js';
 import { InstanceNorm2d, nearestIndex, resizeNearest } from '../src/layers/spade.js';
 import { resolveSpectralWeight, spectralConv2d, spectralSigma } from '../src/layers/spectral_norm.js';
@@ -195,12 +196,6 @@ describeBackend('Winograd F(2x2, 3x3)', () => {
     }
   }
   const reader = (entries: [string, ReturnType<typeof syntheticTensor>][]) => new ParamReader(new Map(entries), 'test', 'test');
-  const maxDiff = async (a: tf.Tensor, b: tf.Tensor) => {
-    const m = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))));
-    const v = (await m.data())[0];
-    m.dispose();
-    return v;
-  };
 
   it('the cost model takes it for wide channels only', () => {
     expect(winogradPays(512, 512)).toBe(true);
@@ -235,7 +230,7 @@ describeBackend('Winograd F(2x2, 3x3)', () => {
         const [got, want] = [fast.apply(x, act), direct.apply(x, act)];
         expect(got.shape).toEqual([n, h + 2 * pad - 2, w + 2 * pad - 2, o]);
         expect(got.shape).toEqual(want.shape);
-        expect(await maxDiff(got, want)).toBeLessThan(1e-5);
+        expect(await maxAbsDiff(got, want)).toBeLessThan(1e-5);
         if (act === 'relu') expect(Math.min(...(await got.data()))).toBeGreaterThanOrEqual(0);
         tf.dispose([got, want]);
       }
@@ -275,7 +270,7 @@ describeBackend('Winograd F(2x2, 3x3)', () => {
     const before = tf.memory().numTensors;
     const [got, want] = [fast.apply(x, 'relu'), direct.apply(x, 'relu')];
     expect(got.shape).toEqual([1, d, h, w, o]);
-    expect(await maxDiff(got, want)).toBeLessThan(1e-5);
+    expect(await maxAbsDiff(got, want)).toBeLessThan(1e-5);
     tf.dispose([got, want]);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x]);

@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Conv2d, Linear } from '../src/layers/core.js';
 import { ConvNeXtV2Block, GRN, LayerNorm, convNeXtV2BlockSpecs, gelu } from '../src/layers/convnext.js';
-import { MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
+import { type MotionExtractor, motionExtractorSpecs } from '../src/models/motion_extractor.js';
 import type { MotionOutput } from '../src/models/types.js';
 import { ParamReader } from '../src/layers/params.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
-import { TO_NHWC, describeParity, fixtureStateDict, fixtureTensor, manifestSpecs, maxAbsDiff, readScalar } from './helpers/parity.js';
+import { TO_NHWC, checkFixture, describeParity, fixtureNetwork, fixtureTensor, manifestSpecs } from './helpers/parity.js';
+import { readScalar } from './helpers/tensors.js';
 
 const MODULE = 'motion_extractor';
 const OUTPUTS: (keyof MotionOutput)[] = ['pitch', 'yaw', 'roll', 't', 'exp', 'scale', 'kp'];
@@ -60,8 +61,9 @@ describeParity('motion extractor M (parity)', () => {
   let reader: ParamReader;
 
   beforeAll(() => {
-    reader = new ParamReader(fixtureStateDict(MODULE), MODULE, 'fixture');
-    net = new MotionExtractor(reader);
+    const built = fixtureNetwork(MODULE);
+    net = built.net as MotionExtractor;
+    reader = built.reader;
   });
   afterAll(() => net?.dispose());
 
@@ -80,18 +82,14 @@ describeParity('motion extractor M (parity)', () => {
     const out = net.apply(x);
     await Promise.all(OUTPUTS.map((k) => out[k].data()));
     const ms = performance.now() - t0;
-    const errs: Record<string, number> = {};
-    for (const k of OUTPUTS) {
-      const ref = fixtureTensor(MODULE, k);
-      errs[k] = await maxAbsDiff(out[k], ref);
-      ref.dispose();
-    }
+    const r = await checkFixture(MODULE, Object.fromEntries(OUTPUTS.map((k) => [k, out[k]])));
     for (const k of OUTPUTS) out[k].dispose();
     const after = tf.memory().numTensors;
     x.dispose();
-    const report = OUTPUTS.map((k) => `${k} ${errs[k].toExponential(2)}`).join(', ');
-    console.log(`M [${tf.getBackend()}]: max abs err ${report}; forward ${ms.toFixed(0)} ms (batch 2)`);
-    for (const k of OUTPUTS) expect(errs[k], k).toBeLessThanOrEqual(2e-4);
+    const report = OUTPUTS.map((k) => `${k} ${r.errors[k].toExponential(2)}`).join(', ');
+    console.log(`M [${tf.getBackend()}]: max abs err ${report} (tolerance ${r.rows[0].tolerance}); forward ${ms.toFixed(0)} ms (batch 2)`);
+    expect(r.rows.map((x) => x.tensor)).toEqual(OUTPUTS);
+    expect(r.failed).toEqual([]);
     expect(after).toBe(before);
   });
 });

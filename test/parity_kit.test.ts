@@ -3,20 +3,17 @@
 // name; taps we do not expose are "not compared"; broken files give one line.
 // The big networks (F, W, G) run once, in process, on a temp copy of the
 // shared files with extra taps added; the CLI runs only the small modules.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type HostTensor, f32, toFloat32 } from '../src/formats/host_tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 import { fixtureWeights, openFixtureDir } from '../src/node/parity.js';
-import { FIXTURE_INPUTS, compareParity, type ParityReport, type ParityRow } from '../src/parity/compare.js';
-import { parseSlice, parseTapName } from '../src/parity/fixture.js';
-import { PARITY_DIR, describeParity } from './helpers/parity.js';
-
-const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'liveportrait.js');
+import { FIXTURE_INPUTS, compareParity, parseSlice, parseTapName, type ParityReport, type ParityRow } from '../src/parity/index.js';
+import { describeParity } from './helpers/parity.js';
+import { PARITY_DIR } from './helpers/paths.js';
+import { cli as run, errorLines } from './helpers/cli.js';
 
 
 /** The outputs and taps of a shared fixture file. */
@@ -24,13 +21,7 @@ function outputsOf(stem: string): string[] {
   return [...readSafetensors(join(PARITY_DIR, `${stem}.safetensors`)).tensors.keys()].filter((k) => !FIXTURE_INPUTS[stem].includes(k));
 }
 
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, 'parity', ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, LIVEPORTRAIT_DEBUG: '' }, timeout: 300_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** stderr's lines other than the progress lines. */
-const errorLines = (stderr: string) => stderr.trim().split('\n').filter((l) => l.startsWith('liveportrait: error:'));
+const cli = (args: string[]) => run(['parity', ...args], { timeoutMs: 300_000 });
 
 /** A fixture dir holding the manifest, explicit weights and the given files (copied or replaced). */
 function makeFixture(root: string, name: string, files: Record<string, { tensors: Map<string, HostTensor>; metadata: Record<string, string> } | 'copy'>): string {

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 import { makeCropMask, pasteBack, preparePasteBack, tensorToRgb } from '../src/face/paste_back.js';
 import { readImage } from '../src/node/image_files.js';
 import { applyAffine, invertAffine, type Affine, warpImage } from '../src/image/affine.js';

@@ -17,7 +17,7 @@ import { loadTemplate } from '../src/node/files.js';
 import { readImage } from '../src/node/image_files.js';
 import { preparePasteBack } from '../src/face/paste_back.js';
 import type { RgbImage } from '../src/image/image.js';
-import { MEDIA_DIR, PARITY_DIR } from './helpers/parity.js';
+import { MEDIA_DIR, PARITY_DIR } from './helpers/paths.js';
 
 let lp: LivePortrait;
 let photo: RgbImage;

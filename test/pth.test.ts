@@ -5,18 +5,18 @@ import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PthError, flattenStateDict, isHostTensor, parsePth } from '../src/formats/pth.js';
 import { type HostTensor, f32ToBf16, f32ToF16 } from '../src/formats/host_tensor.js';
-import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
+import { describeParity, fixtureStateDict } from './helpers/parity.js';
+import { PARITY_DIR } from './helpers/paths.js';
+import { sameBits } from './helpers/tensors.js';
+import { errorOf } from './helpers/errors.js';
 import { readPth, readPthStateDict } from '../src/node/files.js';
 import { PickleWriter } from './helpers/pickle_writer.js';
 
 /** Bitwise equality of two host tensors (dtype, shape, bytes). */
 function expectSameBits(got: HostTensor | undefined, want: HostTensor, key: string): void {
   expect(got, key).toBeDefined();
-  expect(got!.dtype, key).toBe(want.dtype);
-  expect(got!.shape, key).toEqual(want.shape);
-  const a = new Uint8Array(got!.data.buffer, got!.data.byteOffset, got!.data.byteLength);
-  const b = new Uint8Array(want.data.buffer, want.data.byteOffset, want.data.byteLength);
-  expect(Buffer.compare(a, b), key).toBe(0);
+  expect({ dtype: got!.dtype, shape: got!.shape }, key).toEqual({ dtype: want.dtype, shape: want.shape });
+  expect(sameBits(got, want), key).toBe(true);
 }
 
 // ---- A minimal writer of torch.save's zip format, to test what the fixtures lack.
@@ -142,16 +142,11 @@ describe('pth reader on hand-made checkpoints', () => {
     it(`fails clearly on ${name}`, () => {
       const file = join(dir, `${name.replace(/ /g, '_')}.pth`);
       writeFileSync(file, make());
-      let err: Error | undefined;
-      try {
-        readPth(file);
-      } catch (e) {
-        err = e as Error;
-      }
+      const err = errorOf(() => readPth(file));
       expect(err).toBeInstanceOf(PthError);
-      expect(err!.message.startsWith(`${file}: `)).toBe(true);
-      expect(err!.message).toMatch(re);
-      expect(err!.message).not.toContain('\n');
+      expect(err.message.startsWith(`${file}: `)).toBe(true);
+      expect(err.message).toMatch(re);
+      expect(err.message).not.toContain('\n');
     });
 
   it('names a missing file', () => {

@@ -3,11 +3,11 @@
 // faceless driving inputs, replaced outputs), interrupts acted on at any
 // moment, a dying frame worker. Most cases fail before any model is loaded;
 // the two that need the networks run one frame.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hstackImages } from '../src/image/concat.js';
 import { createImage, resizeImage } from '../src/image/image.js';
@@ -19,10 +19,9 @@ import { ffmpegPath } from '../src/node/ffmpeg.js';
 import { readImage, writeImage } from '../src/node/image_files.js';
 import { WarpDecodePool } from '../src/node/workers.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR, ROOT, filesIn as files } from './helpers/paths.js';
+import { cliAsync, type CliRun, errorLines } from './helpers/cli.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'liveportrait.js');
 const S0 = join(MEDIA_DIR, 's0.jpg');
 const D0 = join(MEDIA_DIR, 'd0.mp4');
 const D12 = join(MEDIA_DIR, 'd12.jpg');
@@ -31,39 +30,15 @@ const SYN = ['--weights', 'synthetic', '--seed', '1'];
 
 let tmp: string;
 
-interface Ran {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Run the bin script; killed (and reported as such) after `limitMs`. `user` runs it as that user (root only). */
-function cli(args: string[], opts: { limitMs?: number; user?: string; env?: Record<string, string>; cwd?: string; node?: string[]; onStart?: (c: ChildProcess) => void } = {}): Promise<Ran> {
-  const cmd = opts.user ? 'setpriv' : process.execPath;
-  const pre = opts.user ? ['--reuid', opts.user, '--regid', 'nogroup', '--clear-groups', '--', process.execPath] : [];
-  const t0 = Date.now();
-  const c = spawn(cmd, [...pre, ...(opts.node ?? []), BIN, ...args], { cwd: opts.cwd ?? tmp, env: { ...process.env, LIVEPORTRAIT_DEBUG: '', HOME: tmp, ...opts.env } });
-  let stdout = '';
-  let stderr = '';
-  c.stdout!.on('data', (b) => (stdout += b));
-  c.stderr!.on('data', (b) => (stderr += b));
-  opts.onStart?.(c);
-  const timer = setTimeout(() => c.kill('SIGKILL'), opts.limitMs ?? 60_000);
-  return new Promise((ok) =>
-    c.on('close', (code, signal) => {
-      clearTimeout(timer);
-      ok({ code, signal, stdout, stderr, ms: Date.now() - t0 });
-    }),
-  );
-}
+/** Run the bin script in tmp (HOME too); killed (and reported as such) after `limitMs`. `user` runs it as that user (root only). */
+const cli = (args: string[], opts: Parameters<typeof cliAsync>[1] & { limitMs?: number } = {}): Promise<CliRun> =>
+  cliAsync(args, { ...opts, cwd: opts.cwd ?? tmp, timeoutMs: opts.limitMs, env: { HOME: tmp, ...opts.env } });
 
 /** One `liveportrait: error:` line (info lines aside), the exit code, no stack. */
-function oneError(r: Ran, code: number, ...needles: RegExp[]): string {
+function oneError(r: CliRun, code: number, ...needles: RegExp[]): string {
   expect(r.signal, `killed after ${r.ms} ms; stderr: ${r.stderr}`).toBeNull();
   expect(r.code, r.stderr).toBe(code);
-  const errors = r.stderr.trim().split('\n').filter((l) => l.startsWith('liveportrait: error:'));
+  const errors = errorLines(r.stderr);
   expect(errors, r.stderr).toHaveLength(1);
   expect(r.stderr).not.toMatch(/\n\s+at /);
   for (const n of needles) expect(errors[0]).toMatch(n);
@@ -73,7 +48,6 @@ function oneError(r: Ran, code: number, ...needles: RegExp[]): string {
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const files = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
 
 /** Processes whose parent is `pid`. */
 function childrenOf(pid: number): number[] {
@@ -109,7 +83,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('1. output folders: created and checked before any model loads, never a spin', () => {
-  const before = (r: Ran) => expect(r.stderr, 'failed after the backend started').not.toMatch(/face|backend/);
+  const before = (r: CliRun) => expect(r.stderr, 'failed after the backend started').not.toMatch(/face|backend/);
 
   it('a path under /proc: one line, at once (it used to hang in mkdirSync recursive)', async () => {
     for (const o of ['/proc/lp_out', '/proc/lp_out/a/b']) {

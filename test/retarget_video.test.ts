@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { LivePortrait, type AnimatedFrame } from '../src/pipeline/live_portrait.js';
 import { combinedLipRatio } from '../src/motion/transfer.js';
 import type { RgbImage } from '../src/image/image.js';
+import { maxDiff } from './helpers/tensors.js';
 
 function pattern(w: number, h: number): RgbImage {
   const data = new Uint8Array(w * h * 3);
@@ -29,12 +30,6 @@ async function all(it: AsyncGenerator<AnimatedFrame>): Promise<AnimatedFrame[]> 
   for await (const f of it) out.push(f);
   return out;
 }
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = a.length === b.length ? 0 : Infinity;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 describe('LivePortrait.retargetVideo', () => {
   it('silent lips: x_d = stitching(x_s, s(x_c R + δ) + t), δ the lip array but the eye keypoints; a lip ratio: x_d = stitching(x_s, x_s + R_lip(x_s, [c_s, c_d]))', { timeout: 600_000 }, async () => {

@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsError, parseSafetensors, serializeSafetensors } from '../src/formats/safetensors.js';
 import { type HostTensor, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from '../src/formats/host_tensor.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
+import { sameBits } from './helpers/tensors.js';
+import { errorOf } from './helpers/errors.js';
 
 let dir: string;
 beforeAll(() => {
@@ -12,7 +14,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const bytesOf = (t: HostTensor): Buffer => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 
 /** A hand-built file: header JSON (unpadded) + data. */
 function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLen?: number): Uint8Array {
@@ -45,9 +46,8 @@ describe('safetensors round trip', () => {
     expect([...back.tensors.keys()]).toEqual([...tensors.keys()]);
     for (const [k, t] of tensors) {
       const g = back.tensors.get(k)!;
-      expect(g.dtype, k).toBe(t.dtype);
-      expect(g.shape, k).toEqual(t.shape);
-      expect(bytesOf(g).equals(bytesOf(t)), k).toBe(true);
+      expect({ dtype: g.dtype, shape: g.shape }, k).toEqual({ dtype: t.dtype, shape: t.shape });
+      expect(sameBits(g, t), k).toBe(true);
     }
     // Typed views usable despite unaligned offsets in the file.
     expect(Array.from(back.tensors.get('i64')!.data as BigInt64Array)).toEqual([-1n, 2n ** 53n + 1n, -(2n ** 63n)]);
@@ -90,15 +90,10 @@ describe('safetensors errors name the file and the problem', () => {
     it(name, () => {
       const file = join(dir, `${name}.safetensors`);
       writeFileSync(file, make());
-      let err: Error | undefined;
-      try {
-        readSafetensors(file);
-      } catch (e) {
-        err = e as Error;
-      }
+      const err = errorOf(() => readSafetensors(file));
       expect(err).toBeInstanceOf(SafetensorsError);
-      expect(err!.message.startsWith(`${file}: `)).toBe(true);
-      expect(err!.message).toMatch(re);
+      expect(err.message.startsWith(`${file}: `)).toBe(true);
+      expect(err.message).toMatch(re);
     });
 
   it('missing file', () => {

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Driving } from '../src/pipeline/driving.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { type MotionTemplate, TemplateError, parseAnyTemplate } from '../src/formats/template.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 import { loadTemplate, saveTemplate, writeSafetensors } from '../src/node/files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lp-template-'));

@@ -14,10 +14,10 @@ import {
 } from '../src/node/video.js';
 import { parseFpsText, parseProbeOutput } from '../src/node/ffmpeg.js';
 import { createImage, type RgbImage } from '../src/image/image.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { media } from './helpers/paths.js';
+import { meanAbsDiff } from './helpers/tensors.js';
 
-const HAVE_MEDIA = existsSync(join(MEDIA_DIR, 'd0.mp4'));
-const media = (name: string) => join(MEDIA_DIR, name);
+const HAVE_MEDIA = existsSync(media('d0.mp4'));
 
 /** Distinct, smooth frames (compress well, survive h264 with small error). */
 function frame(width: number, height: number, k: number): RgbImage {
@@ -31,12 +31,6 @@ function frame(width: number, height: number, k: number): RgbImage {
     }
   }
   return img;
-}
-
-function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
-  return s / a.length;
 }
 
 /** ffmpeg children of this process that mention `needle` (Linux /proc). */

@@ -18,7 +18,7 @@ import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { toRetargetEdit } from '../web/src/edits.js';
 import { type PageState, S, SHOTS, describeBrowser, launch, loadSynthetic, openPage } from './helpers/browser.js';
-import { MEDIA_DIR } from './helpers/parity.js';
+import { MEDIA_DIR } from './helpers/paths.js';
 
 /** Wait until the page is idle with a run done after the `before`-th, or an error shown. */
 async function waitForRun(page: Page, before: number, timeout: number): Promise<void> {

@@ -9,18 +9,16 @@ import { type DownloadProgress, SHA256SUMS, downloadWeights, readSha256Sums, ver
 import { officialPath } from '../src/models/checkpoints.js';
 import { WeightsError, convertWeights, findModuleFile, loadModuleWeights, loadWeights } from '../src/node/weights.js';
 import { type HostTensor, type StateDict, numel } from '../src/formats/host_tensor.js';
-import { PARITY_DIR, describeParity, fixtureStateDict } from './helpers/parity.js';
+import { describeParity, fixtureStateDict } from './helpers/parity.js';
+import { PARITY_DIR } from './helpers/paths.js';
+import { sameBits } from './helpers/tensors.js';
+import { errorOf } from './helpers/errors.js';
 import { type HubServer, startHubServer } from './helpers/hub_server.js';
 import { readSafetensors, writeSafetensors } from '../src/node/files.js';
 import { MODULES, SIGNATURE_KEYS, type ModuleName } from '../src/models/registry.js';
 
 const FIXTURE_MODULES = ['appearance_feature_extractor', 'stitching_retargeting_module'] as const;
 const ckpt = (m: string): string => join(PARITY_DIR, 'checkpoints', `${m}.pth`);
-
-function sameBits(a: HostTensor | undefined, b: HostTensor): boolean {
-  if (!a || a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return false;
-  return Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength).equals(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
-}
 
 function expectRule(sd: StateDict, module: string, prefix = ''): void {
   const want = fixtureStateDict(module);
@@ -33,15 +31,6 @@ function writeStub(dir: string, module: ModuleName): void {
   const t = new Map<string, HostTensor>();
   for (const [k, shape] of Object.entries(SIGNATURE_KEYS[module])) t.set(k, { dtype: 'F32', shape, data: new Float32Array(numel(shape)) });
   writeSafetensors(join(dir, `${module}.safetensors`), t);
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('did not throw');
 }
 
 let root: string;

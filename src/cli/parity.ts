@@ -3,7 +3,8 @@ import type { Argv } from 'yargs';
 import { CliError, UsageError } from '../node/app/errors.js';
 import { ensureBackend } from '../node/app/model.js';
 import { directoryWeights, fixtureWeights, openFixtureDir } from '../node/parity.js';
-import { compareParity, PARITY_MODULES } from '../parity/compare.js';
+import { compareParity } from '../parity/compare.js';
+import { PARITY_MODULES } from '../parity/cases.js';
 import { formatParityTable, summarizeParity } from '../parity/report.js';
 import { logger, say } from './common.js';
 

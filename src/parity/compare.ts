@@ -8,39 +8,21 @@
  * reading a directory is src/node/parity.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type HostTensor, toFloat32 } from '../formats/host_tensor.js';
+import type { HostTensor } from '../formats/host_tensor.js';
 import { gridSample3d } from '../layers/grid_sample3d.js';
 import { TapRecorder } from '../layers/taps.js';
-import type { AnimationOptions } from '../motion/options.js';
 import { getRotationMatrix, headposeBinsToDegree, type KpInfo, transformKeypoint } from '../motion/camera.js';
-import type { MotionFrame } from '../formats/template.js';
 import { createNetwork, createStitching, type NetworkName, type LivePortraitNets } from '../models/registry.js';
 import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
 import type { WarpingModule } from '../models/warping_module.js';
 import type { SpadeGenerator } from '../models/spade_generator.js';
 import { LivePortrait, prepareImage } from '../pipeline/live_portrait.js';
 import { disposeSourceKeypoints } from '../motion/transfer.js';
+import { FIXED_OUTPUTS, FIXTURE_INPUTS, hostToTensor, PARITY_MODULES, pipelineOptionSets, TAPPED, TO_NCDHW, TO_NDHWC, TO_NHWC, toOptions, withRatios } from './cases.js';
 import { type FixtureFile, FixtureError, type ParityFixture, type ParityWeights, parseSlice, parseTapName, tapMetadata } from './fixture.js';
-import { bound, describeTolerance, type Tolerance, toleranceFor } from './tolerances.js';
+import { checkTensor, compareFrames, type ParityRow } from './judge.js';
 
-export type RowStatus = 'pass' | 'fail' | 'not compared';
-
-/** One output or tap of the dump. */
-export interface ParityRow {
-  /** The fixture file (module) stem. */
-  module: string;
-  tensor: string;
-  /** The reference tensor's shape (as stored: taps may be strided). */
-  shape: number[];
-  status: RowStatus;
-  /** max |ours − reference| (u8 frames: the largest difference). */
-  maxAbs?: number;
-  /** maxAbs / max |reference|. */
-  maxRel?: number;
-  tolerance?: string;
-  /** Why not compared, or what failed beyond the numbers. */
-  note?: string;
-}
+export type { ParityRow, RowStatus } from './judge.js';
 
 export interface ParityReport {
   fixture: string;
@@ -52,18 +34,6 @@ export interface ParityReport {
   /** No row failed. */
   ok: boolean;
 }
-
-/** The modules a dump can hold, in the order they run; alias is the --modules name. */
-export const PARITY_MODULES = [
-  { stem: 'appearance_feature_extractor', alias: 'F' },
-  { stem: 'motion_extractor', alias: 'M' },
-  { stem: 'warping_module', alias: 'W' },
-  { stem: 'spade_generator', alias: 'G' },
-  { stem: 'stitching_retargeting_module', alias: 'S' },
-  { stem: 'camera', alias: 'camera' },
-  { stem: 'ops', alias: 'ops' },
-  { stem: 'pipeline', alias: 'pipeline' },
-] as const;
 
 export interface CompareOptions {
   /** Modules by alias (F, M, W, G, S, camera, ops, pipeline) or file stem; default every one the fixture has. */
@@ -111,124 +81,6 @@ export async function compareParity(fixture: ParityFixture, weights: ParityWeigh
   return { fixture: fixture.location, weights: weights.source, backend: tf.getBackend(), rows, seconds, ok: rows.every((r) => r.status !== 'fail') };
 }
 
-// ------------------------------------------------------------------ numbers
-
-/** Max abs and relative error of ours (PyTorch layout) against a stored tensor, optionally strided first. */
-export async function tensorErrors(ours: tf.Tensor, ref: HostTensor, strides?: number[]): Promise<{ maxAbs: number; maxRel: number; scale: number; shapeError?: string }> {
-  const a = tf.tidy(() => (strides ? tf.stridedSlice(ours, ours.shape.map(() => 0), ours.shape, strides) : ours.clone()));
-  try {
-    if (a.shape.join() !== ref.shape.join()) return { maxAbs: NaN, maxRel: NaN, scale: NaN, shapeError: `shape ${JSON.stringify(a.shape)} here, ${JSON.stringify(ref.shape)} in the dump` };
-    const x = await a.data();
-    const y = toFloat32(ref);
-    let maxAbs = 0;
-    let scale = 0;
-    let nan = false;
-    for (let i = 0; i < y.length; i++) {
-      const d = Math.abs(x[i] - y[i]);
-      if (Number.isNaN(d)) nan = true;
-      else if (d > maxAbs) maxAbs = d;
-      const s = Math.abs(y[i]);
-      if (s > scale) scale = s;
-    }
-    if (nan) maxAbs = NaN;
-    return { maxAbs, maxRel: scale > 0 ? maxAbs / scale : maxAbs, scale };
-  } finally {
-    a.dispose();
-  }
-}
-
-function judged(module: string, tensor: string, ref: HostTensor, e: { maxAbs: number; maxRel: number; scale: number; shapeError?: string }, tol: Tolerance | undefined): ParityRow {
-  const row: ParityRow = { module, tensor, shape: ref.shape, status: 'fail', maxAbs: e.maxAbs, maxRel: e.maxRel };
-  if (e.shapeError) return { ...row, note: e.shapeError };
-  if (!tol) return { ...row, note: 'no tolerance defined for this tensor (src/parity/tolerances.ts)' };
-  row.tolerance = describeTolerance(tol);
-  row.status = e.maxAbs <= bound(tol, e.scale) ? 'pass' : 'fail';
-  return row;
-}
-
-/** u8 frames [T, H, W, C]: per frame, the share within ±tol.u8Within; pass if every frame reaches tol.share. */
-function compareFrames(module: string, tensor: string, frames: Uint8Array[], ref: HostTensor, tol: Tolerance): ParityRow {
-  if (!('u8Within' in tol)) throw new Error(`${tensor}: frames need a u8 tolerance`);
-  const want = ref.data as Uint8Array;
-  const size = ref.shape.slice(1).reduce((a, b) => a * b, 1);
-  let max = 0;
-  let minShare = 1;
-  if (frames.length !== ref.shape[0] || frames.some((f) => f.length !== size))
-    return { module, tensor, shape: ref.shape, status: 'fail', note: `${frames.length} frames of ${frames[0]?.length} values here, ${ref.shape[0]} of ${size} in the dump` };
-  frames.forEach((ours, i) => {
-    let within = 0;
-    for (let k = 0; k < size; k++) {
-      const d = Math.abs(ours[k] - want[i * size + k]);
-      if (d <= tol.u8Within) within++;
-      if (d > max) max = d;
-    }
-    minShare = Math.min(minShare, within / size);
-  });
-  return {
-    module,
-    tensor,
-    shape: ref.shape,
-    status: minShare >= tol.share ? 'pass' : 'fail',
-    maxAbs: max,
-    maxRel: max / 255,
-    tolerance: describeTolerance(tol),
-    note: `worst frame ${(100 * minShare).toFixed(3)}% within ±${tol.u8Within}`,
-  };
-}
-
-// ------------------------------------------------------------------ runs
-
-const TO_NHWC = [0, 2, 3, 1];
-const TO_NDHWC = [0, 2, 3, 4, 1];
-const TO_NCDHW = [0, 4, 1, 2, 3];
-
-/** A fixed fixture name computed from a tap path of ours (and strided like the dump's `_sub` tensors). */
-interface Named {
-  path: string;
-  strides?: number[];
-}
-
-/** The fixture names W and G produce through their taps (see WarpingModule / SpadeGenerator applyWithTaps). */
-const FIXED: Record<string, Record<string, Named>> = {
-  warping_module: {
-    out: { path: '/out' },
-    occlusion_map: { path: '/occlusion_map' },
-    deformation: { path: '/deformation' },
-    compress_out: { path: 'dense_motion_network.compress' },
-    hourglass_out_sub: { path: 'dense_motion_network.hourglass', strides: [1, 1, 4, 4, 4] },
-  },
-  spade_generator: {
-    output: { path: '' },
-    fc_out_sub: { path: 'fc', strides: [1, 1, 2, 2] },
-    G_middle_0_out_sub: { path: 'G_middle_0', strides: [1, 1, 2, 2] },
-  },
-};
-
-/** Inputs of each fixture file, as the dumper stores them (never compared: everything else is an output or a tap). */
-export const FIXTURE_INPUTS: Readonly<Record<string, readonly string[]>> = {
-  appearance_feature_extractor: ['input'],
-  motion_extractor: ['input'],
-  warping_module: ['kp_source', 'kp_driving', 'feature_3d'],
-  spade_generator: ['input'],
-  stitching_retargeting_module: ['kp_source', 'kp_driving', 'eye_ratio', 'lip_ratio'],
-  camera: ['bins', 'pyr_degrees', 'x_s_info_kp', 'x_s_info_pitch', 'x_s_info_yaw', 'x_s_info_roll', 'x_s_info_t', 'x_s_info_exp', 'x_s_info_scale'],
-  ops: ['grid_sample_input', 'grid_sample_grid'],
-  pipeline: ['source_rgb256', 'driving_rgb256'],
-};
-
-/** Networks whose taps we record. */
-const TAPPED = new Set(['warping_module', 'spade_generator']);
-
-/** One option set of a dumped pipeline file (its metadata, JSON): the reference's flags and the combined ratios. */
-export interface OptionSet {
-  relative: boolean;
-  stitching: boolean;
-  region: AnimationOptions['animationRegion'];
-  multiplier: number;
-  eye_ratio?: number[][];
-  lip_ratio?: number[][];
-}
-
 class Run {
   private readonly nets = new Map<string, { dispose(): void }>();
 
@@ -256,11 +108,7 @@ class Run {
     for (const [s, n] of candidates) {
       if (!this.fixture.stems.includes(s)) continue;
       const t = this.file(s).tensors.get(n);
-      if (!t) continue;
-      return tf.tidy(() => {
-        const x = t.dtype === 'U8' ? tf.tensor(Int32Array.from(t.data as Uint8Array), t.shape, 'int32') : tf.tensor(toFloat32(t), t.shape, 'float32');
-        return perm ? tf.transpose(x, perm) : x;
-      });
+      if (t) return hostToTensor(t, perm);
     }
     const where = candidates.map(([s, n]) => `'${n}' in ${s}.safetensors`).join(' or ');
     throw new FixtureError(`${this.fixture.location}: input missing: no ${where}; ${fix ?? 'dump the fixture again with tools/reference/dump.py (it stores every input)'}`);
@@ -275,7 +123,7 @@ class Run {
   /** Compare ours (PyTorch layout) with the dump's `name` in `stem`. */
   private async check(stem: string, name: string, ours: tf.Tensor, strides?: number[]): Promise<ParityRow> {
     const ref = this.ref(stem, name);
-    return judged(stem, name, ref, await tensorErrors(ours, ref, strides), toleranceFor(stem, name));
+    return checkTensor(stem, name, ours, ref, strides);
   }
 
   async module(stem: string, renderFrames: boolean): Promise<ParityRow[]> {
@@ -346,7 +194,7 @@ class Run {
   /** W or G through a TapRecorder: the fixed names and every `tap/...` of the file. */
   private async tapped(stem: string, forward: (rec: TapRecorder) => void): Promise<ParityRow[]> {
     const file = this.file(stem);
-    const fixed = Object.entries(FIXED[stem]).filter(([name]) => file.tensors.has(name));
+    const fixed = Object.entries(FIXED_OUTPUTS[stem]).filter(([name]) => file.tensors.has(name));
     const taps = [...file.tensors.keys()].flatMap((name) => {
       const p = parseTapName(name);
       return p ? [{ name, ...p, key: p.path + p.item }] : [];
@@ -469,14 +317,7 @@ class Run {
   private async runPipeline(renderFrames: boolean): Promise<ParityRow[]> {
     const stem = 'pipeline';
     const file = this.file(stem);
-    const sets = Object.entries(file.metadata).flatMap(([k, v]) => {
-      if (!file.tensors.has(`${k}/x_d`) && !file.tensors.has(`${k}/frames`)) return [];
-      try {
-        return [[k, JSON.parse(v) as OptionSet] as const];
-      } catch {
-        throw new FixtureError(`pipeline.safetensors: the metadata of option set '${k}' is not JSON; dump the pipeline again`);
-      }
-    });
+    const sets = pipelineOptionSets(file);
     const unused = { apply: () => { throw new Error('not used for x_d'); }, dispose: () => undefined };
     const nets: LivePortraitNets = {
       F: renderFrames ? this.net('appearance_feature_extractor') : unused,
@@ -521,7 +362,7 @@ class Run {
           }
           const rendered: Uint8Array[] = [];
           for (const x_d of xs) rendered.push((await lp.renderImage(src.f_s, src.x_s, x_d)).rgb);
-          rows.push(compareFrames(stem, `${name}/frames`, rendered, ref, toleranceFor(stem, `${name}/frames`)!));
+          rows.push(compareFrames(stem, `${name}/frames`, rendered, ref));
         } finally {
           tf.dispose(xs);
         }
@@ -537,27 +378,4 @@ class Run {
     for (const n of this.nets.values()) n.dispose();
     this.nets.clear();
   }
-}
-
-/** An option set as our animation options. */
-export function toOptions(o: OptionSet): Partial<AnimationOptions> {
-  return {
-    relativeMotion: o.relative,
-    stitching: o.stitching,
-    animationRegion: o.region,
-    drivingMultiplier: o.multiplier,
-    eyeRetargeting: !!o.eye_ratio,
-    lipRetargeting: !!o.lip_ratio,
-  };
-}
-
-/** The dump's combined ratios split into source ratios and per-frame driving ratios (as tools/reference/dump.py combines them). */
-export function withRatios(o: OptionSet, motion: MotionFrame[]): { ratios?: { eyeRatio: number[]; lipRatio: number }; frames: MotionFrame[] } {
-  if (!o.eye_ratio || !o.lip_ratio) return { frames: motion };
-  const e = o.eye_ratio;
-  const l = o.lip_ratio;
-  return {
-    ratios: { eyeRatio: e[0].slice(0, 2), lipRatio: l[0][0] },
-    frames: motion.map((m, i) => ({ ...m, eyeRatio: Float32Array.of(e[i][2], e[i][2]), lipRatio: l[i][1] })),
-  };
 }

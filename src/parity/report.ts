@@ -1,5 +1,6 @@
 /** The comparer's report as a table (one row per output and tap) or JSON. */
-import type { ParityReport, ParityRow } from './compare.js';
+import type { ParityReport } from './compare.js';
+import type { ParityRow } from './judge.js';
 
 const fmt = (x: number | undefined) => (x === undefined ? '' : Number.isNaN(x) ? 'NaN' : x === 0 ? '0' : x.toExponential(2));
 

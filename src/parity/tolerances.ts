@@ -16,6 +16,9 @@
  * | ops                           | grid_sample_output                       | 1e-6 abs                  | grid_sample3d |
  * | pipeline                      | <option set>/x_d                         | 1e-4 abs                  | pipeline |
  * | pipeline                      | <option set>/frames (u8)                 | ±1 on ≥ 99.9 % of values  | pipeline |
+ * | pipeline_animal               | x_s, <option set>/x_d                    | 1e-4 abs                  | animal |
+ * | pipeline_animal               | motion_multiplier                        | 1e-5 × scale              | animal |
+ * | pipeline_animal               | <option set>/frames (u8)                 | ±1 on ≥ 99.9 % of values  | animal |
  * | any other file                | tap/*                                    | 1e-3 abs                  | |
  *
  * "scale" is max |reference| over the tensor; the report's relative error is
@@ -49,6 +52,7 @@ export const TOLERANCES: Record<string, Record<string, Tolerance>> = {
   camera: { degree: { rel: 1e-5 }, rotation: { abs: 1e-5 }, x_s: { abs: 1e-5 } },
   ops: { grid_sample_output: { abs: 1e-6 } },
   pipeline: { '*/x_d': { abs: 1e-4 }, '*/frames': { u8Within: 1, share: 0.999 } },
+  pipeline_animal: { x_s: { abs: 1e-4 }, motion_multiplier: { rel: 1e-5 }, '*/x_d': { abs: 1e-4 }, '*/frames': { u8Within: 1, share: 0.999 } },
 };
 
 const DEFAULT_TAP: Tolerance = { abs: 1e-3 };

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { EditParams } from '../../web/src/protocol.js';
-import { MEDIA_DIR } from './parity.js';
+import { MEDIA_DIR } from './paths.js';
 
 export const CHROMIUM = process.env.LP_CHROMIUM ?? '/usr/bin/chromium';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
