@@ -38,6 +38,8 @@ export {
   type RawImage,
   type DrivingFrameInput,
   type VideoRetargetOptions,
+  type FaceDrivings,
+  ReferenceControl,
   prepareImage,
   imageToUint8,
 } from './pipeline/live_portrait.js';
@@ -85,6 +87,9 @@ export { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints, typ
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
 export { applyExpressionEdits, type RetargetEdit } from './motion/edits.js';
 export { kalmanSmooth } from './motion/kalman.js';
+export { smoothMotion, CausalMotionSmoother, rotationToAngles, anglesToRotation, rotationToDegrees, type MotionSmoothing } from './motion/smooth.js';
+export { mostNeutralFrame, neutralityScore, rotationAngle, type ReferenceFrame } from './motion/neutral.js';
+export { motionSteps, prepareMotion, AUTO_REFERENCE_LIVE_SECONDS, type MotionStep } from './pipeline/motion_steps.js';
 export { type MotionFrame, type MotionTemplate, parseAnyTemplate, templateToTensors, TemplateError } from './formats/template.js';
 
 // Faces: detection, crop, ratios, paste-back
