@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { type AnimateRequest, animate, checkAnimate } from '../node/app/animate.js';
 import { supervised } from './supervise.js';
+import { UsageError } from '../node/app/errors.js';
 import type { AnimationRegion, DrivingOption } from '../motion/options.js';
 import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
 
@@ -70,6 +71,10 @@ export const animateCommand = {
         .option('concat', { type: 'boolean', default: true, describe: 'Write the side-by-side comparison video (--no-concat: skip it).', group: VIDEO })
         .option('audio-priority', { choices: ['driving', 'source'] as const, default: 'driving' as const, describe: 'Whose audio to copy when both the driving and the source video have some.', group: VIDEO })
         .example('liveportrait animate -s me.jpg -d talk.mp4', 'animate a photo; writes animations/me--talk.mp4 and animations/me--talk_concat.mp4')
+        .check((a) => {
+          if (a.driving === undefined && a['face-drivings'] === undefined) throw new UsageError('Missing required argument: driving (-d DRIVING, or --all-faces --face-drivings FACE:FILE,...) (see liveportrait --help)');
+          return true;
+        })
         .example('liveportrait animate -s me.jpg -d laugh.pkl --weights synthetic --max-frames 2', 'try the pipeline offline with synthetic weights')
         .example('liveportrait animate -s group.jpg -d talk.mp4 --all-faces --gif', 'animate every face of a group photo, also as a GIF')
         .example('liveportrait animate -s group.jpg --all-faces -d a.mp4 -d b.mp4', 'the left face by a.mp4, the next by b.mp4')
