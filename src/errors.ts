@@ -15,9 +15,26 @@ export class LivePortraitError extends Error {
   }
 }
 
-export class InputError extends LivePortraitError {}
+/**
+ * A message that stays one line whatever a hostile file puts in it (names
+ * of zip entries, pickle keys, tensor names): line breaks become spaces and
+ * other control characters (terminal escapes) '?'.
+ */
+function printable(message: string): string {
+  return message.replace(/[\u0000-\u001f\u007f]/g, (c) => (c === '\n' || c === '\r' || c === '\t' ? ' ' : '?'));
+}
 
-export class WeightsError extends LivePortraitError {}
+export class InputError extends LivePortraitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(printable(message), options);
+  }
+}
+
+export class WeightsError extends LivePortraitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(printable(message), options);
+  }
+}
 
 export class BackendError extends LivePortraitError {}
 

@@ -101,3 +101,5 @@ export { preparePasteBack, pasteBack, type PasteBackMask } from './face/paste_ba
 // Images in memory
 export { type RgbImage, createImage, resizeImage, resizeSquare, resizeToLimit, imageToTensor } from './image/image.js';
 export { concatFrame, panelRow } from './image/concat.js';
+export { readImageHeader, checkImageSize, type ImageHeader } from './image/header.js';
+export { maxPixels, maxFrames, maxInflateBytes } from './limits.js';

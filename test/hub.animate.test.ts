@@ -14,11 +14,10 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { officialPath } from '../src/models/checkpoints.js';
-import { MODULES, type NetworkName, STITCHING, syntheticModuleWeights, syntheticStitchingWeights } from '../src/models/registry.js';
-import type { StateDict } from '../src/formats/host_tensor.js';
+import { MODULES, syntheticModuleWeights } from '../src/models/registry.js';
 import { COMMIT, closedPort } from './helpers/hub_server.js';
 import { MEDIA_DIR, describeParity } from './helpers/parity.js';
-import { pthBytes } from './helpers/pth_writer.js';
+import { officialFormatPth } from './helpers/pth_writer.js';
 import { resolveWeightsSource } from '../src/node/hub.js';
 import { loadModuleWeights } from '../src/node/weights.js';
 
@@ -58,12 +57,7 @@ describeParity('animate from a Python-made HuggingFace cache', () => {
     mkdirSync(join(repo, 'refs'));
     writeFileSync(join(repo, 'refs', 'main'), COMMIT);
     for (const m of MODULES) {
-      let sd: StateDict;
-      if (m === 'stitching_retargeting_module') {
-        const parts = syntheticStitchingWeights(1);
-        sd = new Map((Object.keys(parts) as (keyof typeof parts)[]).flatMap((p) => [...parts[p]].map(([k, t]) => [`${STITCHING.parts[p]}.${k}`, t] as const)));
-      } else sd = syntheticModuleWeights(m as NetworkName, 1);
-      const bytes = pthBytes(sd);
+      const bytes = officialFormatPth(m, 1);
       const blob = join(repo, 'blobs', createHash('sha256').update(bytes).digest('hex'));
       writeFileSync(blob, bytes);
       const link = join(repo, 'snapshots', COMMIT, officialPath(m));

@@ -8,96 +8,17 @@
  * /usr/bin/chromium); with CI=true that is a failure. A few minutes on 2
  * cores: synthetic-weight networks take tens of seconds a frame on wasm.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { ensureWebBuilt, serve, type RunningServer } from '../src/node/serve.js';
 import { runFfmpeg } from '../src/node/ffmpeg.js';
 import { LivePortrait } from '../src/pipeline/live_portrait.js';
 import { toRetargetEdit } from '../web/src/edits.js';
-import type { EditParams } from '../web/src/protocol.js';
+import { type PageState, S, SHOTS, describeBrowser, launch, loadSynthetic, openPage } from './helpers/browser.js';
 import { MEDIA_DIR } from './helpers/parity.js';
-
-const CHROMIUM = process.env.LP_CHROMIUM ?? '/usr/bin/chromium';
-const ROOT = resolve(import.meta.dirname, '..');
-const SHOTS = join(ROOT, 'out', 'screenshots');
-const HAVE = existsSync(CHROMIUM) && existsSync(join(MEDIA_DIR, 's0.jpg'));
-
-function describeBrowser(name: string, fn: () => void): void {
-  if (HAVE) {
-    describe.sequential(name, fn);
-    return;
-  }
-  const reason = !existsSync(CHROMIUM) ? `chromium not found at ${CHROMIUM} (apt-get install chromium, or set LP_CHROMIUM)` : `media not found in ${MEDIA_DIR} (set LP_MEDIA_DIR)`;
-  if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has chromium and the media', () => {
-        throw new Error(`${reason}; CI=true requires them`);
-      });
-    });
-  } else {
-    console.warn(`skipping '${name}': ${reason}`);
-    describe.skip(name, fn);
-  }
-}
-
-const BASE_FLAGS = ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
-
-async function launch(flags: string[]): Promise<Browser> {
-  const { chromium } = await import('playwright-core');
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [...BASE_FLAGS, ...flags],
-    env: { ...process.env, VK_ICD_FILENAMES: process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json' },
-  });
-}
-
-type PageState = {
-  backend: string;
-  threads?: number;
-  weights: string;
-  busy: boolean;
-  animations: number;
-  lastError: string;
-  lastResult?: { name: string; frames: number; audio: boolean; seconds: number };
-  editDone: number;
-  editSeq: number;
-  editSeconds: number;
-  editCrop?: ImageData;
-  editSourceCrop?: ImageData;
-  editSourceRatios?: { eyeRatio?: number[]; lipRatio?: number };
-  editParams?: EditParams;
-  probe?: { outputs: Record<string, number[]>; backend: string };
-  liveFrames: number;
-};
-const S = (p: Page) => p.evaluate(() => (window as unknown as { lpState: PageState }).lpState);
-
-async function openPage(browser: Browser, url: string, backend: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
-  await page.goto(`${url}?backend=${backend}`);
-  await page.waitForFunction(() => (window as unknown as { lpState: PageState }).lpState.backend !== '', null, { timeout: 120_000 });
-  await page.evaluate(() => ((window as unknown as { lpState: PageState }).lpState.weights = ''));
-  return page;
-}
-
-async function loadSynthetic(page: Page): Promise<void> {
-  await page.evaluate(() => {
-    (document.querySelector('input[name="weights-mode"][value="synthetic"]') as HTMLInputElement).checked = true;
-    (document.getElementById('seed') as HTMLInputElement).value = '1';
-    document.getElementById('weights-load')!.click();
-  });
-  await page.waitForFunction(() => {
-    const s = (window as unknown as { lpState: PageState }).lpState;
-    return s.weights !== '' || s.lastError !== '';
-  }, null, { timeout: 600_000, polling: 500 });
-  const s = await S(page);
-  expect(s.lastError).toBe('');
-  expect(s.weights).toMatch(/SYNTHETIC/);
-}
 
 /** Wait until the page is idle with a run done after the `before`-th, or an error shown. */
 async function waitForRun(page: Page, before: number, timeout: number): Promise<void> {

@@ -36,8 +36,8 @@ export const animateCommand = {
             'and checked for writing before any work.',
           ].join('\n'),
         )
-        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...).', group: IN })
-        .option('driving', { alias: 'd', type: 'string', describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors). With --all-faces, give -d once per face: the faces left to right take them in order (faces past the last stay still).', group: IN })
+        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...); at most 100 MP a frame (LIVEPORTRAIT_MAX_PIXELS).', group: IN })
+        .option('driving', { alias: 'd', type: 'string', describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors); at most 100,000 frames (LIVEPORTRAIT_MAX_FRAMES). A .pkl runs no code: only numpy arrays are read. With --all-faces, give -d once per face: the faces left to right take them in order (faces past the last stay still).', group: IN })
         .option('face-drivings', { type: 'string', describe: 'With --all-faces: one driving per face by its position from the left (from 0), FACE:FILE,... e.g. 0:a.mp4,2:b.mp4; faces without one stay still. The output runs as long as the longest driving; a face whose driving has ended holds its last frame.', group: IN })
         .option('output-dir', { alias: 'o', type: 'string', default: 'animations', describe: 'Directory for the outputs (created if missing).', group: IN })
         .option('max-frames', { type: 'number', describe: 'Animate at most N frames (all by default).', group: IN })

@@ -29,6 +29,9 @@ const EPILOGUE = [
   'Environment: LIVEPORTRAIT_WEIGHTS (weights directory), HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE,',
   'HF_TOKEN (as in the Python hub), LIVEPORTRAIT_BACKEND (tensorflow, wasm, cpu,',
   'webgpu), LIVEPORTRAIT_FFMPEG (ffmpeg binary), LIVEPORTRAIT_DEBUG=1 (stack traces on errors).',
+  'Caps on hostile files (README, "Hostile inputs"): LIVEPORTRAIT_MAX_PIXELS (photo or video frame,',
+  'default 100000000), LIVEPORTRAIT_MAX_FRAMES (video or template, default 100000),',
+  'LIVEPORTRAIT_MAX_INFLATE_MB (a deflated .pth record, default 512). Pickles run no code.',
   'Exit status: 0 done, 1 failed (one line on stderr naming the file and the fix), 2 bad usage,',
   '130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM); an interrupted run leaves no output.',
 ].join('\n');

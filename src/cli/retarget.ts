@@ -22,7 +22,7 @@ export const retargetCommand = {
             'temporary name and renamed when complete). Edits left out keep the source as it is.',
           ].join('\n'),
         )
-        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'The portrait to edit (jpg, png, webp, bmp, tiff).' })
+        .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'The portrait to edit (jpg, png, webp, bmp, tiff); at most 100 MP (LIVEPORTRAIT_MAX_PIXELS).' })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The edited image (.jpg, .png or .bmp).' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace the output if it exists (without it, the run stops before any work).' })
         .option('eye-ratio', { type: 'number', describe: 'Target eye-open ratio: 0 closed, about 0.3 normal, 0.8 wide open. [default: unchanged]', group: EDIT })

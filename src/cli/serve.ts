@@ -18,7 +18,7 @@ export const serveCommand = {
         ].join('\n'),
       )
       .option('port', { type: 'number', default: DEFAULT_PORT, describe: 'Port to listen on (0: any free port).' })
-      .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'Address to listen on (0.0.0.0: every interface).' })
+      .option('host', { type: 'string', default: DEFAULT_HOST, describe: 'Address to listen on (default 127.0.0.1: this machine only; any other address, e.g. 0.0.0.0, exposes the page and prints a warning).' })
       .option('rebuild', { type: 'boolean', default: false, describe: 'Build the page again first (needs the repository\'s scripts and esbuild).' }),
   handler: async (a: Record<string, unknown>) => {
     const port = a.port as number;

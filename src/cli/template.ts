@@ -20,7 +20,7 @@ export const templateCommand = {
             'and the driving person\'s face is not kept. The reference\'s .pkl templates are read too.',
           ].join('\n'),
         )
-        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'The driving video (or a single image).' })
+        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'The driving video (or a single image); at most 100,000 frames of 100 MP (LIVEPORTRAIT_MAX_FRAMES, LIVEPORTRAIT_MAX_PIXELS).' })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The template file, named *.lpmotion.safetensors.' })
         .option('crop-driving', { type: 'boolean', describe: 'Crop the video to the face first. [default: when the video is not square]' })
         .option('driving-smooth', { type: 'number', default: 0, describe: 'Save the motion smoothed with the reference\'s Kalman smoother (as animate --driving-smooth): VARIANCE is its observation variance, larger is smoother; 0 is off.' })

@@ -1,11 +1,26 @@
 /**
  * Python pickles of numpy arrays (the reference's motion templates and
- * lip_array.pkl), read with `pickleparser` and a small reconstruction of
- * numpy's ndarray and dtype.
+ * lip_array.pkl), read with the restricted unpickler (pickle.ts) and a small
+ * reconstruction of numpy's ndarray and dtype: the only globals allowed are
+ * numpy's array reconstruction, scalar and dtype (and `_codecs.encode`, which
+ * protocol-2 pickles use for bytes); any other is refused, naming it.
  */
-import { NameRegistry, Parser } from 'pickleparser';
 import { InputError } from '../errors.js';
 import { f16ToF32 } from './host_tensor.js';
+import { type PickleCallable, PickleError, unpickleRestricted } from './pickle.js';
+
+/** Largest numpy array a template or lip array may declare (elements); real ones hold at most a few thousand. */
+export const MAX_NUMPY_ELEMENTS = 1 << 28;
+
+function checkShape(shape: unknown): number[] {
+  if (!Array.isArray(shape) || shape.length > 32 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new InputError(`numpy array with a bad shape ${String(shape).slice(0, 80)}`);
+  let n = 1;
+  for (const d of shape as number[]) {
+    n *= d;
+    if (n > MAX_NUMPY_ELEMENTS) throw new InputError(`numpy array of shape [${shape.join(', ')}] is over ${MAX_NUMPY_ELEMENTS} elements; not a motion template or lip array`);
+  }
+  return [...(shape as number[])];
+}
 
 /** A numpy array rebuilt from a pickle: dtype, shape and values. */
 export class NdArray {
@@ -14,9 +29,10 @@ export class NdArray {
   data: Float64Array | Float32Array | Int32Array | Uint8Array = new Float32Array(0);
 
   /** ndarray.__setstate__((version, shape, dtype, is_fortran, rawdata)). */
-  __setstate__(state: unknown[]): void {
+  __setstate__(state: unknown): void {
+    if (!Array.isArray(state) || state.length < 5) throw new InputError('numpy array with a malformed state (not (version, shape, dtype, is_fortran, data))');
     const [, shape, dtype, fortran, raw] = state as [number, number[], NpDtype, boolean, Uint8Array | unknown[]];
-    this.shape = [...(shape as number[])];
+    this.shape = checkShape(shape);
     if (!(dtype instanceof NpDtype)) throw new InputError('numpy array with an unknown dtype object');
     if (!(raw instanceof Uint8Array) && !ArrayBuffer.isView(raw)) throw new InputError(`numpy array of dtype '${dtype.descr}' holds Python objects, not numbers`);
     const bytes = raw as Uint8Array;
@@ -35,12 +51,13 @@ export class NdArray {
 export class NpDtype {
   order = '<';
   constructor(readonly descr: string) {}
-  __setstate__(state: unknown[]): void {
-    if (typeof state[1] === 'string') this.order = state[1];
+  __setstate__(state: unknown): void {
+    if (Array.isArray(state) && typeof state[1] === 'string') this.order = state[1];
   }
 }
 
 function decodeNumbers(bytes: Uint8Array, dt: NpDtype, n: number): Float64Array | Float32Array | Int32Array | Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new InputError(`numpy array of ${n} elements`);
   const kind = dt.descr.replace(/^[<>=|]/, '');
   const little = !(dt.order === '>' || dt.descr.startsWith('>'));
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -86,26 +103,43 @@ function fortranToC<T extends Float64Array | Float32Array | Int32Array | Uint8Ar
   return out;
 }
 
-function numpyRegistry(): NameRegistry {
-  const reg = new NameRegistry();
+/** The globals numpy pickles need, and nothing else. */
+function numpyGlobals(): Map<string, PickleCallable> {
+  const g = new Map<string, PickleCallable>();
+  const dtypeOf = (x: unknown): NpDtype => {
+    if (!(x instanceof NpDtype)) throw new InputError('numpy scalar without a dtype');
+    return x;
+  };
   for (const mod of ['numpy.core.multiarray', 'numpy._core.multiarray']) {
-    reg.register(mod, '_reconstruct', () => new NdArray());
+    g.set(`${mod}._reconstruct`, () => new NdArray());
     // numpy scalars: scalar(dtype, bytes)
-    reg.register(mod, 'scalar', (dt: NpDtype, raw: Uint8Array) => decodeNumbers(raw, dt, 1)[0]);
+    g.set(`${mod}.scalar`, ([dt, raw]) => {
+      if (!(raw instanceof Uint8Array)) throw new InputError('numpy scalar without its bytes');
+      return decodeNumbers(raw, dtypeOf(dt), 1)[0];
+    });
   }
-  reg.register('numpy', 'dtype', (descr: string) => new NpDtype(descr));
-  reg.register('numpy', 'ndarray', () => undefined);
-  return reg;
+  g.set('numpy.dtype', ([descr]) => {
+    if (typeof descr !== 'string') throw new InputError('numpy dtype without a type string');
+    return new NpDtype(descr);
+  });
+  g.set('numpy.ndarray', () => 'numpy.ndarray');
+  // Protocol 2 writes Python 3 bytes as _codecs.encode(str, 'latin1').
+  g.set('_codecs.encode', ([s, enc]) => {
+    if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) throw new InputError('_codecs.encode other than latin1 bytes');
+    return Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+  });
+  return g;
 }
 
 /** Unpickle bytes holding plain Python data and numpy arrays. */
 export function unpickle(bytes: Uint8Array, name = 'pickle'): unknown {
   if (bytes.length < 2 || bytes[0] !== 0x80) throw new InputError(`${name}: not a Python pickle (protocol 2+ header missing)`);
   try {
-    return new Parser({ nameResolver: numpyRegistry(), unpicklingTypeOfDictionary: 'Map' }).parse(bytes);
+    return unpickleRestricted(bytes, name, { globals: numpyGlobals() });
   } catch (e) {
+    if (e instanceof PickleError) throw e;
     if (e instanceof InputError) throw new InputError(`${name}: ${e.message}`);
-    throw new InputError(`${name}: unreadable pickle (${(e as Error).message})`);
+    throw new InputError(`${name}: unreadable pickle (${String((e as Error)?.message ?? e).split('\n')[0]})`, { cause: e });
   }
 }
 

@@ -3,17 +3,33 @@
  * a zip with `<archive>/data.pkl` (a pickle whose tensors refer to storages by
  * persistent id) and one record `<archive>/data/<key>` of raw little-endian
  * bytes per storage. Tensors come back as HostTensor, row-major (strided views
- * are materialised), dicts as Map. Nothing is executed: only the few globals a
- * state dict needs are understood; other globals become opaque objects.
+ * are materialised), dicts as Map. Nothing is executed: the pickle is read by
+ * the restricted unpickler (pickle.ts), which allows only the globals a state
+ * dict needs (torch's tensor rebuild functions and storage classes,
+ * collections.OrderedDict) and refuses any other, naming it.
+ *
+ * Caps (hostile files): a deflated record (torch.save stores records
+ * uncompressed, so only a crafted file deflates them) is inflated only when
+ * the pickle refers to it, and never past the bytes its tensors need nor past
+ * MAX_INFLATE_BYTES (512 MiB; `LIVEPORTRAIT_MAX_INFLATE_MB` raises it);
+ * data.pkl is read up to MAX_PICKLE_BYTES (256 MiB).
  */
-import { unzipSync } from 'fflate';
-import { NameRegistry, Parser } from 'pickleparser';
-import { type DType, type HostData, type HostTensor, type StateDict, DTYPE_BYTES, numel } from './host_tensor.js';
+import { type DType, type HostData, type HostTensor, type StateDict, DTYPE_BYTES } from './host_tensor.js';
 import { InputError } from '../errors.js';
+import { type PickleCallable, PickleError, unpickleRestricted } from './pickle.js';
+import { ZipError, ZipReader } from './zip.js';
+import { DEFAULT_MAX_INFLATE_BYTES, maxInflateBytes } from '../limits.js';
+
+/** The most bytes one deflated record may inflate to by default (LIVEPORTRAIT_MAX_INFLATE_MB raises it). */
+export const MAX_INFLATE_BYTES = DEFAULT_MAX_INFLATE_BYTES;
+/** The most bytes data.pkl may hold. */
+export const MAX_PICKLE_BYTES = 256 * 2 ** 20;
+/** The most elements one tensor may declare (2^31: 8 GiB of float32). */
+export const MAX_TENSOR_ELEMENTS = 2 ** 31;
 
 export class PthError extends InputError {
-  constructor(file: string, what: string) {
-    super(`${file}: ${what}`);
+  constructor(file: string, what: string, cause?: unknown) {
+    super(`${file}: ${what}`, cause !== undefined ? { cause } : undefined);
   }
 }
 
@@ -94,7 +110,13 @@ function isContiguous(size: readonly number[], stride: readonly number[]): boole
 export function materialise(file: string, storage: Storage, offset: number, size: number[], stride: number[]): HostTensor {
   const { dtype, bytes, key } = storage;
   const item = DTYPE_BYTES[dtype];
-  const n = numel(size);
+  let n = 1;
+  for (const d of size) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new PthError(file, `malformed tensor record: size ${JSON.stringify(size)}`);
+    n *= d;
+    if (n > MAX_TENSOR_ELEMENTS) throw new PthError(file, `tensor of size ${JSON.stringify(size)} declares over ${MAX_TENSOR_ELEMENTS} elements; not a LivePortrait checkpoint`);
+  }
+  if (!Number.isSafeInteger(offset) || size.length > 64 || stride.some((d) => !Number.isSafeInteger(d))) throw new PthError(file, `malformed tensor record: offset ${offset}, stride ${JSON.stringify(stride)}`);
   let out = new Uint8Array(0);
   if (n > 0) {
     let last = offset;
@@ -105,6 +127,8 @@ export function materialise(file: string, storage: Storage, offset: number, size
       // Storages are 8-byte aligned (see loadStorage): a typed view is possible.
       return { dtype, shape: [...size], data: typed(dtype, bytes.buffer, bytes.byteOffset + offset * item, n) };
     } else {
+      if (n > Math.floor(bytes.length / item))
+        throw new PthError(file, `tensor of size ${JSON.stringify(size)} is a view larger than its storage '${key}' (${Math.floor(bytes.length / item)} elements); not a LivePortrait checkpoint`);
       out = new Uint8Array(n * item);
       // Gather element by element with an odometer over the dims.
       const words = item === 8 ? 2 : 1;
@@ -128,19 +152,15 @@ export function materialise(file: string, storage: Storage, offset: number, size
   return { dtype, shape: [...size], data: typed(dtype, out.buffer, 0, n) };
 }
 
-/** The zip's entries, keyed by name, or a clear error for non-zip inputs. */
-function unzip(bytes: Uint8Array, file: string): Record<string, Uint8Array> {
+/** The zip's directory, or a clear error for non-zip inputs. */
+function openZip(bytes: Uint8Array, file: string): ZipReader {
   const isZip = bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
   if (!isZip) {
     if (bytes.length >= 2 && bytes[0] === 0x80 && bytes[1] <= 5)
       throw new PthError(file, 'legacy (non-zip) PyTorch checkpoint format, not supported; re-save it with a recent torch (torch.save(torch.load(f), f), torch ≥ 1.6) or convert it to safetensors');
     throw new PthError(file, `not a PyTorch checkpoint: not a zip archive (${bytes.length} bytes, starts with ${JSON.stringify(String.fromCharCode(...bytes.subarray(0, 4)))}); download it again`);
   }
-  try {
-    return unzipSync(bytes);
-  } catch (e) {
-    throw new PthError(file, `truncated or corrupt zip archive (${(e as Error).message}); download it again`);
-  }
+  return new ZipReader(bytes, file);
 }
 
 function asNumberArray(x: unknown, what: string, file: string): number[] {
@@ -149,27 +169,49 @@ function asNumberArray(x: unknown, what: string, file: string): number[] {
   return x as number[];
 }
 
+export interface PthOptions {
+  /** The most bytes one deflated record may inflate to (default MAX_INFLATE_BYTES or LIVEPORTRAIT_MAX_INFLATE_MB). */
+  maxInflateBytes?: number;
+}
+
 /** Parse checkpoint bytes; `file` names it in errors. Dicts are Maps, tensors HostTensor. */
-export function parsePth(bytes: Uint8Array, file = 'checkpoint'): unknown {
-  const entries = unzip(bytes, file);
-  const pklName = Object.keys(entries).find((k) => /^[^/]+\/data\.pkl$/.test(k)) ?? Object.keys(entries).find((k) => k.endsWith('data.pkl'));
-  if (!pklName) throw new PthError(file, `zip archive without data.pkl (entries: ${Object.keys(entries).slice(0, 5).join(', ') || 'none'}); not a torch.save checkpoint`);
+export function parsePth(bytes: Uint8Array, file = 'checkpoint', opts: PthOptions = {}): unknown {
+  try {
+    return parsePthZip(openZip(bytes, file), file, opts.maxInflateBytes ?? maxInflateBytes());
+  } catch (e) {
+    if (e instanceof PthError) throw e;
+    if (e instanceof ZipError || e instanceof PickleError) throw new PthError(file, e.message.startsWith(`${file}: `) ? e.message.slice(file.length + 2) : e.message);
+    if (e instanceof InputError) throw new PthError(file, e.message);
+    throw new PthError(file, `cannot read the checkpoint (${String((e as Error)?.message ?? e).split('\n')[0]}); download it again`, e);
+  }
+}
+
+function parsePthZip(zip: ZipReader, file: string, maxInflate: number): unknown {
+  const names = [...zip.entries.keys()];
+  const pklName = names.find((k) => /^[^/]+\/data\.pkl$/.test(k)) ?? names.find((k) => k.endsWith('data.pkl'));
+  if (!pklName) throw new PthError(file, `zip archive without data.pkl (entries: ${names.slice(0, 5).join(', ') || 'none'}); not a torch.save checkpoint`);
   const prefix = pklName.slice(0, -'data.pkl'.length);
-  const order = entries[`${prefix}byteorder`];
-  if (order && new TextDecoder().decode(order).trim() !== 'little') throw new PthError(file, 'big-endian checkpoint, not supported; re-save it on a little-endian machine');
+  const orderName = `${prefix}byteorder`;
+  if (zip.entries.has(orderName) && new TextDecoder().decode(zip.read(orderName, 64, 'a byte-order record')).trim() !== 'little')
+    throw new PthError(file, 'big-endian checkpoint, not supported; re-save it on a little-endian machine');
 
   const storages = new Map<string, Storage>();
   const loadStorage = (pid: unknown): Storage => {
     if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5)
-      throw new PthError(file, `unknown persistent id ${JSON.stringify(pid)} in data.pkl; not a tensor storage`);
-    const [, type, key, , count] = pid as [string, unknown, string, string, number];
-    if (!(type instanceof StorageType)) throw new PthError(file, `storage '${key}' has unsupported type ${String((type as { __name__?: string })?.__name__ ?? type)}`);
+      throw new PthError(file, `unknown persistent id ${String(JSON.stringify(pid)).slice(0, 100)} in data.pkl; not a tensor storage`);
+    const [, type, key, , count] = pid as [string, unknown, unknown, string, unknown];
+    if (typeof key !== 'string') throw new PthError(file, 'malformed storage record in data.pkl: its key is not a string');
+    if (!(type instanceof StorageType)) throw new PthError(file, `storage '${key}' has an unsupported type`);
+    if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > MAX_TENSOR_ELEMENTS)
+      throw new PthError(file, `storage '${key}' declares ${String(count)} elements; not a LivePortrait checkpoint`);
     let s = storages.get(key);
     if (!s) {
-      const rec = entries[`${prefix}data/${key}`];
-      if (!rec) throw new PthError(file, `missing storage record '${prefix}data/${key}' in the zip; the file is incomplete or corrupt, download it again`);
-      const need = Number(count) * DTYPE_BYTES[type.dtype];
-      if (rec.length < need) throw new PthError(file, `truncated: storage record '${prefix}data/${key}' has ${rec.length} bytes, ${need} expected; download it again`);
+      const recName = `${prefix}data/${key}`;
+      if (!zip.entries.has(recName)) throw new PthError(file, `missing storage record '${recName}' in the zip; the file is incomplete or corrupt, download it again`);
+      const need = count * DTYPE_BYTES[type.dtype];
+      // Stored records are views of the file; deflated ones (only crafted files have them) are capped.
+      const rec = zip.read(recName, zip.entries.get(recName)!.method === 0 ? Infinity : maxInflate, 'the inflate cap (raise it with LIVEPORTRAIT_MAX_INFLATE_MB)');
+      if (rec.length < need) throw new PthError(file, `truncated: storage record '${recName}' has ${rec.length} bytes, ${need} expected; download it again`);
       // Aligned (a copy where needed: Buffer.slice would be a view), so typed views of any width are possible.
       s = { key, dtype: type.dtype, bytes: rec.byteOffset % 8 === 0 ? rec : new Uint8Array(rec) };
       storages.set(key, s);
@@ -177,43 +219,34 @@ export function parsePth(bytes: Uint8Array, file = 'checkpoint'): unknown {
     return s;
   };
 
-  const rebuildTensor = (storage: unknown, offset: unknown, size: unknown, stride: unknown): HostTensor => {
+  const rebuildTensor = ([storage, offset, size, stride]: unknown[]): HostTensor => {
     if (typeof storage !== 'object' || storage === null || !('bytes' in storage)) throw new PthError(file, 'malformed tensor record: no storage');
-    if (typeof offset !== 'number') throw new PthError(file, `malformed tensor record: storage offset ${JSON.stringify(offset)}`);
+    if (typeof offset !== 'number') throw new PthError(file, `malformed tensor record: storage offset ${String(offset).slice(0, 40)}`);
     const sz = asNumberArray(size, 'size', file);
     const st = asNumberArray(stride, 'stride', file);
     if (st.length !== sz.length) throw new PthError(file, `malformed tensor record: size ${JSON.stringify(sz)} with stride ${JSON.stringify(st)}`);
     return materialise(file, storage as Storage, offset, sz, st);
   };
 
-  const names = new NameRegistry();
-  names.register('collections', 'OrderedDict', () => new Map());
-  names.register('torch._utils', '_rebuild_tensor_v2', (s: unknown, o: unknown, size: unknown, stride: unknown) => rebuildTensor(s, o, size, stride));
-  names.register('torch._utils', '_rebuild_tensor', (s: unknown, o: unknown, size: unknown, stride: unknown) => rebuildTensor(s, o, size, stride));
+  const globals = new Map<string, PickleCallable>();
+  globals.set('collections.OrderedDict', () => new Map());
+  globals.set('torch._utils._rebuild_tensor_v2', rebuildTensor);
+  globals.set('torch._utils._rebuild_tensor', rebuildTensor);
   // nn.Parameter wraps a tensor: keep the tensor.
-  names.register('torch._utils', '_rebuild_parameter', (data: unknown) => data);
-  names.register('torch._utils', '_rebuild_parameter_with_state', (data: unknown) => data);
-  for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) names.register('torch', name, Object.assign(() => undefined, { storageType: new StorageType(name, dtype) }));
-
-  // pickleparser hands the registered function itself to BINPERSID; unwrap the marker.
-  const parser = new Parser({
-    nameResolver: names,
-    persistentResolver: {
-      resolve: (pid: unknown) => {
-        const p = Array.isArray(pid) ? pid.map((v) => (typeof v === 'function' && 'storageType' in v ? (v as { storageType: StorageType }).storageType : v)) : pid;
-        return loadStorage(p);
-      },
-    },
-    unpicklingTypeOfDictionary: 'Map',
-  });
-  try {
-    return parser.parse(entries[pklName]);
-  } catch (e) {
-    if (e instanceof PthError) throw e;
-    const msg = (e as Error).message;
-    if (e instanceof RangeError || /end of file/i.test(msg)) throw new PthError(file, `truncated data.pkl (${msg}); download the file again`);
-    throw new PthError(file, `cannot unpickle data.pkl: ${msg}`);
+  globals.set('torch._utils._rebuild_parameter', ([data]) => data);
+  globals.set('torch._utils._rebuild_parameter_with_state', ([data]) => data);
+  // The storage classes are only named inside persistent ids, never called.
+  for (const [name, dtype] of Object.entries(STORAGE_DTYPES)) {
+    const marker = Object.assign(() => undefined, { storageType: new StorageType(name, dtype) });
+    globals.set(`torch.${name}`, marker);
   }
+  const unwrap = (v: unknown) => (typeof v === 'function' && 'storageType' in v ? (v as { storageType: StorageType }).storageType : v);
+
+  const pkl = zip.read(pklName, MAX_PICKLE_BYTES, 'the data.pkl cap');
+  return unpickleRestricted(pkl, file, {
+    globals,
+    persistentLoad: (pid) => loadStorage(Array.isArray(pid) ? pid.map(unwrap) : pid),
+  });
 }
 
 /** Strip one leading `module.` (the DataParallel prefix), as the reference's loader does. */
@@ -228,18 +261,21 @@ export function stripModulePrefix(key: string): string {
  */
 export function flattenStateDict(obj: unknown, file = 'checkpoint'): StateDict {
   const sd: StateDict = new Map();
-  const walk = (x: unknown, prefix: string): void => {
+  const seen = new Set<unknown>();
+  const walk = (x: unknown, prefix: string, depth = 0): void => {
     if (isHostTensor(x)) {
       if (sd.has(prefix)) throw new PthError(file, `duplicate key '${prefix}' after removing 'module.' prefixes`);
       sd.set(prefix, x);
       return;
     }
-    const items: [unknown, unknown][] | undefined = x instanceof Map ? [...x.entries()] : undefined;
-    if (!items) return;
-    for (const [k, v] of items) {
+    if (!(x instanceof Map)) return;
+    // A pickle can make a dict that holds itself, or nest without end: not a state dict.
+    if (seen.has(x) || depth > 64) throw new PthError(file, 'not a state dict: its dicts nest over 64 levels or hold themselves');
+    seen.add(x);
+    for (const [k, v] of x) {
       if (typeof k !== 'string') continue;
       const key = stripModulePrefix(k);
-      walk(v, prefix ? `${prefix}.${key}` : key);
+      walk(v, prefix ? `${prefix}.${key}` : key, depth + 1);
     }
   };
   if (isHostTensor(obj) || !(obj instanceof Map)) throw new PthError(file, 'not a state dict: the checkpoint holds no dict of tensors');

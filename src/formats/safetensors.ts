@@ -2,6 +2,11 @@
  * safetensors: 8-byte little-endian header length N, N bytes of JSON header
  * ({name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}), then the
  * raw little-endian data, offsets relative to the end of the header.
+ *
+ * Caps (hostile files): the header is at most MAX_HEADER_BYTES (100 MiB, as
+ * the reference implementation), and a tensor's element count must be a safe
+ * integer that matches its byte range, so no length or shape in a file can
+ * make this reader allocate more than the file's own size.
  */
 import { type DType, type HostTensor, type HostData, DTYPE_BYTES, numel } from './host_tensor.js';
 import { InputError } from '../errors.js';
@@ -11,6 +16,9 @@ export interface SafetensorsFile {
   tensors: Map<string, HostTensor>;
   metadata: Record<string, string>;
 }
+
+/** The largest header read (the reference safetensors library's limit too). */
+export const MAX_HEADER_BYTES = 100 * 2 ** 20;
 
 export class SafetensorsError extends InputError {
   constructor(file: string, what: string) {
@@ -49,6 +57,8 @@ export function parseSafetensors(bytes: Uint8Array, name = 'safetensors'): Safet
   if (bytes.length < 8) throw new SafetensorsError(name, `truncated: ${bytes.length} bytes, no header length; the file is not safetensors or was cut short, download it again`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen = dv.getBigUint64(0, true);
+  if (headerLen > BigInt(MAX_HEADER_BYTES) && headerLen <= BigInt(bytes.length - 8))
+    throw new SafetensorsError(name, `header of ${headerLen} bytes is over the ${MAX_HEADER_BYTES}-byte cap; not a safetensors file this library reads`);
   if (headerLen > BigInt(bytes.length - 8))
     throw new SafetensorsError(name, `truncated: header says ${headerLen} bytes but the file has ${bytes.length - 8} after the length; download or convert it again`);
   const n = Number(headerLen);
@@ -66,7 +76,9 @@ export function parseSafetensors(bytes: Uint8Array, name = 'safetensors'): Safet
   let metadata: Record<string, string> = {};
   for (const [key, entry] of Object.entries(header)) {
     if (key === '__metadata__') {
-      metadata = entry as Record<string, string>;
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry) || !Object.values(entry).every((v) => typeof v === 'string'))
+        throw new SafetensorsError(name, 'malformed header: __metadata__ is not a map of strings');
+      metadata = { ...(entry as Record<string, string>) };
       continue;
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -75,11 +87,13 @@ export function parseSafetensors(bytes: Uint8Array, name = 'safetensors'): Safet
     const dtype = e.dtype as DType;
     if (!(dtype in DTYPE_BYTES)) throw new SafetensorsError(name, `tensor '${key}' has unknown dtype '${e.dtype}'; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
     const shape = e.shape as number[];
-    if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(name, `tensor '${key}' has a bad shape ${JSON.stringify(shape)}`);
+    if (shape.length > 64 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(name, `tensor '${key}' has a bad shape ${JSON.stringify(shape)}`);
     const [begin, end] = e.data_offsets as number[];
     if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || end < begin || end > dataLen)
       throw new SafetensorsError(name, `tensor '${key}' has offsets [${begin}, ${end}] outside the data (${dataLen} bytes); the file is truncated or corrupt`);
     const count = numel(shape);
+    if (!Number.isSafeInteger(count * DTYPE_BYTES[dtype]))
+      throw new SafetensorsError(name, `tensor '${key}' has shape ${JSON.stringify(shape)}, whose element count overflows; the file is corrupt`);
     if (end - begin !== count * DTYPE_BYTES[dtype])
       throw new SafetensorsError(name, `tensor '${key}' has ${end - begin} bytes for shape ${JSON.stringify(shape)} of ${dtype} (${count * DTYPE_BYTES[dtype]} expected)`);
     tensors.set(key, { dtype, shape, data: view(dtype, bytes.subarray(dataStart + begin, dataStart + end), count) });

@@ -29,9 +29,10 @@
  * `t` [1,3], and in newer files `kp` [1,21,3], `x_s` [1,21,3]), and in newer
  * files `c_eyes_lst` (older: `c_d_eyes_lst`) of [1,2] and `c_lip_lst`
  * (`c_d_lip_lst`) of [1,1]. `readReferenceTemplate` reads it with
- * `pickleparser` and a small numpy-array reconstruction.
+ * the restricted unpickler (pickle.ts) and a small numpy-array reconstruction.
  */
 import { InputError } from '../errors.js';
+import { maxFrames } from '../limits.js';
 import { NdArray, unpickle } from './numpy_pickle.js';
 import { parseSafetensors } from './safetensors.js';
 import type { HostTensor } from './host_tensor.js';
@@ -110,12 +111,14 @@ export function parseTemplate(bytes: Uint8Array, name = 'motion template'): Moti
   try {
     file = parseSafetensors(bytes, name);
   } catch (e) {
-    throw new TemplateError(`${name}: not a motion template (${(e as Error).message.replace(`${name}: `, '')})`);
+    throw new TemplateError(`${name}: not a motion template (${(e as Error).message.replace(`${name}: `, '')})`, { cause: e });
   }
   const md = file.metadata;
   if (md.format !== TEMPLATE_FORMAT) throw new TemplateError(`${name}: a safetensors file but not a motion template (metadata format '${md.format ?? 'none'}', expected '${TEMPLATE_FORMAT}')`);
   if (md.version !== TEMPLATE_VERSION) throw new TemplateError(`${name}: motion template version ${md.version} is not supported (this library reads version ${TEMPLATE_VERSION})`);
   const T = Number(md.n_frames);
+  if (!Number.isSafeInteger(T) || T < 1) throw new TemplateError(`${name}: motion template metadata n_frames is '${String(md.n_frames).slice(0, 40)}', not a frame count`);
+  if (T > maxFrames()) throw new TemplateError(`${name}: the motion template declares ${T} frames, over the ${maxFrames()}-frame cap (LIVEPORTRAIT_MAX_FRAMES raises it)`);
   const get = (k: string, per: number, required: boolean): Float32Array | undefined => {
     const t = file.tensors.get(k);
     if (!t) {
@@ -142,7 +145,8 @@ export function parseTemplate(bytes: Uint8Array, name = 'motion template'): Moti
     if (lip) f.lipRatio = lip[i];
     frames.push(f);
   }
-  return { fps: Number(md.fps) || 25, frames };
+  const fps = Number(md.fps);
+  return { fps: Number.isFinite(fps) && fps > 0 && fps <= 1000 ? fps : 25, frames };
 }
 
 function field(obj: unknown, key: string): unknown {
@@ -165,6 +169,7 @@ export function referenceTemplateFromObject(obj: unknown, name = 'template'): Mo
   const motion = field(obj, 'motion');
   if (!Array.isArray(motion)) throw new TemplateError(`${name}: not a LivePortrait motion template (no 'motion' list)`);
   if (motion.length === 0) throw new TemplateError(`${name}: the motion template has no frames`);
+  if (motion.length > maxFrames()) throw new TemplateError(`${name}: the motion template declares ${motion.length} frames, over the ${maxFrames()}-frame cap (LIVEPORTRAIT_MAX_FRAMES raises it)`);
   const eyes = field(obj, 'c_eyes_lst') ?? field(obj, 'c_d_eyes_lst');
   const lips = field(obj, 'c_lip_lst') ?? field(obj, 'c_d_lip_lst');
   const frames = motion.map((m, i): MotionFrame => {
@@ -184,7 +189,7 @@ export function referenceTemplateFromObject(obj: unknown, name = 'template'): Mo
     return f;
   });
   const fps = Number(field(obj, 'output_fps') ?? 25);
-  return { fps: Number.isFinite(fps) && fps > 0 ? fps : 25, frames };
+  return { fps: Number.isFinite(fps) && fps > 0 && fps <= 1000 ? fps : 25, frames };
 }
 
 /** Read the reference's `.pkl` motion template. */

@@ -8,7 +8,10 @@ import { Jimp } from 'jimp';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { InputError } from '../errors.js';
+import { checkImageSize, gifProblem, jpegSize, readImageHeader } from '../image/header.js';
 import { type RgbImage, createImage } from '../image/image.js';
+import { maxPixels } from '../limits.js';
 import { ffmpegPath, lastLine, parseProbeOutput } from './ffmpeg.js';
 import { withAtomicOutput } from './output.js';
 
@@ -17,6 +20,8 @@ export const READ_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp', 'gif', 'tiff', '
 
 /** JPEGs above this many pixels are decoded by ffmpeg (native) rather than jimp (JavaScript). */
 const FFMPEG_JPEG_PIXELS = 12e6;
+/** One picture decodes in well under this; a damaged file that makes ffmpeg spin is stopped. */
+const FFMPEG_TIMEOUT_MS = 120_000;
 /** Extensions writeImage encodes. */
 export const WRITE_IMAGE_FORMATS = ['jpg', 'jpeg', 'png', 'bmp'];
 
@@ -32,27 +37,7 @@ function sniff(b: Uint8Array): string | undefined {
   return undefined;
 }
 
-/** Width and height from a JPEG's start-of-frame marker (undefined if none is found). */
-export function jpegSize(b: Uint8Array): { width: number; height: number } | undefined {
-  let i = 2;
-  while (i + 9 < b.length) {
-    if (b[i] !== 0xff) return undefined;
-    const m = b[i + 1];
-    if (m === 0xff) {
-      i++;
-      continue;
-    }
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
-      i += 2;
-      continue;
-    }
-    const len = (b[i + 2] << 8) | b[i + 3];
-    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return { height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8] };
-    if (m === 0xda || len < 2) return undefined;
-    i += 2 + len;
-  }
-  return undefined;
-}
+export { jpegSize };
 
 /** Drop the alpha channel of RGBA data (jimp bitmaps). */
 function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array {
@@ -67,19 +52,20 @@ function rgbaToRgb(rgba: Uint8Array, width: number, height: number): Uint8Array 
 }
 
 function decodeWithFfmpeg(path: string, kind = 'image'): RgbImage {
-  const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const probe = spawnSync(ffmpegPath(), ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'], timeout: FFMPEG_TIMEOUT_MS });
   const info = parseProbeOutput(probe.stderr?.toString('utf8') ?? '');
   if (!info && kind === 'heic')
-    throw new Error(`Cannot read image "${path}": the ffmpeg in use (${ffmpegPath()}) cannot decode HEIC; set LIVEPORTRAIT_FFMPEG to an ffmpeg that can (7.0 or newer), or convert the photo to JPEG`);
-  if (!info) throw new Error(`Cannot read image "${path}": ffmpeg cannot decode it`);
+    throw new InputError(`Cannot read image "${path}": the ffmpeg in use (${ffmpegPath()}) cannot decode HEIC; set LIVEPORTRAIT_FFMPEG to an ffmpeg that can (7.0 or newer), or convert the photo to JPEG`);
+  if (!info) throw new InputError(`Cannot read image "${path}": ffmpeg cannot decode it`);
+  checkImageSize(path, info.width, info.height);
   const r = spawnSync(
     ffmpegPath(),
     ['-hide_banner', '-nostdin', '-v', 'error', '-i', path, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'],
-    { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 },
+    { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30, timeout: FFMPEG_TIMEOUT_MS },
   );
   const n = info.width * info.height * 3;
   if (r.status !== 0 || !r.stdout || r.stdout.length < n) {
-    throw new Error(`Cannot read image "${path}": ffmpeg failed: ${lastLine(r.stderr?.toString('utf8') ?? '')}`);
+    throw new InputError(`Cannot read image "${path}": ffmpeg failed: ${lastLine(r.stderr?.toString('utf8') ?? '')}`);
   }
   return createImage(info.width, info.height, new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, n).slice());
 }
@@ -91,23 +77,29 @@ function decodeWithFfmpeg(path: string, kind = 'image'): RgbImage {
 export async function readImage(path: string): Promise<RgbImage> {
   let bytes: Buffer;
   try {
-    if (!statSync(path).isFile()) throw new Error(`Cannot read image "${path}": not a file`);
+    if (!statSync(path).isFile()) throw new InputError(`Cannot read image "${path}": not a file`);
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new Error(`Cannot read image "${path}": file not found`);
-    if (code) throw new Error(`Cannot read image "${path}": ${code}`);
+    if (code === 'ENOENT') throw new InputError(`Cannot read image "${path}": file not found`);
+    if (code) throw new InputError(`Cannot read image "${path}": ${code}`);
     throw e;
   }
   const kind = sniff(bytes);
   if (!kind) {
-    throw new Error(
+    throw new InputError(
       `Cannot read image "${path}": not an image or unsupported format (supported: ${READ_IMAGE_FORMATS.join(', ')})`,
     );
   }
-  if (kind === 'webp' || kind === 'heic') return decodeWithFfmpeg(path, kind);
+  // Declared dimensions first: a few MB can declare gigabytes of pixels.
+  const header = readImageHeader(bytes);
+  if (header) checkImageSize(path, header.width, header.height);
+  const gif = kind === 'gif' ? gifProblem(bytes) : undefined;
+  if (gif) throw new InputError(`Cannot read image "${path}": corrupt gif (${gif})`);
+  // GIF through ffmpeg too: jimp's GIF decoder never returns on some damaged files (found by test/fuzz.test.ts).
+  if (kind === 'webp' || kind === 'heic' || kind === 'gif') return decodeWithFfmpeg(path, kind);
   if (kind === 'jpeg') {
-    const size = jpegSize(bytes);
+    const size = header;
     if (size && size.width * size.height > FFMPEG_JPEG_PIXELS) {
       try {
         return decodeWithFfmpeg(path);
@@ -118,15 +110,17 @@ export async function readImage(path: string): Promise<RgbImage> {
   }
   let bitmap: { width: number; height: number; data: Buffer };
   try {
-    // jpeg-js refuses pictures over 100 MP or 512 MB by default: camera photos are allowed up to 1000 MP / 16 GB.
+    // jpeg-js's own limits follow the pixel cap (its default 100 MP / 512 MB would refuse big camera photos).
     const fromBuffer = Jimp.fromBuffer as (b: Buffer, o: object) => Promise<{ bitmap: typeof bitmap }>;
-    bitmap = (await fromBuffer.call(Jimp, bytes, { 'image/jpeg': { maxMemoryUsageInMB: 16384, maxResolutionInMP: 1000 } })).bitmap;
+    const mp = Math.ceil(maxPixels() / 1e6);
+    bitmap = (await fromBuffer.call(Jimp, bytes, { 'image/jpeg': { maxMemoryUsageInMB: Math.max(512, mp * 16), maxResolutionInMP: mp } })).bitmap;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    if (/maxMemoryUsageInMB|maxResolutionInMP/.test(msg)) throw new Error(`Cannot read image "${path}": too large to decode here (${msg}); shrink it first`);
-    throw new Error(`Cannot read image "${path}": corrupt ${kind} (${msg})`);
+    if (/maxMemoryUsageInMB|maxResolutionInMP/.test(msg)) throw new InputError(`Cannot read image "${path}": too large to decode here (${msg}); shrink it first, or raise LIVEPORTRAIT_MAX_PIXELS`);
+    throw new InputError(`Cannot read image "${path}": corrupt ${kind} (${msg})`);
   }
   const { width, height, data } = bitmap;
+  checkImageSize(path, width, height);
   return createImage(width, height, rgbaToRgb(data, width, height));
 }
 

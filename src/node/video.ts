@@ -10,6 +10,8 @@ import { lastLine, parseProbeOutput, runFfmpeg, spawnFfmpeg, type MediaInfo, typ
 import { createImage, resizeImage, type ResizeMode, type RgbImage } from '../image/image.js';
 import { openAtomicOutput, tempPathFor } from './output.js';
 import type { VideoFrames } from '../pipeline/driving.js';
+import { InputError } from '../errors.js';
+import { maxFrames, maxPixels } from '../limits.js';
 
 export type { MediaInfo as VideoInfo, Rational } from './ffmpeg.js';
 
@@ -53,16 +55,43 @@ export async function probeVideo(path: string, opts: ProbeOptions = {}): Promise
   const count = opts.countFrames ?? true;
   const args = count ? ['-i', path, '-map', '0:v:0', '-c', 'copy', '-f', 'null', '-'] : ['-i', path];
   const { stderr } = await runFfmpeg(args);
-  const info = parseProbeOutput(stderr);
+  return videoInfoFromProbe(path, stderr, opts.allowImages ?? false);
+}
+
+/** The probe result from ffmpeg's stderr, or one line naming the file: not a video, a still image, or over a cap. */
+export function videoInfoFromProbe(path: string, stderr: string, allowImages = false): MediaInfo {
+  let info: MediaInfo | undefined;
+  try {
+    info = parseProbeOutput(stderr);
+  } catch (e) {
+    throw new InputError(`Cannot read video "${path}": ${(e as Error).message}`);
+  }
   if (!info) {
     // ffmpeg prefixes the path to its message; the error names the file already.
     const why = lastLine(stderr).replace(`${path}: `, '');
-    throw new Error(`Cannot read video "${path}": not a video (${why})`);
+    throw new InputError(`Cannot read video "${path}": not a video (${why})`);
   }
-  if (!opts.allowImages && (info.format === 'image2' || info.format.endsWith('_pipe'))) {
-    throw new Error(`Cannot read video "${path}": a still image, not a video`);
+  if (!allowImages && (info.format === 'image2' || info.format.endsWith('_pipe'))) {
+    throw new InputError(`Cannot read video "${path}": a still image, not a video`);
   }
+  checkVideoLimits(path, info);
   return info;
+}
+
+/**
+ * Refuse, in one line, a video whose frames declare more pixels than the
+ * pixel cap (100 MP: a 16K frame is 133 MP; LIVEPORTRAIT_MAX_PIXELS) or that
+ * holds (counted, or duration x fps) more frames than the frame cap
+ * (100,000; LIVEPORTRAIT_MAX_FRAMES): checked before any frame is decoded.
+ */
+export function checkVideoLimits(path: string, info: MediaInfo): void {
+  const px = info.width * info.height;
+  if (!(px > 0)) throw new InputError(`Cannot read video "${path}": it declares ${info.width}x${info.height} frames; the file is corrupt`);
+  if (px > maxPixels())
+    throw new InputError(`Cannot read video "${path}": its frames declare ${info.width}x${info.height} pixels, over the ${(maxPixels() / 1e6).toFixed(0)} MP cap; shrink it first (ffmpeg -vf scale=-2:1080), or raise LIVEPORTRAIT_MAX_PIXELS`);
+  const frames = info.frameCount ?? (info.duration !== undefined && Number.isFinite(info.fps) ? Math.round(info.duration * info.fps) : undefined);
+  if (frames !== undefined && frames > maxFrames())
+    throw new InputError(`Cannot read video "${path}": it holds ${info.frameCount !== undefined ? '' : 'about '}${frames} frames, over the ${maxFrames()}-frame cap; cut it first (ffmpeg -t), or raise LIVEPORTRAIT_MAX_FRAMES`);
 }
 
 /** True when the file has an audio stream (false for missing or unreadable files). */

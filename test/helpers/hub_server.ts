@@ -8,6 +8,11 @@
  * 404 with X-Error-Code (RepoNotFound / EntryNotFound) and 401 without the
  * token asked for. Every request is logged; a file can be cut after some
  * bytes, or served corrupt (another body than its listed sha256).
+ *
+ * A page on another origin (`liveportrait serve`, cross-origin isolated) can
+ * use it as it uses the hub: every answer carries CORS headers (the headers
+ * the hub library reads exposed) and Cross-Origin-Resource-Policy:
+ * cross-origin, and preflights (OPTIONS) are answered, before any token check.
  */
 import { createHash } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
@@ -40,6 +45,13 @@ export interface HubServer {
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const gitSha = (b: Uint8Array): string => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
 
+/** What lets a page on another origin read the answers, as huggingface.co and its CDN allow. */
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'etag, x-linked-etag, x-linked-size, x-repo-commit, x-error-code, x-request-id, content-range, content-length, accept-ranges, location, link',
+  'cross-origin-resource-policy': 'cross-origin',
+};
+
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers }).end(JSON.stringify(body));
 }
@@ -50,6 +62,11 @@ export async function startHubServer(files: Map<string, Uint8Array>, repo = 'Kwa
     const u = new URL(req.url ?? '/', 'http://x');
     const path = decodeURIComponent(u.pathname);
     hub.hits.push({ method: req.method ?? 'GET', path, range: req.headers.range, auth: req.headers.authorization });
+    for (const [k, v] of Object.entries(CORS)) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { 'access-control-allow-methods': 'GET, HEAD, OPTIONS', 'access-control-allow-headers': 'authorization, range, accept, content-type', 'access-control-max-age': '600' }).end();
+      return;
+    }
     const cdn = path.match(/^\/cdn\/([0-9a-f]{64})$/);
     if (!cdn && hub.token && req.headers.authorization !== `Bearer ${hub.token}`) {
       json(res, 401, { error: 'Invalid credentials in Authorization header' }, { 'x-error-code': 'RepoNotFound' });

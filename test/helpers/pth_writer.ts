@@ -6,7 +6,7 @@
  */
 import { zipSync } from 'fflate';
 import { type HostTensor, type StateDict, numel } from '../../src/formats/host_tensor.js';
-import { SIGNATURE_KEYS, type ModuleName } from '../../src/models/registry.js';
+import { type ModuleName, type NetworkName, SIGNATURE_KEYS, STITCHING, syntheticModuleWeights, syntheticStitchingWeights } from '../../src/models/registry.js';
 
 const enc = new TextEncoder();
 const STORAGE: Record<string, string> = { F32: 'FloatStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage', I64: 'LongStorage', I32: 'IntStorage', U8: 'ByteStorage', I8: 'CharStorage', F64: 'DoubleStorage', BOOL: 'BoolStorage' };
@@ -81,4 +81,15 @@ export function signaturePth(module: ModuleName, fill = 0): Uint8Array {
   const sd = new Map<string, HostTensor>();
   for (const [k, shape] of Object.entries(SIGNATURE_KEYS[module])) sd.set(k, { dtype: 'F32', shape, data: new Float32Array(numel(shape)).fill(fill) });
   return pthBytes(sd);
+}
+
+/**
+ * A checkpoint of `module` as the official one is stored (torch.save's zip,
+ * every parameter at its real shape, S's three networks under their keys),
+ * holding the synthetic weights of `seed`: the networks build from it.
+ */
+export function officialFormatPth(module: ModuleName, seed = 1): Uint8Array {
+  if (module !== 'stitching_retargeting_module') return pthBytes(syntheticModuleWeights(module as NetworkName, seed));
+  const parts = syntheticStitchingWeights(seed);
+  return pthBytes(new Map((Object.keys(parts) as (keyof typeof parts)[]).flatMap((p) => [...parts[p]].map(([k, t]) => [`${STITCHING.parts[p]}.${k}`, t] as const))));
 }

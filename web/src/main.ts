@@ -76,6 +76,7 @@ function onMessage(m: FromEngine): void {
       p.hidden = false;
       p.max = m.total || 1;
       p.value = m.loaded;
+      state.weightsFiles[m.file] = { loaded: m.loaded, total: m.total ?? 0, updates: (state.weightsFiles[m.file]?.updates ?? 0) + 1 };
       $('weights-status').textContent = `${m.file}: ${(m.loaded / 1e6).toFixed(1)}${m.total ? ` / ${(m.total / 1e6).toFixed(1)}` : ''} MB`;
       break;
     }
@@ -204,6 +205,7 @@ function loadWeights(): void {
   showMessage('');
   const mode = (document.querySelector('input[name="weights-mode"]:checked') as HTMLInputElement).value;
   $('weights-status').textContent = 'loading weights…';
+  state.weightsFiles = {};
   setBusy(true);
   ($('cancel') as HTMLButtonElement).disabled = true;
   if (mode === 'synthetic') send({ type: 'weights-synthetic', seed: Number(($('seed') as HTMLInputElement).value) || 0 });

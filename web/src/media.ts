@@ -5,6 +5,7 @@
  * VP9/WebM (said so in `note`). The driving video's audio is copied as is
  * (no re-encode) where the container takes its codec.
  */
+import { checkImageSize, readImageHeader } from '../../src/index.js';
 import {
   ALL_FORMATS,
   BlobSource,
@@ -59,6 +60,9 @@ function canvasRgb(source: CanvasImageSource | VideoSample, width: number, heigh
 
 /** An image file's pixels (EXIF orientation applied). */
 export async function decodeImage(file: Blob, name: string): Promise<RgbImage> {
+  // The size a file declares is checked before anything is decoded (a few MB can declare 30000x30000).
+  const header = readImageHeader(new Uint8Array(await file.slice(0, 1 << 22).arrayBuffer()));
+  if (header) checkImageSize(name, header.width, header.height);
   let bmp: ImageBitmap;
   try {
     bmp = await createImageBitmap(file, { imageOrientation: 'from-image' });

@@ -8,6 +8,8 @@ export const state = {
   backend: '',
   threads: undefined as number | undefined,
   weights: '',
+  /** The files of the weights being loaded: bytes so far, of total, and how many progress reports. */
+  weightsFiles: {} as Record<string, { loaded: number; total: number; updates: number }>,
   busy: false,
   animations: 0,
   lastError: '',
