@@ -45,7 +45,7 @@ export {
 } from './pipeline/live_portrait.js';
 export { Driving, fpsValue, type DrivingPlan, type DrivingItem, type DrivingCropOptions, type VideoFrames, type Fps, type ProgressInfo, type PlanContext } from './pipeline/driving.js';
 export { Portrait, PortraitVideo, SOURCE_MAX_DIM, type PortraitFace, type SourceOptions, type SourceVideo, type VideoFace } from './pipeline/portrait.js';
-export { type PortraitFrame, type PortraitAnimationOptions, type EditedPortrait } from './pipeline/animate_portrait.js';
+export { type PortraitFrame, type PortraitAnimationOptions, type EditedPortrait, facesLeftToRight } from './pipeline/animate_portrait.js';
 export { type MotionHook, type MotionHookContext, type SourceMotion, useFaceDetector } from './pipeline/hooks.js';
 export { type Renderer, LocalRenderer, PoolRenderer } from './pipeline/renderer.js';
 export { type FramePool, type PoolFrame, type WorkerWeights } from './pipeline/frame_pool.js';

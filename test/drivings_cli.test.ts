@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTemplate } from '../src/node/files.js';
+import { readImage, writeImage } from '../src/node/image_files.js';
 import { faceDrivingList, parseReferenceFrame } from '../src/node/app/face_drivings.js';
 import { MEDIA_DIR } from './helpers/parity.js';
 
@@ -34,6 +35,23 @@ function expectUsage(args: string[], needle: RegExp): void {
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(needle);
   expect(existsSync(join(tmp, 'never'))).toBe(false);
+}
+/** Run the CLI until `until` appears in its output, then end it (SIGTERM): the output so far. */
+async function firstLines(args: string[], until: RegExp): Promise<string> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: { ...process.env, LIVEPORTRAIT_DEBUG: '' } });
+  let text = '';
+  await new Promise<void>((res, rej) => {
+    const look = (d: Buffer) => {
+      text += d.toString();
+      if (until.test(text)) res();
+    };
+    child.stdout.on('data', look);
+    child.stderr.on('data', look);
+    child.on('exit', (code) => rej(new Error(`exited ${code} before ${until}:\n${text}`)));
+  });
+  child.kill('SIGTERM');
+  await new Promise((r) => child.on('close', r));
+  return text;
 }
 function jitter(s: number[][]): number {
   let sum = 0;
@@ -79,23 +97,21 @@ describe.skipIf(!HAVE)('runs (synthetic weights)', () => {
     }
   });
 
+  it('animate --all-faces -d A -d B on a two-face photo: both faces found, the drivings given left to right (printed before rendering)', async () => {
+    const group = join(tmp, 'group.png');
+    const a = await readImage(join(MEDIA_DIR, 'd12.jpg'));
+    const side = { width: a.width * 2, height: a.height, data: new Uint8Array(a.width * 2 * a.height * 3) };
+    for (let y = 0; y < a.height; y++) for (const x0 of [0, a.width]) side.data.set(a.data.subarray(y * a.width * 3, (y + 1) * a.width * 3), (y * side.width + x0) * 3);
+    await writeImage(group, side);
+    const text = await firstLines(['animate', '-s', group, '--all-faces', '-d', LAUGH, '-d', D0, '--weights', 'synthetic', '--workers', '0', '--max-frames', '1', '-o', join(tmp, 'group-out')], /faces? found[^\n]*\n/);
+    expect(text).toMatch(/group\.png: 2 faces found, animating all/);
+    expect(text).toContain(`drivings by face, left to right: 0: ${LAUGH}, 1: ${D0}`);
+  });
+
   it('animate --reference-frame auto prints the frame it chose before the first frame is rendered', async () => {
     const out = join(tmp, 'auto');
-    const child = spawn(process.execPath, [BIN, 'animate', '-s', S0, '-d', LAUGH, '--reference-frame', 'auto', '--driving-smooth', '1e-5', '--weights', 'synthetic', '--workers', '0', '--max-frames', '2', '-o', out], { cwd: tmp, env: { ...process.env, LIVEPORTRAIT_DEBUG: '' } });
-    let text = '';
-    const line = await new Promise<string>((res, rej) => {
-      const look = (d: Buffer) => {
-        text += d.toString();
-        const m = /reference frame: (\d+) of the driving \(auto: the most neutral of 2 frames[^\n]*/.exec(text);
-        if (m) res(m[0]);
-      };
-      child.stdout.on('data', look);
-      child.stderr.on('data', look);
-      child.on('exit', (code) => rej(new Error(`exited ${code} without the line:\n${text}`)));
-    });
-    child.kill('SIGTERM');
-    await new Promise((r) => child.on('close', r));
-    expect(line).toMatch(/^reference frame: [01] of the driving/);
+    const text = await firstLines(['animate', '-s', S0, '-d', LAUGH, '--reference-frame', 'auto', '--driving-smooth', '1e-5', '--weights', 'synthetic', '--workers', '0', '--max-frames', '2', '-o', out], /reference frame: (\d+) of the driving \(auto: the most neutral of 2 frames[^\n]*/);
+    expect(text).toMatch(/reference frame: [01] of the driving \(auto/);
     expect(existsSync(out) ? readdirSync(out).filter((f) => f.endsWith('.mp4')) : []).toEqual([]);
   });
 });
