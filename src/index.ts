@@ -38,12 +38,14 @@ export {
   type RawImage,
   type DrivingFrameInput,
   type VideoRetargetOptions,
+  type FaceDrivings,
+  ReferenceControl,
   prepareImage,
   imageToUint8,
 } from './pipeline/live_portrait.js';
 export { Driving, fpsValue, type DrivingPlan, type DrivingItem, type DrivingCropOptions, type VideoFrames, type Fps, type ProgressInfo, type PlanContext } from './pipeline/driving.js';
 export { Portrait, PortraitVideo, SOURCE_MAX_DIM, type PortraitFace, type SourceOptions, type SourceVideo, type VideoFace } from './pipeline/portrait.js';
-export { type PortraitFrame, type PortraitAnimationOptions, type EditedPortrait } from './pipeline/animate_portrait.js';
+export { type PortraitFrame, type PortraitAnimationOptions, type EditedPortrait, facesLeftToRight } from './pipeline/animate_portrait.js';
 export { type MotionHook, type MotionHookContext, type SourceMotion, useFaceDetector } from './pipeline/hooks.js';
 export { type Renderer, LocalRenderer, PoolRenderer } from './pipeline/renderer.js';
 export { type FramePool, type PoolFrame, type WorkerWeights } from './pipeline/frame_pool.js';
@@ -85,6 +87,9 @@ export { animalDrivingKeypoints, animalMotionMultiplier, animalRawKeypoints, typ
 export { type AnimationOptions, type AnimationRegion, type DrivingOption, DEFAULT_ANIMATION_OPTIONS, resolveOptions } from './motion/options.js';
 export { applyExpressionEdits, type RetargetEdit } from './motion/edits.js';
 export { kalmanSmooth } from './motion/kalman.js';
+export { smoothMotion, CausalMotionSmoother, rotationToAngles, anglesToRotation, rotationToDegrees, type MotionSmoothing } from './motion/smooth.js';
+export { mostNeutralFrame, neutralityScore, rotationAngle, type ReferenceFrame } from './motion/neutral.js';
+export { motionSteps, prepareMotion, AUTO_REFERENCE_LIVE_SECONDS, type MotionStep } from './pipeline/motion_steps.js';
 export { type MotionFrame, type MotionTemplate, parseAnyTemplate, templateToTensors, TemplateError } from './formats/template.js';
 
 // Faces: detection, crop, ratios, paste-back

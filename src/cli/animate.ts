@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import { type AnimateRequest, animate, checkAnimate } from '../node/app/animate.js';
 import { supervised } from './supervise.js';
+import { UsageError } from '../node/app/errors.js';
 import type { AnimationRegion, DrivingOption } from '../motion/options.js';
 import { type CommonArgs, logger, modelOptions, progressStream, say, withModelOptions } from './common.js';
 
@@ -36,7 +37,8 @@ export const animateCommand = {
           ].join('\n'),
         )
         .option('source', { alias: 's', type: 'string', demandOption: true, describe: 'Source portrait: an image (jpg, png, webp, bmp, tiff) or a video (mp4, mov, webm, ...); at most 100 MP a frame (LIVEPORTRAIT_MAX_PIXELS).', group: IN })
-        .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors); at most 100,000 frames (LIVEPORTRAIT_MAX_FRAMES). A .pkl runs no code: only numpy arrays are read.', group: IN })
+        .option('driving', { alias: 'd', type: 'string', describe: 'Driving input: a video, an image, or a motion template (.pkl, .lpmotion.safetensors); at most 100,000 frames (LIVEPORTRAIT_MAX_FRAMES). A .pkl runs no code: only numpy arrays are read. With --all-faces, give -d once per face: the faces left to right take them in order (faces past the last stay still).', group: IN })
+        .option('face-drivings', { type: 'string', describe: 'With --all-faces: one driving per face by its position from the left (from 0), FACE:FILE,... e.g. 0:a.mp4,2:b.mp4; faces without one stay still. The output runs as long as the longest driving; a face whose driving has ended holds its last frame.', group: IN })
         .option('output-dir', { alias: 'o', type: 'string', default: 'animations', describe: 'Directory for the outputs (created if missing).', group: IN })
         .option('max-frames', { type: 'number', describe: 'Animate at most N frames (all by default).', group: IN })
         .option('animal', { type: 'boolean', default: false, describe: "The reference's animal mode: animate an animal photo (cat, dog, ...) with a human driving video or template. Uses the animal weights (--set animal) unless --set says otherwise; only --stitching and --multiplier apply. There is no animal face detector here: place the crop with --crop-box (or --no-crop for a face crop).", group: ANIM })
@@ -50,6 +52,8 @@ export const animateCommand = {
         .option('lip-retargeting', { type: 'boolean', default: false, describe: 'Transfer the lip opening of each driving frame.', group: ANIM })
         .option('normalize-lip', { type: 'boolean', default: false, describe: 'Close the source\'s lips before animating when they are open (relative motion, without eye/lip retargeting). --no-normalize-lip turns it off.', group: ANIM })
         .option('source-video-eye-retargeting', { type: 'boolean', default: false, describe: 'With a source video, hold every frame\'s eye opening at the first frame\'s.', group: ANIM })
+        .option('driving-smooth', { type: 'number', default: 0, describe: 'Smooth the driving motion (head pose as angles, expression, translation, scale) with the reference\'s Kalman smoother: VARIANCE is its observation variance, larger is smoother; 1e-5 halves the jitter of the reference\'s laugh.pkl without lag; 0 is off.', group: ANIM })
+        .option('reference-frame', { type: 'string', default: '0', describe: 'The driving frame relative motion is taken against: N (from 0), or auto: the most neutral frame (smallest expression and pose nearest the source\'s; printed).', group: ANIM })
         .option('smooth-variance', { type: 'number', default: 3e-7, describe: 'With a source video: Kalman smoothing of the motion (larger is smoother, less exact).', group: ANIM })
         .option('crop-driving', { type: 'boolean', describe: 'Crop the driving video to the face (one box averaged over the video). [default: when the driving video or image is not square]', group: CROP })
         .option('crop-box', { type: 'string', describe: 'Place the source crop yourself, for faces the detector misses (animals, drawings, statues, profiles, small faces): X,Y,SIZE[,ANGLE] in source pixels = top-left corner and side of the square crop, and the face\'s roll in degrees (clockwise). The square is the crop itself: like a detected crop, give it the whole head with a margin (about 2.3 times the face\'s width). Pasted back like a detected crop.', group: CROP })
@@ -67,8 +71,14 @@ export const animateCommand = {
         .option('concat', { type: 'boolean', default: true, describe: 'Write the side-by-side comparison video (--no-concat: skip it).', group: VIDEO })
         .option('audio-priority', { choices: ['driving', 'source'] as const, default: 'driving' as const, describe: 'Whose audio to copy when both the driving and the source video have some.', group: VIDEO })
         .example('liveportrait animate -s me.jpg -d talk.mp4', 'animate a photo; writes animations/me--talk.mp4 and animations/me--talk_concat.mp4')
+        .check((a) => {
+          if (a.driving === undefined && a['face-drivings'] === undefined) throw new UsageError('Missing required argument: driving (-d DRIVING, or --all-faces --face-drivings FACE:FILE,...) (see liveportrait --help)');
+          return true;
+        })
         .example('liveportrait animate -s me.jpg -d laugh.pkl --weights synthetic --max-frames 2', 'try the pipeline offline with synthetic weights')
         .example('liveportrait animate -s group.jpg -d talk.mp4 --all-faces --gif', 'animate every face of a group photo, also as a GIF')
+        .example('liveportrait animate -s group.jpg --all-faces -d a.mp4 -d b.mp4', 'the left face by a.mp4, the next by b.mp4')
+        .example('liveportrait animate -s me.jpg -d talk.mp4 --driving-smooth 1e-5 --reference-frame auto', 'steadier motion, taken against the most neutral driving frame')
         .example('liveportrait animate -s clip.mp4 -d talk.mp4 --region lip', 'video-to-video: move only the lips of the source video')
         .example('liveportrait animate -s me.jpg -d smile.jpg --no-relative', 'copy the expression of one picture onto another')
         .example('liveportrait animate --animal -s cat.jpg --crop-box 120,40,300 -d talk.mp4', 'animate a cat: the crop is the 300-pixel square at (120, 40)'),
@@ -94,7 +104,10 @@ function animateRequest(a: CommonArgs & Record<string, unknown>): AnimateRequest
   return {
     ...modelOptions(a),
     source: a.source as string,
-    driving: a.driving as string,
+    driving: a.driving as string | string[],
+    faceDrivings: a['face-drivings'] as string | undefined,
+    drivingSmooth: a['driving-smooth'] as number,
+    referenceFrame: a['reference-frame'] as string,
     outputDir: a['output-dir'] as string,
     maxFrames: a['max-frames'] as number | undefined,
     overwrite: a.overwrite as boolean,

@@ -13,7 +13,7 @@ export const templateCommand = {
       y
         .usage(
           [
-            'liveportrait template -d VIDEO -o FILE.lpmotion.safetensors [--crop-driving] [--max-frames N]',
+            'liveportrait template -d VIDEO -o FILE.lpmotion.safetensors [--crop-driving] [--max-frames N] [--driving-smooth VARIANCE]',
             '',
             'Save the per-frame motion (head pose, expression, eye and lip opening) of VIDEO. Pass the',
             'template to `liveportrait animate -d FILE` to animate without the driving video: faster,',
@@ -23,6 +23,7 @@ export const templateCommand = {
         .option('driving', { alias: 'd', type: 'string', demandOption: true, describe: 'The driving video (or a single image); at most 100,000 frames of 100 MP (LIVEPORTRAIT_MAX_FRAMES, LIVEPORTRAIT_MAX_PIXELS).' })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'The template file, named *.lpmotion.safetensors.' })
         .option('crop-driving', { type: 'boolean', describe: 'Crop the video to the face first. [default: when the video is not square]' })
+        .option('driving-smooth', { type: 'number', default: 0, describe: 'Save the motion smoothed with the reference\'s Kalman smoother (as animate --driving-smooth): VARIANCE is its observation variance, larger is smoother; 0 is off.' })
         .option('max-frames', { type: 'number', describe: 'At most N frames. [default: all]' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace the output if it exists (without it, the run stops before any work).' })
         .example('liveportrait template -d talk.mp4 -o talk.lpmotion.safetensors', 'then: liveportrait animate -s me.jpg -d talk.lpmotion.safetensors'),
@@ -42,6 +43,7 @@ function request(a: CommonArgs & Record<string, unknown>): TemplateRequest {
     output: a.output as string,
     cropDriving: a['crop-driving'] as boolean | undefined,
     maxFrames: a['max-frames'] as number | undefined,
+    drivingSmooth: a['driving-smooth'] as number,
     overwrite: a.overwrite as boolean,
     log: logger(a),
     progress: progressStream(a),

@@ -4,6 +4,8 @@
  * inference_config.py when the reference runs from its CLI).
  */
 
+import { checkReferenceFrame } from './neutral.js';
+
 export type AnimationRegion = 'all' | 'exp' | 'pose' | 'lip' | 'eyes';
 export type DrivingOption = 'expression-friendly' | 'pose-friendly';
 
@@ -53,6 +55,20 @@ export interface AnimationOptions {
    * source images only, driven by a video or template.
    */
   animal: boolean;
+  /**
+   * Beyond the reference: Kalman smoothing of any driving video's motion
+   * (pose angles, expression, translation, scale; motion/smooth.ts), the
+   * observation variance of the reference's smoother (larger is smoother);
+   * 0 (default) is off. Files: the two-pass smoother over the whole
+   * motion, extracted first; live input: its causal forward pass.
+   */
+  drivingSmooth: number;
+  /**
+   * Beyond the reference: the driving frame relative motion is taken
+   * against (default 0, the reference's), or 'auto': the most neutral frame
+   * (motion/neutral.ts; live input: over its first seconds).
+   */
+  referenceFrame: number | 'auto';
 }
 
 export const DEFAULT_ANIMATION_OPTIONS: Readonly<AnimationOptions> = Object.freeze({
@@ -70,6 +86,8 @@ export const DEFAULT_ANIMATION_OPTIONS: Readonly<AnimationOptions> = Object.free
   smoothObservationVariance: 3e-7,
   smoothProcessVariance: 1e-5,
   animal: false,
+  drivingSmooth: 0,
+  referenceFrame: 0,
 });
 
 const REGIONS: AnimationRegion[] = ['all', 'exp', 'pose', 'lip', 'eyes'];
@@ -87,6 +105,8 @@ export function resolveOptions(opts: Partial<AnimationOptions> = {}): AnimationO
     if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw new Error(`${k} must be a finite number, got ${String(o[k])}`);
   for (const k of ['relativeMotion', 'stitching', 'eyeRetargeting', 'lipRetargeting', 'normalizeLip', 'sourceVideoEyeRetargeting', 'animal'] as const)
     if (typeof o[k] !== 'boolean') throw new Error(`${k} must be true or false, got ${String(o[k])}`);
+  if (typeof o.drivingSmooth !== 'number' || !Number.isFinite(o.drivingSmooth) || o.drivingSmooth < 0) throw new Error(`drivingSmooth must be 0 (off) or a positive variance, got ${String(o.drivingSmooth)}`);
+  o.referenceFrame = checkReferenceFrame(o.referenceFrame);
   if (!(o.smoothObservationVariance > 0)) throw new Error(`smoothObservationVariance must be > 0, got ${o.smoothObservationVariance}`);
   if (!(o.smoothProcessVariance > 0)) throw new Error(`smoothProcessVariance must be > 0, got ${o.smoothProcessVariance}`);
   return o;

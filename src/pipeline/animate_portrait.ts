@@ -15,6 +15,7 @@ import { InputError } from '../errors.js';
 import type { MotionFrame } from '../formats/template.js';
 import type { RetargetEdit } from '../motion/edits.js';
 import type { LivePortrait, LoopOptions, VideoRetargetOptions } from './live_portrait.js';
+import type { FaceDrivings } from './animate_faces.js';
 import type { Driving, DrivingItem, DrivingPlan, Fps, ProgressInfo } from './driving.js';
 import type { AnimatedFrame, RenderOptions } from './renderer.js';
 import type { Portrait, PortraitVideo } from './portrait.js';
@@ -71,7 +72,7 @@ export interface EditedPortrait {
 const rgbOf = (f: AnimatedFrame): RgbImage => ({ width: f.width, height: f.height, data: f.rgb });
 
 function loopOptions(o: PortraitAnimationOptions): LoopOptions {
-  const { pasteBack: _p, log: _l, onProgress: _o, ...rest } = o;
+  const { pasteBack: _p, onProgress: _o, ...rest } = o;
   return rest;
 }
 
@@ -79,24 +80,54 @@ async function plan(lp: LivePortrait, driving: Driving | DrivingPlan, o: Portrai
   return lp.planDriving(driving, loopOptions(o), { signal: o.signal, limit, log: o.log, onProgress: o.onProgress });
 }
 
-/** Animate a prepared photo or source video; see PortraitFrame. */
-export async function* animatePortrait(lp: LivePortrait, portrait: Portrait | PortraitVideo, driving: Driving | DrivingPlan, o: PortraitAnimationOptions = {}): AsyncGenerator<PortraitFrame> {
+/**
+ * Animate a prepared photo or source video; see PortraitFrame. `driving`:
+ * one driving for every face, or (a group photo) one per face, left to
+ * right (see facesLeftToRight): null or a hole keeps that face still; the
+ * run lasts as long as the longest driving, a face whose driving has ended
+ * holding its last frame.
+ */
+export async function* animatePortrait(lp: LivePortrait, portrait: Portrait | PortraitVideo, driving: Driving | DrivingPlan | FaceDrivings, o: PortraitAnimationOptions = {}): AsyncGenerator<PortraitFrame> {
   if (!portrait || (portrait.kind !== 'image' && portrait.kind !== 'video'))
     throw new InputError('animatePortrait: give a portrait from lp.preparePortrait(image) or lp.preparePortraitVideo(video)');
-  if (portrait.kind === 'video') yield* animateVideo(lp, portrait, driving, o);
-  else yield* animateImage(lp, portrait, driving, o);
+  if (portrait.kind === 'video') {
+    if (Array.isArray(driving)) throw new InputError('drivings: one driving per face needs a source photo with several faces; a source video takes one driving');
+    yield* animateVideo(lp, portrait, driving as Driving | DrivingPlan, o);
+  } else yield* animateImage(lp, portrait, driving, o);
 }
 
-async function* animateImage(lp: LivePortrait, portrait: Portrait, driving: Driving | DrivingPlan, o: PortraitAnimationOptions): AsyncGenerator<PortraitFrame> {
+/** The indices of a photo's faces (portrait.faces, largest first) ordered left to right by the centre of their crops. */
+export function facesLeftToRight(portrait: Portrait): number[] {
+  const cx = portrait.faces.map((f) => {
+    const [a, b, c] = f.crop.M_c2o;
+    const half = f.crop.imgCrop.width / 2;
+    return a * half + b * half + c;
+  });
+  return cx.map((_, k) => k).sort((i, j) => cx[i] - cx[j] || i - j);
+}
+
+async function* animateImage(lp: LivePortrait, portrait: Portrait, driving: Driving | DrivingPlan | FaceDrivings, o: PortraitAnimationOptions): AsyncGenerator<PortraitFrame> {
   const faces = portrait.faces;
   const stitching = o.stitching ?? true;
   const doPaste = faces.every((f) => f.mask) && (faces.length > 1 || ((o.pasteBack ?? true) && stitching && portrait.cropped));
   if ((o.pasteBack ?? true) && !stitching && faces.length === 1 && portrait.cropped) o.log?.('note: without stitching the animated crop is written as is (no paste-back), as the reference does');
-  const p = await plan(lp, driving, o, o.maxFrames);
+  let drive: DrivingPlan | (DrivingPlan | undefined)[];
+  let p: Pick<DrivingPlan, 'count' | 'isVideo' | 'fps'>;
+  if (Array.isArray(driving)) {
+    const given = driving as FaceDrivings;
+    if (given.length > faces.length) throw new InputError(`drivings: ${given.length} given for ${faces.length} face(s) in ${portrait.name}; give at most one per face`);
+    const order = facesLeftToRight(portrait);
+    const byFace: (DrivingPlan | undefined)[] = faces.map(() => undefined);
+    for (const [j, d] of given.entries()) if (d) byFace[order[j]] = await plan(lp, d, o, o.maxFrames);
+    const planned = byFace.filter((x): x is DrivingPlan => !!x);
+    if (planned.length === 0) throw new InputError('drivings: no face has a driving; give at least one');
+    drive = byFace;
+    p = { count: Math.max(...planned.map((x) => x.count)), isVideo: planned.some((x) => x.isVideo), fps: planned[0].fps };
+  } else p = drive = await plan(lp, driving as Driving | DrivingPlan, o, o.maxFrames);
   const img = portrait.image;
   let done = 0;
   o.onProgress?.({ phase: 'Animating', done, total: finite(p.count) });
-  for await (const out of lp.animateFaces(faces.map((f) => f.info), p, loopOptions(o))) {
+  for await (const out of lp.animateFaces(faces.map((f) => f.info), drive, loopOptions(o))) {
     const crops = out.faces.map(rgbOf);
     let image = crops[0];
     if (doPaste) {

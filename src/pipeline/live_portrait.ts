@@ -18,22 +18,24 @@ import { type KpInfo, kpInfoRotation, refineKpInfo, transformKeypointWith } from
 import { type DrivingContext, type SourceKeypoints, disposeSourceKeypoints, drivingKeypoints, prepareDrivingKeypoints } from '../motion/transfer.js';
 import { retargetKeypoints } from '../motion/retarget.js';
 import { type AnimationOptions, resolveOptions } from '../motion/options.js';
-import { type AnimatedFaces, type LivePortraitOptions, type LoopOptions, type SourceInfo, type VideoRetargetOptions, splitLoopOptions } from './types.js';
+import { type AnimatedFaces, type LivePortraitOptions, type LoopOptions, type SourceInfo, type VideoRetargetOptions } from './types.js';
 export type { AnimatedFaces, LivePortraitOptions, LoopOptions, SourceInfo, VideoRetargetOptions } from './types.js';
-export { splitLoopOptions } from './types.js';
+export { splitLoopOptions, ReferenceControl } from './types.js';
+export type { FaceDrivings } from './animate_faces.js';
 import { animalDrivingKeypoints, animalMotionMultiplier } from '../motion/animal.js';
 import { type MotionFrame, type MotionTemplate, checkMotionFrame } from '../formats/template.js';
 import type { FaceDetector } from '../face/detector.js';
-import { type FramePool, type WorkerWeights, mapOrdered } from './frame_pool.js';
+import { type FramePool, type WorkerWeights } from './frame_pool.js';
 import { readNumpyPickle } from '../formats/numpy_pickle.js';
 import { type NamedBytes, weightsFromFiles } from '../models/from_files.js';
-import { type AnyIterable, type DrivingFrameInput, type FrameLike, type ImageInput, type SourceRatios, checkAborted, checkRatios, describeValue, isFrameInput, isMotionFrame, isRawImage, isTensor, iterate, prepareImage } from './inputs.js';
+import { type AnyIterable, type DrivingFrameInput, type FrameLike, type ImageInput, type SourceRatios, checkRatios, describeValue, isFrameInput, isMotionFrame, isRawImage, isTensor, iterate, prepareImage } from './inputs.js';
 import { type AnimatedFrame, LocalRenderer, PoolRenderer, type RenderOptions, type Renderer, decodedFrame } from './renderer.js';
 import { Driving, type DrivingPlan, type PlanContext, type ProgressInfo } from './driving.js';
-import { applyMotionHook, defaultFaceDetector } from './hooks.js';
+import { defaultFaceDetector } from './hooks.js';
 import * as P from './portrait.js';
 import * as A from './animate_portrait.js';
 import * as V from './video_loops.js';
+import { type FaceDrivings, animateFaces as animateFacesLoop } from './animate_faces.js';
 import type { SourceFrames } from './video_loops.js';
 
 export type { AnimatedFrame, RenderOptions } from './renderer.js';
@@ -181,8 +183,8 @@ export class LivePortrait {
     return P.preparePortraitVideo(this, video, opts);
   }
 
-  /** Animate a prepared portrait (photo or video): frames pasted back at the source's working size. */
-  animatePortrait(portrait: P.Portrait | P.PortraitVideo, driving: Driving | DrivingPlan, opts: A.PortraitAnimationOptions = {}): AsyncGenerator<A.PortraitFrame> {
+  /** Animate a prepared portrait (photo or video): frames pasted back at the source's working size; a group photo may take one driving per face, left to right. */
+  animatePortrait(portrait: P.Portrait | P.PortraitVideo, driving: Driving | DrivingPlan | FaceDrivings, opts: A.PortraitAnimationOptions = {}): AsyncGenerator<A.PortraitFrame> {
     this.check();
     return A.animatePortrait(this, portrait, driving, opts);
   }
@@ -370,53 +372,13 @@ export class LivePortrait {
   }
 
   /**
-   * The animation loop: prepared faces of one picture driven by one driving
-   * input, frame by frame. Motion and keypoints are computed here in frame
-   * order; W and G here or in the frame pool, several frames in flight,
-   * yielded in order.
+   * The animation loop (animate_faces.ts): prepared faces of one picture
+   * driven by one driving input, or each by its own (an array by face, null
+   * for a face kept still), frame by frame, yielded in order.
    */
-  async *animateFaces(sources: SourceInfo[], driving: Driving | DrivingPlan, options: LoopOptions = {}): AsyncGenerator<AnimatedFaces> {
+  animateFaces(sources: SourceInfo[], driving: Driving | DrivingPlan | FaceDrivings, options: LoopOptions = {}): AsyncGenerator<AnimatedFaces> {
     this.check();
-    if (sources.length === 0) throw new InputError('animateFaces: no source faces');
-    const { anim: opts, onMotion, signal, maxFrames } = splitLoopOptions(options);
-    const plan = await this.planDriving(driving, opts, { signal, limit: maxFrames });
-    const drivingIsVideo = plan.isVideo;
-    // One face: its f_s goes to the pool once. Several: with every job.
-    const perFrameFeature = sources.length > 1;
-    const renderer = this.renderer;
-    if (!perFrameFeature) await renderer.setSource(sources[0].f_s);
-    let first: MotionFrame | undefined;
-    // Animal mode: the motion multiplier of each face, from the first driving frame (the reference computes it at frame 0).
-    let multipliers: number[] | undefined;
-    let count = 0;
-    const render = async (item: { frame: DrivingFrameInput | MotionFrame }, i: number): Promise<AnimatedFaces> => {
-      const m = await this.motionOf(item.frame, i);
-      first ??= m;
-      if (opts.animal) multipliers ??= await Promise.all(sources.map((src) => animalMotionMultiplier(src, first!)));
-      const faces = await Promise.all(
-        sources.map(async (src, k) => {
-          let x_d = await this.drivingKeypoints(src, m, first!, opts, { drivingIsVideo, lipArray: this.lipArray, motionMultiplier: multipliers?.[k] });
-          try {
-            if (onMotion) x_d = await applyMotionHook(onMotion, x_d, { index: i, face: k, source: src, driving: m, first: first! });
-            return await renderer.render(i, src.f_s, src.x_s, x_d, { perFrameFeature });
-          } finally {
-            x_d.dispose();
-          }
-        }),
-      );
-      return { index: i, faces, input: item.frame, motion: m };
-    };
-    async function* items() {
-      for await (const it of plan.frames()) {
-        checkAborted(signal);
-        yield it;
-      }
-    }
-    for await (const frame of mapOrdered(items(), render, renderer.inFlight)) {
-      count++;
-      yield frame;
-    }
-    if (count === 0) throw new InputError('the driving sequence is empty: no frames to animate');
+    return animateFacesLoop(this, sources, driving, options);
   }
 
   /**

@@ -21,8 +21,10 @@ export interface AnimatedFaces {
   index: number;
   faces: AnimatedFrame[];
   input: DrivingFrameInput | MotionFrame;
-  /** The driving frame's motion. */
+  /** The driving frame's motion (with one driving per face: the first driven face's). */
   motion: MotionFrame;
+  /** Each face's driving motion this frame (undefined: a face without a driving, kept still). */
+  motions: (MotionFrame | undefined)[];
 }
 
 /** Options of the loops on face crops: the reference's animation options, and hooks. */
@@ -33,6 +35,29 @@ export interface LoopOptions extends Partial<AnimationOptions> {
   signal?: AbortSignal;
   /** Most frames to animate. */
   maxFrames?: number;
+  /** Info lines (the reference frame chosen, notes). */
+  log?: (line: string) => void;
+  /** Makes the current driving frame the reference on request (the page's "set neutral"; see ReferenceControl). */
+  referenceControl?: ReferenceControl;
+}
+
+/**
+ * A switch for the reference frame during a run: `setNeutral()` makes the
+ * next driving frame the reference of relative motion (the webcam's "set
+ * neutral" button). Give it as the loop option `referenceControl`.
+ */
+export class ReferenceControl {
+  private pending = false;
+  /** The next driving frame becomes the reference. */
+  setNeutral(): void {
+    this.pending = true;
+  }
+  /** Whether a request is pending (and clear it): the loop's side. */
+  take(): boolean {
+    const p = this.pending;
+    this.pending = false;
+    return p;
+  }
 }
 
 export interface LivePortraitOptions {
@@ -55,10 +80,10 @@ export interface VideoRetargetOptions {
   signal?: AbortSignal;
 }
 
-const LOOP_KEYS = ['onMotion', 'signal', 'maxFrames'] as const;
-export function splitLoopOptions(o: LoopOptions): { anim: AnimationOptions; onMotion?: MotionHook; signal?: AbortSignal; maxFrames?: number } {
+const LOOP_KEYS = ['onMotion', 'signal', 'maxFrames', 'log', 'referenceControl'] as const;
+export function splitLoopOptions(o: LoopOptions): { anim: AnimationOptions; onMotion?: MotionHook; signal?: AbortSignal; maxFrames?: number; log?: (line: string) => void; referenceControl?: ReferenceControl } {
   const rest: Record<string, unknown> = { ...o };
   for (const k of LOOP_KEYS) delete rest[k];
-  return { anim: resolveOptions(rest as Partial<AnimationOptions>), onMotion: o.onMotion, signal: o.signal, maxFrames: o.maxFrames };
+  return { anim: resolveOptions(rest as Partial<AnimationOptions>), onMotion: o.onMotion, signal: o.signal, maxFrames: o.maxFrames, log: o.log, referenceControl: o.referenceControl };
 }
 

@@ -8,6 +8,7 @@ import { InputError, LipArrayMissingError } from '../errors.js';
 import { NUM_KP } from '../models/types.js';
 import type { MotionFrame } from '../formats/template.js';
 import { kalmanSmooth } from '../motion/kalman.js';
+import { prepareMotion } from './motion_steps.js';
 import { disposeSourceKeypoints, drivingKeypoints, sourceKeypointsFromMotion, sourceVideoEyeTarget, sourceVideoTargets } from '../motion/transfer.js';
 import { lipRetargetTargets, silentLipTargets } from '../motion/retarget.js';
 import { mapOrdered } from './frame_pool.js';
@@ -31,14 +32,14 @@ export async function* animateSourceVideo(lp: LivePortrait,
   driving: Driving | DrivingPlan,
   options: LoopOptions = {},
 ): AsyncGenerator<AnimatedFrame> {
-      const { anim: opts, signal, maxFrames } = splitLoopOptions(options);
+  const { anim: opts, signal, maxFrames, log } = splitLoopOptions(options);
   if (opts.animal) throw new InputError('animal mode animates a source image (as the reference); a source video is not supported');
   const open = typeof sourceFrames === 'function' ? sourceFrames : () => sourceFrames;
   // Pass 1: motion of the source and the driving frames (small, host memory).
   const srcTpl = await lp.makeTemplate(firstN(open(), maxFrames ?? Infinity));
   const plan = await lp.planDriving(driving, opts, { signal });
   const drivingIsVideo = plan.isVideo;
-  const drv: MotionFrame[] = [];
+  let drv: MotionFrame[] = [];
   for await (const it of plan.frames()) {
     checkAborted(signal);
     if (drivingIsVideo && drv.length >= srcTpl.frames.length) break;
@@ -46,8 +47,12 @@ export async function* animateSourceVideo(lp: LivePortrait,
     if (!drivingIsVideo) break;
   }
   if (drv.length === 0) throw new InputError('the driving sequence is empty: no frames to animate');
+  // Beyond the reference: the driving motion smoothed, and another reference frame (`auto`: pose nearest the first source frame's).
+  const prepared = drivingIsVideo ? prepareMotion(drv, opts, { sourceR: srcTpl.frames[0].R, log }) : { motions: drv, reference: 0 };
+  drv = prepared.motions;
+  const ref = drv[prepared.reference];
   const n = drivingIsVideo ? Math.min(srcTpl.frames.length, drv.length) : srcTpl.frames.length;
-  const targets = srcTpl.frames.slice(0, n).map((s, i) => sourceVideoTargets(s, drivingIsVideo ? drv[i] : drv[0], drv[0], opts, drivingIsVideo, lp.lipArray));
+  const targets = srcTpl.frames.slice(0, n).map((s, i) => sourceVideoTargets(s, drivingIsVideo ? drv[i] : drv[0], ref, opts, drivingIsVideo, lp.lipArray));
   const smooth = (xs: Float32Array[]) =>
     drivingIsVideo ? kalmanSmooth(xs, { observationVariance: opts.smoothObservationVariance, processVariance: opts.smoothProcessVariance }) : xs;
   const expS = smooth(targets.map((t) => t.exp));
@@ -63,7 +68,7 @@ export async function* animateSourceVideo(lp: LivePortrait,
     const d = drivingIsVideo ? drv[i] : drv[0];
     let x_d: tf.Tensor3D | undefined;
     try {
-      x_d = drivingKeypoints(lp.S, srcKp, d, drv[0], opts, { drivingIsVideo, sourceIsVideo: true, smoothedExp: expS[i], smoothedR: RS[i], lipArray: lp.lipArray, sourceVideoEyeTarget: eyeTarget });
+      x_d = drivingKeypoints(lp.S, srcKp, d, ref, opts, { drivingIsVideo, sourceIsVideo: true, smoothedExp: expS[i], smoothedR: RS[i], lipArray: lp.lipArray, sourceVideoEyeTarget: eyeTarget });
       return await renderer.render(i, f_s, srcKp.x_s, x_d, { perFrameFeature: true });
     } finally {
       x_d?.dispose();

@@ -20,7 +20,7 @@ import {
 } from '../../src/index.js';
 import { decodeImage } from './media.js';
 import type { NamedFile, ToEngine } from './protocol.js';
-import { animate, edit, editSource, forgetPrepared, liveFrame, liveStart, liveStop, post, videoEdit } from './runs.js';
+import { animate, edit, editSource, forgetPrepared, liveFrame, liveStart, liveStop, liveNeutral, post, videoEdit } from './runs.js';
 
 let base = '/';
 let wasmThreads: number | undefined;
@@ -162,7 +162,7 @@ async function handle(msg: ToEngine): Promise<void> {
         await loadHf(msg.set, msg.endpoint);
         break;
       case 'animate':
-        await cancellable((signal) => animate(model(), msg.source, msg.driving, msg.params, signal));
+        await cancellable((signal) => animate(model(), msg.source, msg.driving, msg.params, signal, msg.faceDrivings));
         break;
       case 'video-edit':
         await cancellable((signal) => videoEdit(model(), msg.source, { lipRatio: msg.lipRatio, smoothObservationVariance: msg.smoothObservationVariance, scale: msg.scale, crop: msg.crop ?? true, maxFrames: msg.maxFrames }, signal));
@@ -181,6 +181,9 @@ async function handle(msg: ToEngine): Promise<void> {
         break;
       case 'live-stop':
         liveStop();
+        break;
+      case 'live-neutral':
+        liveNeutral();
         break;
       case 'probe':
         await probe(msg.image);

@@ -5,7 +5,7 @@ import { $, showMessage } from './ui.js';
 
 type CropBox = { x: number; y: number; size: number };
 
-export const picked: { source?: NamedFile; driving?: NamedFile; edit?: NamedFile; vedit?: NamedFile; cropBox?: CropBox } = {};
+export const picked: { source?: NamedFile; driving?: NamedFile; edit?: NamedFile; vedit?: NamedFile; cropBox?: CropBox; faceDrivings?: NamedFile[] } = {};
 
 function preview(id: string, f: NamedFile): void {
   const box = $(id);

@@ -270,6 +270,16 @@ function stopLive(): void {
 
 // ------------------------------------------------------------------ animate
 
+/** The reference frame field: a frame index, or auto (anything else: 0, with a message). */
+function referenceFrame(): number | 'auto' {
+  const v = ($('opt-reference-frame') as HTMLInputElement).value.trim().toLowerCase();
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (v !== '' && Number.isInteger(n) && n >= 0) return n;
+  showMessage(`reference frame must be a frame index (0 or more) or auto, got '${v}'; using 0`, 'info');
+  return 0;
+}
+
 function params(): AnimateParams {
   const cd = ($('opt-crop-driving') as HTMLSelectElement).value;
   const maxFrames = num('opt-max-frames');
@@ -283,6 +293,8 @@ function params(): AnimateParams {
     lipRetargeting: checked('opt-lip-retargeting'),
     normalizeLip: checked('opt-normalize-lip'),
     smoothObservationVariance: num('opt-smooth'),
+    drivingSmooth: num('opt-driving-smooth'),
+    referenceFrame: referenceFrame(),
     crop: checked('opt-crop'),
     scale: num('opt-scale'),
     vxRatio: num('opt-vx'),
@@ -312,7 +324,8 @@ function animate(): void {
   setBusy(true);
   ($('progress') as HTMLProgressElement).value = 0;
   $('progress-text').textContent = 'starting…';
-  send({ type: 'animate', source: picked.source, driving: picked.driving, params: params() });
+  const faceDrivings = picked.faceDrivings?.length ? picked.faceDrivings : undefined;
+  send({ type: 'animate', source: picked.source, driving: picked.driving, params: params(), faceDrivings });
 }
 
 // ------------------------------------------------------------------ image editing
@@ -393,6 +406,11 @@ function wire(): void {
   wireDrop('driving');
   $('source-webcam').addEventListener('click', () => void webcamSnapshot());
   $('driving-live').addEventListener('click', () => void toggleLive());
+  $('live-neutral').addEventListener('click', () => send({ type: 'live-neutral' }));
+  $('face-drivings-file').addEventListener('change', (ev) => {
+    const files = Array.from((ev.target as HTMLInputElement).files ?? []).sort((x, y) => x.name.localeCompare(y.name));
+    picked.faceDrivings = files.map((f) => ({ name: f.name, blob: f }));
+  });
   $('animate').addEventListener('click', animate);
   for (const id of ['cancel', 'vedit-cancel'])
     $(id).addEventListener('click', () => {

@@ -12,6 +12,10 @@ export interface AnimateParams {
   lipRetargeting: boolean;
   normalizeLip: boolean;
   smoothObservationVariance: number;
+  /** Kalman smoothing of any driving's motion (observation variance; 0 off). */
+  drivingSmooth: number;
+  /** The driving frame relative motion is taken against: an index or 'auto' (live: over the first seconds). */
+  referenceFrame: number | 'auto';
   crop: boolean;
   scale: number;
   vxRatio: number;
@@ -64,10 +68,11 @@ export type ToEngine =
   | { type: 'weights-synthetic'; seed: number }
   | { type: 'weights-files'; files: NamedFile[] }
   | { type: 'weights-hf'; set: 'human' | 'animal'; endpoint?: string }
-  | { type: 'animate'; source: NamedFile; driving: NamedFile; params: AnimateParams }
+  | { type: 'animate'; source: NamedFile; driving: NamedFile; params: AnimateParams; faceDrivings?: NamedFile[] }
   | { type: 'live-start'; source: NamedFile; params: AnimateParams }
   | { type: 'live-frame'; frame: ImageBitmap }
   | { type: 'live-stop' }
+  | { type: 'live-neutral' }
   | { type: 'edit-source'; source: NamedFile; crop: boolean; scale: number; faceIndex: number; cropBox?: AnimateParams['cropBox'] }
   | { type: 'edit'; params: EditParams; seq: number }
   | { type: 'video-edit'; source: NamedFile; lipRatio: number | null; smoothObservationVariance: number; scale: number; crop?: boolean; maxFrames?: number }

@@ -17,6 +17,7 @@ import {
   type PortraitVideo,
   type ProgressInfo,
   type RgbImage,
+  ReferenceControl,
 } from '../../src/index.js';
 import { GifOut, VideoOut, decodeImage, encodePng, kindOf, openVideo, rgbToRgba, type VideoIn } from './media.js';
 import type { AnimateParams, EditParams, FromEngine, NamedFile } from './protocol.js';
@@ -45,6 +46,8 @@ function animation(p: AnimateParams) {
     lipRetargeting: p.lipRetargeting,
     normalizeLip: p.normalizeLip,
     smoothObservationVariance: p.smoothObservationVariance,
+    drivingSmooth: p.drivingSmooth,
+    referenceFrame: p.referenceFrame,
     animal: p.animal,
     pasteBack: p.pasteBack,
     maxFrames: p.maxFrames,
@@ -136,8 +139,13 @@ async function deliver(frames: AsyncIterable<PortraitFrame>, name: string, o: { 
   }
 }
 
-/** Animate: a photo (one face, a chosen one, or all) or a source video, by a driving video, image or template. */
-export async function animate(lp: LivePortrait, source: NamedFile, drivingFile: NamedFile, p: AnimateParams, signal: AbortSignal): Promise<void> {
+/**
+ * Animate: a photo (one face, a chosen one, or all) or a source video, by a
+ * driving video, image or template; with `faceDrivings` (all faces of a
+ * group photo) the driving takes the leftmost face and these the next ones,
+ * left to right.
+ */
+export async function animate(lp: LivePortrait, source: NamedFile, drivingFile: NamedFile, p: AnimateParams, signal: AbortSignal, faceDrivings: NamedFile[] = []): Promise<void> {
   const t0 = performance.now();
   const kind = kindOf(source.name, source.blob.type);
   if (kind === 'template') throw new InputError(`source ${source.name}: a motion template cannot be a source; give an image or a video`);
@@ -145,16 +153,20 @@ export async function animate(lp: LivePortrait, source: NamedFile, drivingFile: 
   const onProgress = progressPoster();
   const sourceVideo = kind === 'video' ? await openVideo(source.blob, `source ${source.name}`) : undefined;
   const { driving, video } = await openDriving(drivingFile, p);
+  if (faceDrivings.length && (!p.allFaces || kind !== 'image')) throw new InputError('drivings per face animate the faces of a group photo: pick a source image and tick "all faces"');
+  const more: { driving: Driving; video?: VideoIn }[] = [];
+  for (const f of faceDrivings) more.push(await openDriving(f, p));
   let portrait: Portrait | PortraitVideo | undefined;
   try {
     const opts = { ...sourceOptions(p, source.name), signal, onProgress };
     portrait = sourceVideo ? await lp.preparePortraitVideo(sourceVideo, { ...opts, maxFrames: p.maxFrames }) : await lp.preparePortrait(await decodeImage(source.blob, `source ${source.name}`), opts);
-    const frames = lp.animatePortrait(portrait, driving, { ...animation(p), signal, onProgress, log: (line) => post({ type: 'log', line }) });
+    const frames = lp.animatePortrait(portrait, more.length ? [driving, ...more.map((d) => d.driving)] : driving, { ...animation(p), signal, onProgress, log: (line) => post({ type: 'log', line }) });
     const fps = sourceVideo?.fps ?? (typeof driving.fps === 'number' ? driving.fps : driving.fps.num / driving.fps.den);
-    await deliver(frames, `${stem(source.name)}--${stem(drivingFile.name)}`, { fps, audio: video?.audio ?? sourceVideo?.audio, gif: p.gif, t0, faces: portrait.kind === 'image' ? portrait.faces.length : 1, signal });
+    await deliver(frames, `${stem(source.name)}--${[drivingFile, ...faceDrivings].map((f) => stem(f.name)).join('+')}`, { fps, audio: video?.audio ?? sourceVideo?.audio, gif: p.gif, t0, faces: portrait.kind === 'image' ? portrait.faces.length : 1, signal });
   } finally {
     portrait?.dispose();
     video?.close();
+    for (const d of more) d.video?.close();
     sourceVideo?.close();
   }
 }
@@ -244,7 +256,7 @@ function bitmapRgb(frame: ImageBitmap): RgbImage {
   return { width: canvas.width, height: canvas.height, data };
 }
 
-let live: { pictures: Pictures; stop: AbortController; done: Promise<void> } | undefined;
+let live: { pictures: Pictures; stop: AbortController; done: Promise<void>; control: ReferenceControl } | undefined;
 
 /** Start live driving: the source prepared, then every webcam picture animated as it comes (the first is the reference). */
 export async function liveStart(lp: LivePortrait, source: NamedFile, p: AnimateParams): Promise<void> {
@@ -253,10 +265,11 @@ export async function liveStart(lp: LivePortrait, source: NamedFile, p: AnimateP
   const pictures = new Pictures();
   const stop = new AbortController();
   const driving = Driving.live(pictures, { crop: p.cropDriving !== false, cropOptions: { scale: p.drivingScale, vxRatio: p.drivingVx, vyRatio: p.drivingVy } });
+  const control = new ReferenceControl();
   const run = async () => {
     let t = performance.now();
     try {
-      for await (const f of lp.animatePortrait(portrait, driving, { ...animation(p), maxFrames: undefined, signal: stop.signal })) {
+      for await (const f of lp.animatePortrait(portrait, driving, { ...animation(p), maxFrames: undefined, signal: stop.signal, referenceControl: control, log: (line) => post({ type: 'log', line: `live: ${line}` }) })) {
         if (stop.signal.aborted) break;
         post({ type: 'live-frame', image: imageData(f.image), seconds: (performance.now() - t) / 1000 });
         t = performance.now();
@@ -267,13 +280,18 @@ export async function liveStart(lp: LivePortrait, source: NamedFile, p: AnimateP
       portrait.dispose();
     }
   };
-  live = { pictures, stop, done: run() };
+  live = { pictures, stop, done: run(), control };
   post({ type: 'log', line: 'live: source ready' });
 }
 
 export function liveFrame(frame: ImageBitmap): void {
   if (!live) return frame.close();
   live.pictures.push(frame);
+}
+
+/** "Set neutral": the next webcam frame becomes the reference of relative motion. */
+export function liveNeutral(): void {
+  live?.control.setNeutral();
 }
 
 export function liveStop(): void {

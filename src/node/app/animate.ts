@@ -11,7 +11,8 @@ import { extname, join, resolve } from 'node:path';
 import type { CropBox } from '../../face/crop.js';
 import { parseCropBox } from '../../face/crop.js';
 import type { AnimationOptions, AnimationRegion, DrivingOption } from '../../motion/options.js';
-import { fpsValue } from '../../pipeline/driving.js';
+import { type Driving, type DrivingPlan, fpsValue } from '../../pipeline/driving.js';
+import { faceDrivingList, parseReferenceFrame } from './face_drivings.js';
 import { limitedSize } from '../../image/image.js';
 import { type Portrait, type PortraitVideo, SOURCE_MAX_DIM, type SourceOptions } from '../../pipeline/portrait.js';
 import { writeImage } from '../image_files.js';
@@ -25,7 +26,14 @@ import { summaryLine, type ProgressStream } from './progress.js';
 
 export interface AnimateRequest extends ModelOptions {
   source: string;
-  driving: string;
+  /** The driving input; several (with allFaces): one per face, left to right. */
+  driving: string | string[];
+  /** One driving per face by position from the left: `0:a.mp4,2:b.mp4` (with allFaces; the others stay still). */
+  faceDrivings?: string;
+  /** Kalman smoothing of the driving motion: the observation variance, 0 off (default). */
+  drivingSmooth?: number;
+  /** The driving frame relative motion is taken against: an index (default 0) or 'auto' (the most neutral), or the flag's text. */
+  referenceFrame?: number | 'auto' | string;
   /** Output directory (default 'animations'; created, and checked for writing, before any work). */
   outputDir?: string;
   /** Replace existing outputs (default false: a run that would replace a file stops before any work). */
@@ -112,6 +120,8 @@ function animationOptions(r: AnimateRequest): Partial<AnimationOptions> {
     sourceVideoEyeRetargeting: r.sourceVideoEyeRetargeting,
     smoothObservationVariance: r.smoothVariance,
     animal: r.animal,
+    drivingSmooth: r.drivingSmooth,
+    referenceFrame: r.referenceFrame as number | 'auto' | undefined,
   };
 }
 
@@ -144,8 +154,19 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
   if (r.maxFrames !== undefined && !(Number.isInteger(r.maxFrames) && r.maxFrames > 0)) throw new UsageError(`--max-frames must be a positive integer, got ${r.maxFrames}`);
   if (r.faceIndex !== undefined && !(Number.isInteger(r.faceIndex) && r.faceIndex >= 0)) throw new UsageError(`--face-index must be 0 or more, got ${r.faceIndex}`);
   if (r.crf !== undefined && !(r.crf >= 0 && r.crf <= 51)) throw new UsageError(`--crf must be between 0 and 51, got ${r.crf}`);
+  const faceList = faceDrivingList(r.driving, r.faceDrivings);
+  if (faceList) {
+    if (!r.allFaces) throw new UsageError('several drivings drive the faces of a group photo, left to right: add --all-faces');
+    if (r.animal) throw new UsageError('--animal animates one face; give one driving');
+    r.driving = faceList.find((d): d is string => !!d)!;
+    if (!r.driving) throw new UsageError('--face-drivings: give at least one FACE:FILE');
+    for (const d of faceList) if (d) classifyInput(d, 'driving');
+  } else if (Array.isArray(r.driving)) r.driving = r.driving[0];
+  const driving = r.driving as string;
+  r.referenceFrame = parseReferenceFrame(r.referenceFrame);
+  if (r.drivingSmooth !== undefined && !(Number.isFinite(r.drivingSmooth) && r.drivingSmooth >= 0)) throw new UsageError(`--driving-smooth must be 0 (off) or a positive variance, got ${r.drivingSmooth}`);
   const sourceKind = classifyInput(r.source, 'source');
-  const drivingKind = classifyInput(r.driving, 'driving');
+  const drivingKind = classifyInput(driving, 'driving');
   if (sourceKind === 'template') throw new CliError(`source ${r.source}: a motion template cannot be a source; give an image or a video`);
   if (r.allFaces && sourceKind === 'video') throw new UsageError('--all-faces works with a source image only; animate a video source one face at a time with --face-index');
   if (r.allFaces && r.crop === false) throw new UsageError('--all-faces needs face cropping; drop --no-crop');
@@ -168,8 +189,8 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
   }
 
   // The output names (the driving's kind decides between a picture and a video), then the folder: before any work.
-  const name = `${stem(r.source)}--${stem(r.driving)}${drivingTag(r.driving)}`;
-  const imageOut = sourceKind === 'image' && !drivingIsVideo(drivingKind, r.driving);
+  const name = faceList ? `${stem(r.source)}--${faceList.map((d) => (d ? stem(d) : 'still')).join('+')}` : `${stem(r.source)}--${stem(driving)}${drivingTag(driving)}`;
+  const imageOut = sourceKind === 'image' && !faceList && !drivingIsVideo(drivingKind, driving);
   const ext = imageOut ? extname(r.source).toLowerCase().replace('.jpeg', '.jpg') : '.mp4';
   const outExt = imageOut ? (['.jpg', '.png', '.bmp'].includes(ext) ? ext : '.jpg') : '.mp4';
   const outPath = join(outputDir, `${name}${outExt}`);
@@ -186,10 +207,12 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
     if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a folder you can write to`, { cause: e });
     throw e;
   }
-  return { plan: { sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }, created, outputDir };
+  return { plan: { faceList, sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }, created, outputDir };
 }
 
 interface OutputPlan {
+  /** One driving per face, left to right (undefined: still). */
+  faceList?: (string | undefined)[];
   sourceKind: InputKind;
   drivingKind: InputKind;
   imageOut: boolean;
@@ -213,7 +236,7 @@ interface Outputs {
   gif?: VideoWriter;
 }
 
-async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }: Plan): Promise<AnimateResult> {
+async function animateInto(r: AnimateRequest, { t0, log, progress, faceList, sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }: Plan): Promise<AnimateResult> {
   await ensureBackend(r, log);
   // Weights are checked first (cheap when missing), loaded when first needed: bad inputs fail fast.
   if (!r.model && weightsSpec(r) !== 'synthetic') await loadModelCheck(r);
@@ -245,9 +268,20 @@ async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, d
     // The source video's frame count bounds the driving frames read; the driving input is planned
     // (its face tracked) before the source is prepared, as the reference does.
     const sourceVideo = sourceKind === 'video' ? await openVideoFile(r.source) : undefined;
-    const { driving, video: drivingVideo } = await openDriving(r.driving, drivingKind, { crop: r.cropDriving, log });
+    const { driving, video: drivingVideo } = await openDriving(r.driving as string, drivingKind, { crop: r.cropDriving, log });
     const limit = Math.min(r.maxFrames ?? Infinity, sourceVideo?.frameCount ?? Infinity);
-    const plan = await lp.planDriving(driving, animationOptions(r), { limit: Number.isFinite(limit) ? limit : undefined, log, onProgress: bars.onProgress });
+    const planOf = (d: Driving) => lp.planDriving(d, animationOptions(r), { limit: Number.isFinite(limit) ? limit : undefined, log, onProgress: bars.onProgress });
+    const plan = await planOf(driving);
+    // One driving per face: the first given is planned above (its fps and audio are the output's).
+    let facePlans: (DrivingPlan | undefined)[] | undefined;
+    if (faceList) {
+      const firstAt = faceList.indexOf(r.driving as string);
+      facePlans = [];
+      for (const [k, d] of faceList.entries()) facePlans.push(!d ? undefined : k === firstAt ? plan : await planOf((await openDriving(d, classifyInput(d, 'driving'), { crop: r.cropDriving, log })).driving));
+      const rates = new Set(facePlans.filter((p): p is DrivingPlan => !!p).map((p) => fpsValue(p.fps).toFixed(3)));
+      if (rates.size > 1) log(`note: the drivings have different frame rates; each face takes one driving frame per output frame, at ${fpsValue(plan.fps)} fps (the first driving's)`);
+      log(`drivings by face, left to right: ${faceList.map((d, k) => `${k}: ${d ?? 'still'}`).join(', ')}`);
+    }
     bars.finish();
     if (sourceKind === 'image') {
       const original = await readSourceImage(r.source);
@@ -276,12 +310,12 @@ async function animateInto(r: AnimateRequest, { t0, log, progress, sourceKind, d
     // Audio: the reference's audio_priority (driving first, else the source video).
     const sourceHasAudio = !!sourceVideo?.hasAudio;
     const drivingHasAudio = !!drivingVideo?.hasAudio;
-    if (sourceHasAudio || drivingHasAudio) audioFrom = (drivingHasAudio && (r.audioPriority ?? 'driving') === 'driving') || !sourceHasAudio ? r.driving : r.source;
+    if (sourceHasAudio || drivingHasAudio) audioFrom = (drivingHasAudio && (r.audioPriority ?? 'driving') === 'driving') || !sourceHasAudio ? (r.driving as string) : r.source;
     if (r.gif && imageOut) log('note: --gif is ignored: an image driving an image gives a picture, not a video');
     const open = (path: string, w: number, h: number, format: 'mp4' | 'gif') =>
       openVideoWriter(path, { width: w, height: h, fps: outFps, crf: r.crf, format, audioFrom: format === 'mp4' ? audioFrom : undefined });
     await workersReady;
-    const run = lp.animatePortrait(portrait, plan, { ...animationOptions(r), pasteBack: r.pasteBack, maxFrames: r.maxFrames, log, onProgress: bars.onProgress });
+    const run = lp.animatePortrait(portrait, facePlans ?? plan, { ...animationOptions(r), pasteBack: r.pasteBack, maxFrames: r.maxFrames, log, onProgress: bars.onProgress });
     for await (const f of run) {
       if (f.video === imageOut) throw new CliError(`driving ${r.driving} changed while reading it; run again`);
       if (imageOut) {

@@ -13,12 +13,15 @@ import { CliError, UsageError } from './errors.js';
 import type { ProgressStream } from './progress.js';
 import { removeCreatedDirs, withAtomicOutput } from '../output.js';
 import { saveTemplate } from '../files.js';
+import { smoothMotion } from '../../motion/smooth.js';
 
 export interface TemplateRequest extends ModelOptions {
   driving: string;
   output: string;
   cropDriving?: boolean;
   maxFrames?: number;
+  /** Save the motion smoothed (animate's --driving-smooth: the Kalman observation variance; 0 off, the default). */
+  drivingSmooth?: number;
   /** Replace an existing output file (default false: stop before any work). */
   overwrite?: boolean;
   log?: (line: string) => void;
@@ -50,6 +53,7 @@ export function checkTemplate(req: TemplateRequest): { kind: InputKind; created:
   const ext = extname(req.output).toLowerCase();
   if (ext === '.pkl') throw new UsageError(`output ${req.output}: writing the reference's .pkl is not supported; name it .lpmotion.safetensors (animate -d reads both)`);
   if (ext !== '.safetensors') throw new UsageError(`output ${req.output}: name the template *.lpmotion.safetensors`);
+  if (req.drivingSmooth !== undefined && !(Number.isFinite(req.drivingSmooth) && req.drivingSmooth >= 0)) throw new UsageError(`--driving-smooth must be 0 (off) or a positive variance, got ${req.drivingSmooth}`);
   if (req.maxFrames !== undefined && !(Number.isInteger(req.maxFrames) && req.maxFrames > 0)) throw new UsageError(`--max-frames must be a positive integer, got ${req.maxFrames}`);
   return { kind, created: prepareOutputFile(req.output, req.overwrite) };
 }
@@ -71,6 +75,10 @@ async function templateInto(req: TemplateRequest, kind: InputKind, t0: number): 
     }
     const fps = fpsValue(plan.fps);
     const tpl = await lp.makeTemplate(counted(), fps);
+    if (req.drivingSmooth) {
+      tpl.frames = smoothMotion(tpl.frames, { observationVariance: req.drivingSmooth });
+      req.log?.(`motion smoothed (Kalman, observation variance ${req.drivingSmooth})`);
+    }
     await withAtomicOutput(req.output, (tmp) => saveTemplate(tmp, tpl));
     return { output: resolve(req.output), frames: tpl.frames.length, fps, seconds: (Date.now() - t0) / 1000 };
   } catch (e) {
