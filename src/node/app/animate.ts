@@ -168,6 +168,32 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
   }
 
   // The output names (the driving's kind decides between a picture and a video), then the folder: before any work.
+  const names = outputNames(r, outputDir, sourceKind, drivingKind);
+  const { written } = names;
+  if (!r.overwrite) checkNotExisting(written);
+  let created: string[];
+  try {
+    created = prepareOutputDir(outputDir);
+  } catch (e) {
+    if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a folder you can write to`, { cause: e });
+    throw e;
+  }
+  return { plan: { sourceKind, drivingKind, ...names }, created, outputDir };
+}
+
+/**
+ * The files a request writes, in the order they are written (the animation,
+ * then the comparison, then the GIF), without any other check or work: what
+ * `batch` looks at to tell a finished job. Throws a CliError when an input
+ * is missing or of the wrong kind.
+ */
+export function plannedOutputs(r: AnimateRequest): string[] {
+  const sourceKind = classifyInput(r.source, 'source');
+  const drivingKind = classifyInput(r.driving, 'driving');
+  return outputNames(r, resolve(r.outputDir ?? 'animations'), sourceKind, drivingKind).written;
+}
+
+function outputNames(r: AnimateRequest, outputDir: string, sourceKind: InputKind, drivingKind: InputKind): Omit<OutputPlan, 'sourceKind' | 'drivingKind'> {
   const name = `${stem(r.source)}--${stem(r.driving)}${drivingTag(r.driving)}`;
   const imageOut = sourceKind === 'image' && !drivingIsVideo(drivingKind, r.driving);
   const ext = imageOut ? extname(r.source).toLowerCase().replace('.jpeg', '.jpg') : '.mp4';
@@ -178,15 +204,7 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
   const wantConcat = r.concat ?? true;
   const wantGif = !!r.gif && !imageOut;
   const written = [outPath, ...(wantConcat ? [concatPath] : []), ...(wantGif ? [gifPath] : [])];
-  if (!r.overwrite) checkNotExisting(written);
-  let created: string[];
-  try {
-    created = prepareOutputDir(outputDir);
-  } catch (e) {
-    if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a folder you can write to`, { cause: e });
-    throw e;
-  }
-  return { plan: { sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }, created, outputDir };
+  return { imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written };
 }
 
 interface OutputPlan {
