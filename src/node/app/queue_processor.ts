@@ -64,7 +64,7 @@ export default async function processJob(job: SandboxedJob<QueueJobData, JobOutc
     },
   };
   const outcome = await runJob(job.data.request, { ...opts, overwrite: job.data.overwrite, log, progress: opts.quiet ? false : progress });
-  process.stdout.write(`${tag}: ${outcome.status} in ${outcome.seconds.toFixed(1)} s${outcome.reason ? `: ${outcome.reason}` : ` → ${outcome.outputs.join(', ')}`}\n`);
+  if (outcome.status !== 'failed') process.stdout.write(`${tag}: ${outcome.status} in ${outcome.seconds.toFixed(1)} s → ${outcome.outputs.join(', ')}\n`);
   if (outcome.status === 'failed') throw new UnrecoverableError(outcome.reason ?? 'failed');
   return { ...outcome, worker: `${hostname()}:${process.ppid}` };
 }
