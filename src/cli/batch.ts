@@ -34,18 +34,20 @@ export const batchCommand = {
             'liveportrait batch JOBS -o SHARED_DIR --queue redis://HOST:PORT   (workers: liveportrait worker)',
             'liveportrait batch --status --queue redis://HOST:PORT',
             '',
-            'JOBS is a JSONL file, one job a line: {"source": "a.jpg", "driving": "d.mp4", "multiplier": 1.2, "max-frames": 50},',
-            'or a CSV file with a header line (source,driving,max-frames,...). A job takes source, driving and any',
-            'option of `liveportrait animate` by its name (max-frames or maxFrames); paths are relative to the jobs',
-            "file's folder. The whole file is checked first: a bad line stops the batch before any work, naming the line.",
-            'Outputs are named as animate names them (<source>--<driving>.mp4 and _concat.mp4) in OUTPUT_DIR.',
-            'Resumable: a job whose outputs are all there is skipped (outputs are renamed into place only when',
-            'complete); a job that fails (missing file, no face) fails alone and the others go on. At the end, a',
-            'table of the jobs: done, skipped, failed (with the reason), seconds. Exit status 1 when a job failed.',
+            'JOBS is a JSONL file, one job a line: {"source": "a.jpg", "driving": "d.mp4", "multiplier": 1.2,',
+            '"max-frames": 50}, or a CSV file with a header line (source,driving,max-frames,...). A job takes',
+            'source, driving and any option of `liveportrait animate` by its name (max-frames or maxFrames);',
+            'paths are relative to the jobs file\'s folder. The whole file is checked first: a bad line stops',
+            'the batch before any work, naming the line. Outputs are named as animate names them',
+            '(<source>--<driving>.mp4 and _concat.mp4) in OUTPUT_DIR. Resumable: a job whose outputs are all',
+            'there is skipped (outputs are renamed into place only when complete); a job that fails (missing',
+            'file, no face) fails alone and the others go on. At the end, a table of the jobs: done, skipped,',
+            'failed (with the reason), seconds. Exit status 1 when a job failed.',
             '',
-            'With --queue the jobs go to a BullMQ queue in Redis (each job once: its id comes from its content) and',
-            'this command follows them to the end; `liveportrait worker --queue URL` on any number of machines',
-            'renders them. OUTPUT_DIR and the inputs must be at the same paths on every machine (a shared folder).',
+            'With --queue the jobs go to a BullMQ queue in Redis (each job once: its id comes from its',
+            'content) and this command follows them to the end; `liveportrait worker --queue URL` on any',
+            'number of machines renders them. OUTPUT_DIR and the inputs must be at the same paths on every',
+            'machine (a shared folder).',
           ].join('\n'),
         )
         .positional('jobs', { type: 'string', describe: 'The jobs file (.jsonl or .csv).' })
@@ -128,12 +130,13 @@ export const workerCommand = {
           [
             'liveportrait worker --queue redis://HOST:PORT [--concurrency 1] [options]',
             '',
-            'Takes jobs from the queue that `liveportrait batch JOBS -o DIR --queue URL` filled and renders them',
-            'with this machine\'s weights, backend and frame workers (--weights, --seed, --backend, --workers), until',
-            'stopped (Ctrl-C, SIGTERM). Each job renders in a child process, so the worker keeps renewing its lock',
-            'in Redis; a worker that dies (killed, machine lost) has its job taken up by another after',
-            `--lock-duration (checked every --stalled-interval), at most ${MAX_STALLED} times. The inputs and the output folder`,
-            'must be at the same paths as on the machine that ran batch (a shared folder).',
+            'Takes jobs from the queue that `liveportrait batch JOBS -o DIR --queue URL` filled and renders',
+            'them with this machine\'s weights, backend and frame workers (--weights, --seed, --backend,',
+            '--workers), until stopped (Ctrl-C, SIGTERM). Each job renders in a child process, so the worker',
+            'keeps renewing its lock in Redis; a worker that dies (killed, machine lost) has its job taken up',
+            `by another after --lock-duration (checked every --stalled-interval), at most ${MAX_STALLED}`,
+            'times. The inputs and the output folder must be at the same paths as on the machine that ran',
+            'batch (a shared folder).',
           ].join('\n'),
         )
         .option('queue', { type: 'string', demandOption: true, describe: 'Redis URL (redis://HOST:PORT) of the batch\'s queue.', group: QUEUE })
@@ -151,7 +154,7 @@ export const workerCommand = {
     const sig = await new Promise<NodeJS.Signals>((res) => {
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => res(s));
     });
-    log(`${sig}: stopping; a job in hand goes back to the queue for another worker`);
+    log(`${sig}: stopping; a job in hand goes back to the queue when its lock runs out`);
     await w.close(true).catch(() => undefined);
     throw new ExitStatus(sig === 'SIGINT' ? 130 : 143);
   },
