@@ -173,7 +173,15 @@ describeRedis('liveportrait batch --queue and worker on Redis', () => {
     url = `redis://127.0.0.1:${port}`;
   });
   afterAll(async () => {
-    for (const p of procs) if (p.exitCode === null) process.kill(-p.pid!, 'SIGKILL');
+    for (const p of procs) {
+      if (p.exitCode === null && p.signalCode === null) {
+        try {
+          process.kill(-p.pid!, 'SIGKILL');
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+    }
     redis?.kill('SIGTERM');
     if (redis) await exited(redis);
   });
