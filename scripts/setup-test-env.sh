@@ -6,7 +6,10 @@
 #     Mesa's lavapipe (llvmpipe) from bookworm-backports (Mesa 25; the
 #     stock Mesa 22.3 lavapipe is rejected by Dawn), else SwiftShader from
 #     Debian's chromium package (about 10x slower);
-#   - Debian's chromium, for browser tests.
+#   - Debian's chromium, for browser tests;
+#   - Debian's redis-server, for the queue tests of `liveportrait batch
+#     --queue` (test/batch.test.ts starts its own on a free loopback port;
+#     the service the package starts is not used).
 #
 # ffmpeg is not installed here: it comes from npm (@ffmpeg-installer/ffmpeg).
 #
@@ -23,7 +26,7 @@ for a in "$@"; do
   case "$a" in
     --no-chromium) want_chromium=0 ;;
     -h | --help)
-      sed -n '2,18p' "$0"
+      sed -n '2,21p' "$0"
       exit 0
       ;;
     *)
@@ -139,6 +142,11 @@ if [ "$want_chromium" -eq 1 ] || [ -z "$driver" ]; then
   fi
 fi
 
+if ! command -v redis-server >/dev/null; then
+  apt_update
+  apt_retry install -y -qq redis-server || echo "setup-test-env: redis-server did not install" >&2
+fi
+
 if [ -z "$driver" ] && [ -f /usr/lib/chromium/vk_swiftshader_icd.json ]; then
   driver="swiftshader"
 fi
@@ -159,3 +167,4 @@ case "$driver" in
     ;;
 esac
 if installed chromium; then echo "setup-test-env: chromium $(version_of chromium)"; fi
+if command -v redis-server >/dev/null; then echo "setup-test-env: $(redis-server --version | cut -d' ' -f1-3)"; fi

@@ -64,6 +64,19 @@ describe('liveportrait --help', () => {
     expect(r.stdout).toContain('Examples:');
   });
 
+  it('batch and worker --help explain every flag with its default', () => {
+    const b = cli(['batch', '--help']);
+    expect(b.code).toBe(0);
+    for (const f of ['--output-dir', '--overwrite', '--queue', '--status', '--attempts', '--follow', '--weights', '--workers']) expect(b.stdout).toContain(f);
+    for (const d of ['[default: "animations"]', '[default: none, render here]', '[default: 3]', '[default: true]']) expect(b.stdout).toContain(d);
+    expect(b.stdout).toMatch(/JSONL[\s\S]*CSV[\s\S]*skipped[\s\S]*Examples:/);
+    const w = cli(['worker', '--help']);
+    expect(w.code).toBe(0);
+    for (const f of ['--queue', '--concurrency', '--lock-duration', '--stalled-interval', '--weights', '--backend', '--workers', '--seed']) expect(w.stdout).toContain(f);
+    for (const d of ['[default: 1]', '[default: 30000]', '[required]']) expect(w.stdout).toContain(d);
+    expect(cli(['--help']).stdout).toMatch(/batch[\s\S]*worker/);
+  });
+
   it('retarget, template and weights have their own help', () => {
     expect(cli(['retarget', '--help']).stdout).toMatch(/--eye-ratio[\s\S]*--lip-ratio[\s\S]*--pitch[\s\S]*--yaw[\s\S]*--roll/);
     expect(cli(['template', '--help']).stdout).toContain('.lpmotion.safetensors');

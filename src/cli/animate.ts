@@ -101,8 +101,12 @@ async function runAnimate(a: CommonArgs & Record<string, unknown>): Promise<void
 }
 
 function animateRequest(a: CommonArgs & Record<string, unknown>): AnimateRequest {
+  return { ...modelOptions(a), ...jobRequest(a), log: logger(a), progress: progressStream(a) };
+}
+
+/** What one animation is (inputs, output folder, animation options) from the parsed arguments, without the per-machine options. */
+export function jobRequest(a: Record<string, unknown>): AnimateRequest {
   return {
-    ...modelOptions(a),
     source: a.source as string,
     driving: a.driving as string | string[],
     faceDrivings: a['face-drivings'] as string | undefined,
@@ -137,7 +141,5 @@ function animateRequest(a: CommonArgs & Record<string, unknown>): AnimateRequest
     gif: a.gif as boolean,
     concat: a.concat as boolean,
     audioPriority: a['audio-priority'] as 'driving' | 'source',
-    log: logger(a),
-    progress: progressStream(a),
   };
 }

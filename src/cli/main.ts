@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { UsageError, reportError } from '../node/app/errors.js';
 import { animateCommand } from './animate.js';
+import { batchCommand, workerCommand } from './batch.js';
 import { benchCommand } from './bench.js';
 import { parityCommand } from './parity.js';
 import { retargetCommand } from './retarget.js';
@@ -76,17 +77,20 @@ export async function run(argv: string[]): Promise<number> {
     .scriptName('liveportrait')
     .usage(DESCRIPTION)
     .command(animateCommand)
+    .command(batchCommand as unknown as CommandModule)
+    .command(workerCommand as unknown as CommandModule)
     .command(retargetCommand)
     .command(templateCommand)
     .command(weightsCommand as unknown as CommandModule)
     .command(benchCommand(argv))
     .command(parityCommand as unknown as CommandModule)
     .command(serveCommand)
-    .demandCommand(1, 'name a command: animate, retarget, template, weights, bench, parity or serve')
+    .demandCommand(1, 'name a command: animate, batch, worker, retarget, template, weights, bench, parity or serve')
     .strict()
     .recommendCommands()
     .epilogue(EPILOGUE)
     .example('liveportrait animate -s photo.jpg -d driving.mp4', 'animate a photo')
+    .example('liveportrait batch jobs.jsonl -o out', 'many animations, resumable (--queue: on many machines)')
     .example('liveportrait retarget -s photo.jpg --eye-ratio 0 -o closed.jpg', 'close the eyes')
     .example('liveportrait template -d driving.mp4 -o driving.lpmotion.safetensors', 'save a motion template')
     .example('liveportrait weights download', 'get the official weights')

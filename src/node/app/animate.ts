@@ -189,6 +189,34 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
   }
 
   // The output names (the driving's kind decides between a picture and a video), then the folder: before any work.
+  const names = outputNames(r, outputDir, sourceKind, drivingKind, driving, faceList);
+  const { written } = names;
+  if (!r.overwrite) checkNotExisting(written);
+  let created: string[];
+  try {
+    created = prepareOutputDir(outputDir);
+  } catch (e) {
+    if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a folder you can write to`, { cause: e });
+    throw e;
+  }
+  return { plan: { faceList, sourceKind, drivingKind, ...names }, created, outputDir };
+}
+
+/**
+ * The files a request writes, in the order they are written (the animation,
+ * then the comparison, then the GIF), without any other check or work: what
+ * `batch` looks at to tell a finished job. Throws a CliError when an input
+ * is missing or of the wrong kind.
+ */
+export function plannedOutputs(r: AnimateRequest): string[] {
+  const faceList = faceDrivingList(r.driving, r.faceDrivings);
+  const driving = (faceList ? faceList.find((d): d is string => !!d) : Array.isArray(r.driving) ? r.driving[0] : r.driving) as string;
+  const sourceKind = classifyInput(r.source, 'source');
+  const drivingKind = classifyInput(driving, 'driving');
+  return outputNames(r, resolve(r.outputDir ?? 'animations'), sourceKind, drivingKind, driving, faceList).written;
+}
+
+function outputNames(r: AnimateRequest, outputDir: string, sourceKind: InputKind, drivingKind: InputKind, driving: string, faceList: (string | undefined)[] | undefined): Omit<OutputPlan, 'sourceKind' | 'drivingKind' | 'faceList'> {
   const name = faceList ? `${stem(r.source)}--${faceList.map((d) => (d ? stem(d) : 'still')).join('+')}` : `${stem(r.source)}--${stem(driving)}${drivingTag(driving)}`;
   const imageOut = sourceKind === 'image' && !faceList && !drivingIsVideo(drivingKind, driving);
   const ext = imageOut ? extname(r.source).toLowerCase().replace('.jpeg', '.jpg') : '.mp4';
@@ -199,15 +227,7 @@ export function checkAnimate(r: AnimateRequest): { plan: OutputPlan; created: st
   const wantConcat = r.concat ?? true;
   const wantGif = !!r.gif && !imageOut;
   const written = [outPath, ...(wantConcat ? [concatPath] : []), ...(wantGif ? [gifPath] : [])];
-  if (!r.overwrite) checkNotExisting(written);
-  let created: string[];
-  try {
-    created = prepareOutputDir(outputDir);
-  } catch (e) {
-    if (e instanceof OutputDirError) throw new CliError(`${e.message}; give -o a folder you can write to`, { cause: e });
-    throw e;
-  }
-  return { plan: { faceList, sourceKind, drivingKind, imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written }, created, outputDir };
+  return { imageOut, outPath, concatPath, gifPath, wantConcat, wantGif, written };
 }
 
 interface OutputPlan {
