@@ -10,6 +10,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffmpegPath } from '../src/node/ffmpeg.js';
 import { readImage } from '../src/node/image_files.js';
+import { loadFaceDetector } from '../src/node/face_models.js';
 import { probeVideo, readVideo } from '../src/node/video.js';
 import { MEDIA_DIR, PARITY_DIR, ROOT } from './helpers/paths.js';
 
@@ -91,7 +92,10 @@ describe('the README', () => {
     const [frame] = await readVideo(out, { maxFrames: 1 });
     expect(meanDiff(frame, photo, 0, 0, 60, 60)).toBeLessThan(6);
     expect(meanDiff(frame, photo, photo.width - 60, photo.height - 60, 60, 60)).toBeLessThan(6);
-    expect(meanDiff(frame, photo, 250, 250, 100, 100)).toBeGreaterThan(20);
+    const [face] = await (await loadFaceDetector()).detect(photo, { maxFaces: 1 });
+    const [x0, y0, x1, y1] = face.box.map(Math.round);
+    const side = Math.round(Math.min(x1 - x0, y1 - y0) / 2);
+    expect(meanDiff(frame, photo, Math.round((x0 + x1 - side) / 2), Math.round((y0 + y1 - side) / 2), side, side)).toBeGreaterThan(20);
   });
 
   it('every other TypeScript block runs', () => {
