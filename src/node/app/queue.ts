@@ -30,7 +30,7 @@ import { type ConnectionOptions, type Job, Queue, Worker } from 'bullmq';
 import { CliError, UsageError, userMessage } from './errors.js';
 import type { BatchRow, JobOutcome } from './batch.js';
 import type { ModelOptions } from './model.js';
-import { QUEUE_OPTIONS_ENV, type QueueJobData } from './queue_processor.js';
+import { QUEUE_OPTIONS_ENV, type QueueJobData } from './queue_types.js';
 
 export const QUEUE_NAME = 'liveportrait';
 /** How many times a job is taken up again after its worker died, before it fails. */

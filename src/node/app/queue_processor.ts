@@ -12,23 +12,12 @@
 import type { SandboxedJob } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import { type JobOutcome, runJob } from './batch.js';
-import type { AnimateRequest } from './animate.js';
+import { QUEUE_OPTIONS_ENV, type QueueJobData } from './queue_types.js';
+// Imported only in the sandboxed child BullMQ starts: the signal handlers below are that child's alone.
 import type { ModelOptions } from './model.js';
 import { removePartials } from '../output.js';
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
-
-/** The environment variable that carries the worker's per-machine options (JSON) to this child. */
-export const QUEUE_OPTIONS_ENV = 'LIVEPORTRAIT_QUEUE_WORKER_OPTIONS';
-
-/** What a job of the queue holds. */
-export interface QueueJobData {
-  request: AnimateRequest;
-  /** Line of the jobs file, for tables. */
-  line: number;
-  name: string;
-  overwrite?: boolean;
-}
 
 // The worker gone (killed, machine lost): stop too instead of finishing a job that another worker takes up.
 process.on('disconnect', () => process.exit(1));
