@@ -135,7 +135,6 @@ async function* animateImage(lp: LivePortrait, portrait: Portrait, driving: Driv
       faces.forEach((f, k) => (image = pasteBack(crops[k], f.crop.M_c2o, image, f.mask!)));
     }
     const panel = 'image' in out.input ? ((out.input as DrivingFrameInput).image as RgbImage) : undefined;
-    const result = image;
     yield {
       index: out.index,
       image,
@@ -148,7 +147,7 @@ async function* animateImage(lp: LivePortrait, portrait: Portrait, driving: Driv
       drivingIsVideo: p.isVideo,
       video: p.isVideo,
       fps: p.fps,
-      concat: () => (faces.length === 1 ? concatFrame(panel, faces[0].crop.imgCrop256, crops[0]) : panelRow([...(panel ? [panel] : []), img, result], 512)),
+      concat: () => (faces.length === 1 ? concatFrame(panel, faces[0].crop.imgCrop256, crops[0]) : panelRow([...(panel ? [panel] : []), img, image], 512)),
     };
     o.onProgress?.({ phase: 'Animating', done: ++done, total: finite(p.count) });
   }

@@ -165,11 +165,9 @@ export async function preparePortrait(lp: LivePortrait, source: RgbImage, opts: 
   let found = 0;
   if (typeof crop === 'object') {
     crops = [cropImageByBox(img, placedBox(crop, source, img, name))];
-    lmks = [opts.ratios ? (await (await lp.faceDetector()).detect(crops[0].imgCrop, { maxFaces: 1 }))[0]?.landmarks : undefined];
-    // Landmarks in the crop give the ratios (scale-free); none map back to the picture.
-    const ratiosOnly = lmks[0];
-    lmks = [undefined];
-    return finish(lp, img, source, crops, lmks, [ratiosOnly], 0, name, opts);
+    // Landmarks found in the crop give the ratios (scale-free); none map back to the picture.
+    const inCrop = opts.ratios ? (await (await lp.faceDetector()).detect(crops[0].imgCrop, { maxFaces: 1 }))[0]?.landmarks : undefined;
+    return finish(lp, img, source, crops, [undefined], [inCrop], 0, name, opts);
   } else if (crop) {
     const faces = await (await lp.faceDetector()).detect(img);
     found = faces.length;
