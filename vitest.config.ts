@@ -3,10 +3,10 @@ import { defineConfig } from 'vitest/config';
 /**
  * Two projects: every test on the default backend (wasm here), and the
  * parity tests again on webgpu (Dawn on a software Vulkan driver in CI,
- * scripts/setup-test-env.sh). G is too slow there for CI as a whole (about
- * 1 GMAC/s on lavapipe against 446 GMAC), so on webgpu it runs block by
- * block (webgpu_blocks.test.ts), and the pipeline's x_d (not its frames)
- * runs there; the app, video and worker tests run on wasm only.
+ * scripts/setup-test-env.sh): F, M, W and G whole, S, the layers, the fused
+ * webgpu kernels, every x_d of the pipeline and one rendered frame (a
+ * software adapter runs W and G at a few GMAC/s: the other frames, the app,
+ * video and worker tests run on wasm only).
  */
 const WEBGPU_FILES = [
   'test/layers.test.ts',
@@ -16,7 +16,9 @@ const WEBGPU_FILES = [
   'test/appearance_feature_extractor.test.ts',
   'test/motion_extractor.test.ts',
   'test/warping_module.test.ts',
-  'test/webgpu_blocks.test.ts',
+  'test/spade_generator.test.ts',
+  'test/webgpu_kernels.test.ts',
+  'test/webgpu_profile.test.ts',
   'test/pipeline.test.ts',
 ];
 

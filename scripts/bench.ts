@@ -36,6 +36,7 @@ import { ParamReader } from '../src/layers/params.js';
 import { type NetworkName as SyntheticModule, syntheticModuleWeights } from '../src/models/registry.js';
 import { WarpDecodePool, type WorkerStats, startFrameWorkers } from '../src/node/workers.js';
 import { syntheticStateDict } from '../src/models/synthetic.js';
+import { type CostReport, costOf, formatCost, frameCost } from './bench/profile.js';
 
 type NetId = 'F' | 'M' | 'W' | 'G' | 'S';
 const ORDER: NetId[] = ['S', 'M', 'F', 'W', 'G'];
@@ -79,10 +80,14 @@ interface Args {
   batch: number;
   seed: number;
   json: boolean;
+  /** The GPU cost report: kernels, dispatches, bytes per network and per frame. */
+  profile: boolean;
+  /** With --profile on webgpu: count without dispatching (see scripts/bench/profile.ts). */
+  dryRun: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { runs: 3, warmup: 1, only: ORDER, batch: 1, seed: 1, json: false, layers: false, pipeline: 0 };
+  const args: Args = { runs: 3, warmup: 1, only: ORDER, batch: 1, seed: 1, json: false, layers: false, pipeline: 0, profile: false, dryRun: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = (): string => {
@@ -102,6 +107,8 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--seed') args.seed = int(0);
     else if (flag === '--json') args.json = true;
     else if (flag === '--layers') args.layers = true;
+    else if (flag === '--profile') args.profile = true;
+    else if (flag === '--dry-run') args.dryRun = true;
     else if (flag === '--pipeline') args.pipeline = int(1);
     else if (flag === '--workers') args.workers = int(0);
     else if (flag === '--only') {
@@ -109,7 +116,7 @@ function parseArgs(argv: string[]): Args {
       for (const id of ids) if (!ORDER.includes(id as NetId)) throw new Error(`--only: unknown network '${id}' (use F, M, W, G, S)`);
       args.only = ORDER.filter((id) => ids.includes(id));
     } else if (flag === '--help' || flag === '-h') {
-      console.log('npm run bench -- [--backend NAME|all] [--runs N] [--warmup N] [--only F,M,W,G,S|none] [--batch N] [--seed N] [--layers] [--pipeline FRAMES] [--workers N] [--json]');
+      console.log('npm run bench -- [--backend NAME|all] [--runs N] [--warmup N] [--only F,M,W,G,S|none] [--batch N] [--seed N] [--layers] [--profile [--dry-run]] [--pipeline FRAMES] [--workers N] [--json]');
       process.exit(0);
     } else throw new Error(`unknown option '${argv[i]}'`);
   }
@@ -349,6 +356,7 @@ async function runOne(args: Args, backend: string | undefined) {
   const adapter = info.name === 'webgpu' ? gpuAdapterInfo() : undefined;
   if (adapter && !args.json)
     console.log(`adapter: ${adapter.description || adapter.device} (vendor ${adapter.vendor || '?'}, architecture ${adapter.architecture || '?'}, isFallbackAdapter ${adapter.isFallbackAdapter})`);
+  if (args.profile) return { backend: info.name, provider: info.provider, adapter, profile: await profileRun(args, info) };
   const results: Result[] = [];
   const skipped: { id: NetId; reason: string }[] = [];
   for (const id of args.only) {
@@ -393,6 +401,32 @@ async function runOne(args: Args, backend: string | undefined) {
   return { backend: info.name, provider: info.provider, adapter, batch: args.batch, runs: args.runs, warmup: args.warmup, results, skipped, pipeline: pipe, tfNumTensorsAtEnd: tf.memory().numTensors };
 }
 
+/** --profile: the cost report per network (one call after a warm-up) and per frame. */
+async function profileRun(args: Args, info: { name: string }): Promise<CostReport[]> {
+  const reports: CostReport[] = [];
+  const show = (r: CostReport) => {
+    reports.push(r);
+    if (!args.json) for (const l of formatCost(r)) console.log(l);
+  };
+  if (args.dryRun && info.name !== 'webgpu') throw new Error('--dry-run counts webgpu dispatches: use it with --backend webgpu');
+  if (!args.json)
+    console.log(
+      `kernel path: Winograd ${process.env.LIVEPORTRAIT_WINOGRAD === '0' ? 'off' : 'by the cost model'} (LIVEPORTRAIT_WINOGRAD=0: a hardware GPU's choice), ` +
+        `fused webgpu kernels ${process.env.LIVEPORTRAIT_GPU_KERNELS === '0' ? 'off' : 'on'}${args.dryRun ? '; dry run: counted, not dispatched' : ''}`,
+    );
+  for (const id of args.only) {
+    const b = await build(id, args.seed, args.batch);
+    try {
+      await costOf('warm-up', () => sync(b.call()), 0, { dryRun: args.dryRun });
+      show(await costOf(id, () => tf.dispose(b.call()), 8, { dryRun: args.dryRun }));
+    } finally {
+      b.dispose();
+    }
+  }
+  if (args.pipeline > 0) show(await frameCost(args.seed, 8, { dryRun: args.dryRun }));
+  return reports;
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const reports = [];
@@ -411,6 +445,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
+  console.error(process.env.LP_DEBUG && e instanceof Error ? e.stack : e instanceof Error ? e.message : e);
   process.exit(1);
 });

@@ -29,12 +29,19 @@ import { MEDIA_DIR, PARITY_DIR } from './helpers/paths.js';
 import { maxAbsDiff } from './helpers/tensors.js';
 import { loadTemplate } from '../src/node/files.js';
 import { mapOrdered } from '../src/pipeline/frame_pool.js';
+import type { HostTensor } from '../src/formats/host_tensor.js';
 
 
-// On webgpu (a software Vulkan driver in CI) rendering the frames takes W and
-// G per frame at about 1 GMAC/s: there the frames are covered by W whole and
-// G block by block (webgpu_blocks.test.ts), and x_d (M, camera math, S) here.
+// On webgpu (a software Vulkan driver in CI) a frame's W and G take minutes:
+// there one frame is rendered (the first of the first option set, on this
+// thread), beside W whole and G whole in their own tests and every x_d here.
 const SLOW_BACKEND = tf.getBackend() === 'webgpu';
+
+/** The first `count` frames of a fixture's frames [T, ...]. */
+function leading(ref: HostTensor, count: number): HostTensor {
+  const size = ref.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { ...ref, shape: [count, ...ref.shape.slice(1)], data: (ref.data as Uint8Array).subarray(0, count * size) };
+}
 
 describeParity('pipeline parity', () => {
   let lp: LivePortrait;
@@ -72,15 +79,15 @@ describeParity('pipeline parity', () => {
     }
   });
 
-  it.skipIf(SLOW_BACKEND)('frames of every option set within the table\'s u8 tolerance (rendered on frame workers)', async () => {
+  it(`${SLOW_BACKEND ? 'the first frame' : 'frames of every option set'} within the table\'s u8 tolerance (${SLOW_BACKEND ? 'on this thread' : 'rendered on frame workers'})`, async () => {
     // Every frame of every option set (4 × 3 in seed1), W and G in two worker threads;
     // keypoints here, in order. This also checks that worker rendering is the
-    // reference's frame.
-    await startFrameWorkers(lp, 2);
+    // reference's frame. On webgpu: one frame, on this thread.
+    if (!SLOW_BACKEND) await startFrameWorkers(lp, 2);
     const jobs = sets.flatMap(([name, o]) => {
       const { ratios, frames } = withRatios(o, motion);
       return frames.map((f, i) => ({ name, i, source: { ...src, ...ratios }, frame: f, first: frames[0], opts: toOptions(o) }));
-    });
+    }).slice(0, SLOW_BACKEND ? 1 : undefined);
     const render = async (j: (typeof jobs)[number]) => {
       const x_d = await lp.drivingKeypoints(j.source, j.frame, j.first, j.opts);
       try {
@@ -96,12 +103,15 @@ describeParity('pipeline parity', () => {
     }
     // As many as the fixture holds (option sets × its frame count), each judged as `liveportrait parity --modules pipeline` does.
     for (const [name, frames] of rendered) {
-      const row = compareFrames('pipeline', `${name}/frames`, frames, fixture('pipeline').get(`${name}/frames`)!);
+      if (frames.length === 0) continue; // webgpu: option sets after the first
+      const ref = fixture('pipeline').get(`${name}/frames`)!;
+      // Every frame of the fixture; on webgpu the ones rendered (a missing frame fails the comparison).
+      const row = compareFrames('pipeline', `${name}/frames`, frames, SLOW_BACKEND ? leading(ref, frames.length) : ref);
       console.log(`pipeline frames ${name}: ${frames.length} frames, ${row.note}, max |diff| ${row.maxAbs} (tolerance ${row.tolerance})`);
       expect(row).toMatchObject({ status: 'pass' });
     }
-    expect([...rendered.values()].every((f) => f.length > 0)).toBe(true);
-    await startFrameWorkers(lp, 0);
+    expect([...rendered.values()].filter((f) => f.length > 0).length).toBe(SLOW_BACKEND ? 1 : sets.length);
+    if (!SLOW_BACKEND) await startFrameWorkers(lp, 0);
   }, 3_600_000);
 });
 

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
 import type { ParamSpec } from './params.js';
 import { Conv2d, type Disposable } from './core.js';
+import { geluErf, gpuKernels, grnScaleGpu, normalizeLastAxisGpu } from './webgpu_kernels.js';
 
 /** (x - mean) / sqrt(var + eps) over the last axis, biased variance, without affine. */
 export function normalizeLastAxis<T extends tf.Tensor>(x: T, eps: number): T {
@@ -33,7 +34,7 @@ export class LayerNorm implements Disposable {
   }
 
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => tf.add(tf.mul(normalizeLastAxis(x, this.eps), this.weight), this.bias)) as T;
+    return tf.tidy(() => tf.add(tf.mul(gpuKernels() ? normalizeLastAxisGpu(x, this.eps) : normalizeLastAxis(x, this.eps), this.weight), this.bias)) as T;
   }
 
   dispose(): void {
@@ -146,10 +147,12 @@ export class ConvNeXtV2Block implements Disposable {
       const [n, hh, ww, c] = x.shape;
       // 7x7 'same' padding at stride 1 is the symmetric padding 3 of the reference.
       const y = tf.fused.depthwiseConv2d({ x, filter: this.dwFilter, strides: 1, pad: 'same', bias: this.dwBias });
-      const yn = normalizeLastAxis(y, this.lnEps).reshape([n * hh * ww, c]) as tf.Tensor2D;
+      // On webgpu, fused kernels: one each for the norm and the GELU, two for GRN's scale (some 25 dispatches a block become 9).
+      const gpu = gpuKernels();
+      const yn = (gpu ? normalizeLastAxisGpu(y, this.lnEps) : normalizeLastAxis(y, this.lnEps)).reshape([n * hh * ww, c]) as tf.Tensor2D;
       const u = tf.fused.matMul({ a: yn, b: this.w1, bias: this.b1 });
-      const z = tf.mul(u, tf.add(tf.erf(u), 1)).reshape([n, hh, ww, -1]) as tf.Tensor4D;
-      const s = tf.mul(grnScale(z, this.gamma, 1e-6 * Math.SQRT2), Math.SQRT1_2);
+      const z = (gpu ? geluErf(u) : tf.mul(u, tf.add(tf.erf(u), 1))).reshape([n, hh, ww, -1]) as tf.Tensor4D;
+      const s = gpu ? grnScaleGpu(z, this.gamma, 1e-6 * Math.SQRT2, Math.SQRT1_2) : tf.mul(grnScale(z, this.gamma, 1e-6 * Math.SQRT2), Math.SQRT1_2);
       const g = tf.mul(z, s).reshape([n * hh * ww, -1]) as tf.Tensor2D;
       const out = tf.fused.matMul({ a: g, b: this.w2, bias: this.b2 });
       return tf.add(x, out.reshape([n, hh, ww, c]));

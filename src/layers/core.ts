@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ParamReader } from './params.js';
 import { padNdhwc } from './ndhwc.js';
 import { BIAS_POSITION, type HostFilter, type TileGeometry, Winograd3x3, useWinograd } from './winograd.js';
+import { conv3dTapSum, gpuKernels } from './webgpu_kernels.js';
 
 /** Something that owns tfjs tensors. */
 export interface Disposable {
@@ -205,20 +206,21 @@ export class Conv3d implements Disposable {
     this.bias = bias;
     const pad = opts.padding ?? 0;
     this.padding = typeof pad === 'number' ? [pad, pad, pad] : pad;
-    this.stacked = Conv3d.stackTaps(filters);
     this.winograd = this.makeWinograd(() => hostFilters(p.floats(`${prefix}.weight`), w.shape, opts.norm?.scaleHost));
+    // On webgpu the stacked taps cost two dispatches (one conv2d, one fused sum of the taps) for any depth.
+    if (!this.winograd && (this.kd >= STACK_TAPS_MIN_DEPTH || (this.kd > 1 && gpuKernels()))) this.stacked = Conv3d.stackTaps(filters);
     // Only what apply reads is kept: the stacked taps, or the transformed filters, or else the taps.
     if (this.stacked || this.winograd) tf.dispose(filters);
     else this.filters = filters;
   }
 
-  /** The taps side by side as output channels [kh, kw, I, kd·O], for deep kernels only. */
-  private static stackTaps(filters: tf.Tensor4D[]): tf.Tensor4D | undefined {
+  /** The taps side by side as output channels [kh, kw, I, kd·O]. */
+  private static stackTaps(filters: tf.Tensor4D[]): tf.Tensor4D {
     // Kept: construction may run inside a caller's tidy, which must not dispose it.
-    return filters.length >= STACK_TAPS_MIN_DEPTH ? tf.keep(tf.tidy(() => tf.concat(filters, 3)) as tf.Tensor4D) : undefined;
+    return tf.keep(tf.tidy(() => tf.concat(filters, 3)) as tf.Tensor4D);
   }
 
-  /** Deep kernels (kd >= 5): all taps as output channels of one conv2d. */
+  /** Deep kernels (kd >= 5), and any depth on webgpu: all taps as output channels of one conv2d. */
   private stacked?: tf.Tensor4D;
 
   apply(x: tf.Tensor5D, activation: FusedActivation = 'linear'): tf.Tensor5D {
@@ -270,7 +272,7 @@ export class Conv3d implements Disposable {
   private makeWinograd(host: () => HostFilter[]): Winograd3x3 | undefined {
     const [kh, kw, inC, outC] = this.filterShape;
     const [, ph, pw] = this.padding;
-    const eligible = !this.stacked && kh === 3 && kw === 3 && ph === pw && ph <= 2;
+    const eligible = this.kd < STACK_TAPS_MIN_DEPTH && kh === 3 && kw === 3 && ph === pw && ph <= 2;
     return eligible && useWinograd(inC, outC, this.kd) ? new Winograd3x3(host()) : undefined;
   }
 
@@ -338,6 +340,7 @@ export class Conv3d implements Disposable {
       // (a quarter of the mask conv's multiplies at depth 16, padding 3). Sums are unchanged to the bit.
       const Y = tf.conv2d(x.reshape([n * d, h, w, c]) as tf.Tensor4D, stacked, 1, ph || pw ? padHW : 'valid');
       const [, ho, wo] = Y.shape;
+      if (gpuKernels()) return conv3dTapSum(Y, this.bias, { n, depth: d, kd: this.kd, pd, relu: activation === 'relu' }).reshape([n, dOut, ho, wo, o]) as tf.Tensor5D;
       const items: tf.Tensor4D[] = [];
       for (let b = 0; b < n; b++) {
         let y: tf.Tensor4D | undefined;

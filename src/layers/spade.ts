@@ -5,6 +5,7 @@
  * normalised convolutions.
  */
 import * as tf from '@tensorflow/tfjs';
+import { gpuKernels, instanceNormModulate, instanceNormStats } from './webgpu_kernels.js';
 import type { ParamReader } from './params.js';
 import type { ParamSpec } from './params.js';
 import { Conv2d, type Disposable } from './core.js';
@@ -89,8 +90,12 @@ export class SPADE implements Disposable {
     ];
   }
 
-  /** Taps (paths inside this SPADE): `param_free_norm`, `mlp_shared` (after its ReLU), `mlp_gamma`, `mlp_beta`, ''. */
-  apply(x: tf.Tensor4D, segmap: tf.Tensor4D, tap?: TapFn): tf.Tensor4D {
+  /**
+   * Taps (paths inside this SPADE): `param_free_norm`, `mlp_shared` (after
+   * its ReLU), `mlp_gamma`, `mlp_beta`, '' (before `leakySlope`'s
+   * LeakyReLU, if given; on webgpu it is fused into the modulation).
+   */
+  apply(x: tf.Tensor4D, segmap: tf.Tensor4D, tap?: TapFn, leakySlope?: number): tf.Tensor4D {
     // Intermediates are freed as soon as they are used: at G's 256² layers each is 64 MiB.
     return tf.tidy(() => {
       const seg = segmap.shape[1] === x.shape[1] && segmap.shape[2] === x.shape[2] ? segmap : resizeNearest(segmap, [x.shape[1], x.shape[2]]);
@@ -101,6 +106,17 @@ export class SPADE implements Disposable {
       actv.dispose();
       tap?.('mlp_gamma', gamma);
       tap?.('mlp_beta', beta);
+      if (gpuKernels()) {
+        // Two dispatches for the norm, the modulation and the activation (eleven, with transposes, apart).
+        const stats = instanceNormStats(x);
+        // Taps get their tensors only when asked for them.
+        tap?.('param_free_norm', () => {
+          const [mean, variance] = tf.split(stats.reshape([x.shape[0], 2, 1, x.shape[3]]), 2, 1).map((t) => t.reshape([x.shape[0], 1, 1, x.shape[3]]));
+          return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.norm.eps)));
+        });
+        tap?.('', () => instanceNormModulate(x, stats, gamma, beta, this.norm.eps));
+        return instanceNormModulate(x, stats, gamma, beta, this.norm.eps, leakySlope);
+      }
       const scale = tf.add(gamma, 1);
       gamma.dispose();
       const normalized = this.norm.apply(x);
@@ -110,7 +126,10 @@ export class SPADE implements Disposable {
       const out = tf.add(scaled, beta) as tf.Tensor4D;
       tf.dispose([scaled, beta]);
       tap?.('', out);
-      return out;
+      if (leakySlope === undefined) return out;
+      const a = tf.leakyRelu(out, leakySlope) as tf.Tensor4D;
+      out.dispose();
+      return a;
     });
   }
 
@@ -176,13 +195,7 @@ export class SPADEResnetBlock implements Disposable {
     return tf.tidy(() => {
       // A SPADE offers its own output at '' (here: `name`).
       // Each intermediate is freed once used (the input x is the caller's).
-      const spade = (norm: SPADE, name: string, t: tf.Tensor4D, lrelu: boolean) => {
-        const y = norm.apply(t, seg, scopedTap(tap, name));
-        if (!lrelu) return y;
-        const a = tf.leakyRelu(y, 0.2);
-        y.dispose();
-        return a;
-      };
+      const spade = (norm: SPADE, name: string, t: tf.Tensor4D, lrelu: boolean) => norm.apply(t, seg, scopedTap(tap, name), lrelu ? 0.2 : undefined);
       const conv = (c: Conv2d, name: string, t: tf.Tensor4D) => {
         const y = c.apply(t);
         t.dispose();
