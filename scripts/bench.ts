@@ -4,6 +4,7 @@
  *
  *   npm run bench -- [--backend wasm|cpu|tensorflow|webgpu|all] [--runs N] [--warmup N]
  *                    [--only F,M,W,G,S|none] [--batch N] [--seed N] [--layers]
+ *                    [--profile [--dry-run]]
  *                    [--pipeline FRAMES] [--workers N] [--json]
  *
  * --pipeline FRAMES: the whole per-frame pipeline (M on the driving frame,
@@ -15,6 +16,10 @@
  * main thread's tensors after frames 1, 10 and the last (a soak: --pipeline
  * 120), and each worker's tensor bytes and wasm heap. --layers: time per tfjs kernel type in one call
  * of each network. --backend all: every backend that starts here, in turn.
+ * --profile: the GPU cost report of scripts/bench/profile.ts instead of
+ * timings (kernels, webgpu dispatches, bytes created, host reads and
+ * uploads per network, and with --pipeline for one frame); --dry-run counts
+ * webgpu programs without dispatching them.
  *
  * Per network: ms per call (mean, min over --runs timed calls after the
  * warm-up), GMAC per call and GMAC/s, the peak of tf.memory().numBytes

@@ -24,9 +24,12 @@ export const benchCommand = (argv: string[]) => ({
       .usage(
         [
           'liveportrait bench [--backend B] [--runs N] [--warmup N] [--only F,M,W,G,S] [--batch N] [--seed N] [--json]',
+          '                   [--pipeline FRAMES] [--profile [--dry-run]]',
           '',
           'Runs scripts/bench.ts (needs a source checkout with dev dependencies: `npm ci`); all options are',
-          'passed through. Reports ms per call, GMAC/s and peak memory per network.',
+          'passed through. Reports ms per call, GMAC/s and peak memory per network. --profile: the GPU cost',
+          'report instead (kernels, GPU dispatches, bytes created, host reads and uploads, top kernels) per',
+          'network and, with --pipeline, for one frame; --dry-run counts webgpu programs without running them.',
         ].join('\n'),
       )
       .strict(false)

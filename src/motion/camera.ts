@@ -3,6 +3,7 @@
  * matrix, and the implicit keypoint transform of Eqn. 2,
  * x = s · (x_c R + δ) + t (t without its z part).
  */
+import { readTogether } from '../layers/read.js';
 import * as tf from '@tensorflow/tfjs';
 import type { MotionOutput } from '../models/types.js';
 
@@ -97,7 +98,7 @@ export function getRotationMatrix(pitch: tf.Tensor, yaw: tf.Tensor, roll: tf.Ten
 export async function refineKpInfo(m: MotionOutput): Promise<KpInfo> {
   const n = m.kp.shape[0];
   for (const b of [m.pitch, m.yaw, m.roll]) checkBins(b);
-  const [pitch, yaw, roll] = await Promise.all([m.pitch, m.yaw, m.roll].map(async (b) => headposeBinsToDegreeHost(await b.data(), n)));
+  const [pitch, yaw, roll] = (await readTogether([m.pitch, m.yaw, m.roll])).map((b) => headposeBinsToDegreeHost(b, n));
   return tf.tidy(() => {
     const deg = (d: Float32Array) => tf.tensor2d(d, [n, 1]);
     return {

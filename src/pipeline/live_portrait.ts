@@ -6,6 +6,7 @@
  * extractMotion (M on driving crops) → drivingKeypoints (the keypoint math of
  * every option) → warpDecode (W and G).
  */
+import { readTogether } from '../layers/read.js';
 import * as tf from '@tensorflow/tfjs';
 import type { StitchingRetargetingModule } from '../models/stitching_retargeting_module.js';
 import type { AppearanceFeatureExtractorNet, MotionExtractorNet, SpadeGeneratorNet, WarpingModuleNet, WarpingOutput } from '../models/types.js';
@@ -282,13 +283,13 @@ export class LivePortrait {
       tf.dispose(Object.values(info));
       let host: Float32Array[];
       try {
-        host = (await Promise.all(parts.map((p) => p.data()))) as Float32Array[];
+        host = await readTogether(parts);
       } finally {
         tf.dispose(parts);
       }
       const [R, exp, t, scale, kp, x_s] = host;
       const { eyeRatio, lipRatio } = checkRatios(rs[i]);
-      const f: MotionFrame = { R: R.slice(), exp: exp.slice(), t: t.slice(), scale: scale[0], kp: kp.slice(), x_s: x_s.slice() };
+      const f: MotionFrame = { R, exp, t, scale: scale[0], kp, x_s };
       if (eyeRatio) f.eyeRatio = Float32Array.from(eyeRatio);
       if (lipRatio !== undefined) f.lipRatio = lipRatio;
       out.push(f);

@@ -143,7 +143,9 @@ export class LocalRenderer implements Renderer {
 export async function decodedFrame(index: number, img: tf.Tensor4D, x_d: tf.Tensor3D): Promise<AnimatedFrame> {
   const [, h, w] = img.shape;
   try {
-    return { index, rgb: await imageToUint8(img), width: w, height: h, x_d: Float32Array.from(await x_d.data()) };
+    // Both reads in flight at once: one wait for the device, not two.
+    const [rgb, xd] = await Promise.all([imageToUint8(img), x_d.data()]);
+    return { index, rgb, width: w, height: h, x_d: Float32Array.from(xd) };
   } finally {
     img.dispose();
   }
