@@ -299,7 +299,9 @@ async function tryWebGpu(): Promise<{ ok: true } | { ok: false; reason: string }
   const warn = console.warn;
   // tfjs reports a failing backend factory through console.warn and resolves false.
   console.warn = (...a: unknown[]) => {
-    failure ||= a.map(String).join(' ').split('\n')[0];
+    // "Initialization of backend webgpu failed", then the error itself: keep the error.
+    const line = a.map((x) => String((x as Error)?.message ?? x)).join(' ').split('\n')[0];
+    if (!failure || /^Initialization of backend/.test(failure)) failure = line;
   };
   try {
     if (await tf.setBackend('webgpu')) return { ok: true };

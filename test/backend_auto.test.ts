@@ -90,6 +90,39 @@ function describeSoftwareGpu(name: string, fn: () => void): void {
   }
 }
 
+// Before the tests that start the real webgpu backend (tfjs keeps a started backend: it would start again here).
+describe('backend auto on a hardware adapter whose backend does not start (a stand-in navigator.gpu)', () => {
+  it('auto tries webgpu on it, then takes wasm and says why', async () => {
+    const own = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    const adapter = {
+      info: info({ vendor: 'nvidia', architecture: 'ampere' }),
+      features: new Set<string>(),
+      limits: {},
+      requestDevice: async () => {
+        throw new Error('no device behind this stand-in adapter');
+      },
+    };
+    let asked = 0;
+    const requestAdapter = async () => {
+      asked++;
+      return adapter;
+    };
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu: { requestAdapter } }, configurable: true, writable: true });
+    try {
+      const r = await initBackend({ backend: 'auto', log: false });
+      console.log(`auto, stand-in hardware adapter: ${r.name}; ${r.webgpuSkipped}`);
+      expect(asked).toBeGreaterThanOrEqual(2); // the probe, then the backend's start
+      expect(r.name).toBe('wasm');
+      expect(r.softwareAdapter).toBeUndefined();
+      expect(r.webgpuSkipped).toMatch(/^webgpu: the webgpu backend did not start on nvidia ampere: .*no device behind this stand-in adapter$/);
+      expect(r.webgpuSkipped).not.toMatch(/--backend wasm/);
+    } finally {
+      if (own) Object.defineProperty(globalThis, 'navigator', own);
+      else delete (globalThis as { navigator?: unknown }).navigator;
+    }
+  });
+});
+
 describeSoftwareGpu('backend auto on a software Vulkan driver', () => {
   it('auto passes over the software adapter to wasm, and its one line names the adapter and how to use it', () => {
     console.log(`auto here (${autoSeconds.toFixed(2)} s): ${lines.join(' | ')}`);
