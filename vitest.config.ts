@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects: every test on the default backend (wasm here), and the
+ * Two projects: every test on wasm, and the
  * parity tests again on webgpu (Dawn on a software Vulkan driver in CI,
  * scripts/setup-test-env.sh): F, M, W and G whole, S, the layers, the fused
  * webgpu kernels, every x_d of the pipeline and one rendered frame (a
@@ -33,7 +33,8 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     projects: [
-      { extends: true, test: { name: 'wasm', include: ['test/**/*.test.ts'], exclude: ['test/webgpu_*.test.ts'] } },
+      // wasm by name: auto would take webgpu on a machine with a hardware GPU (backend_auto.test.ts tests auto).
+      { extends: true, test: { name: 'wasm', include: ['test/**/*.test.ts'], exclude: ['test/webgpu_*.test.ts'], env: { LIVEPORTRAIT_BACKEND: 'wasm' } } },
       { extends: true, test: { name: 'webgpu', include: WEBGPU_FILES, env: { LIVEPORTRAIT_BACKEND: 'webgpu' } } },
     ],
   },

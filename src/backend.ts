@@ -1,10 +1,14 @@
 /**
  * Backend selection.
  *
- * Order when nothing is asked for: a native TensorFlow binding if the user has
- * installed one (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`,
- * both optional and never installed by us), then the WebAssembly backend, then
- * the plain JavaScript `cpu` backend. The choice can be forced by the `backend`
+ * Order when nothing is asked for (`auto`): a native TensorFlow binding if the
+ * user has installed one (`@tensorflow/tfjs-node-gpu`, then
+ * `@tensorflow/tfjs-node`, both optional and never installed by us; Node
+ * only), then WebGPU when its adapter is a hardware GPU, then the WebAssembly
+ * backend, then the plain JavaScript `cpu` backend. A software adapter
+ * (SwiftShader, Mesa's llvmpipe/lavapipe, WARP: `isSoftwareAdapter`) runs
+ * about 20x slower than wasm, so `auto` passes over it; it is used when
+ * `webgpu` is asked for by name. The choice can be forced by the `backend`
  * option or the environment variable `LIVEPORTRAIT_BACKEND`.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -21,6 +25,15 @@ export interface BackendInfo {
   reason: 'option' | 'env' | 'auto';
   /** The GPU adapter, for webgpu: e.g. "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6) 0.0.1, software". */
   device?: string;
+  /**
+   * With `auto` on another backend than webgpu: why webgpu was not taken, in
+   * a few words, e.g. "webgpu adapter google swiftshader is software" or "no
+   * webgpu adapter (no Vulkan driver found)". Absent when a native binding
+   * was taken (webgpu is not looked at then).
+   */
+  webgpuSkipped?: string;
+  /** With `auto`: the software adapter it passed over (used when webgpu is asked for by name). */
+  softwareAdapter?: GpuAdapterInfo;
 }
 
 export interface BackendOptions {
@@ -36,6 +49,8 @@ export const BACKEND_ENV = 'LIVEPORTRAIT_BACKEND';
 const KNOWN = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'];
 
 let current: BackendInfo | undefined;
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 /** The backend chosen by the last `initBackend`, if any. */
 export function backendInfo(): BackendInfo | undefined {
@@ -75,7 +90,6 @@ async function tryNative(): Promise<string | undefined> {
  */
 async function withLogicalCores<T>(threads: number | undefined, run: () => Promise<T>): Promise<T> {
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
   if (!threads || threads <= 0 || !nav || isNode || typeof nav.hardwareConcurrency !== 'number' || threads <= Math.floor(nav.hardwareConcurrency / 2)) return run();
   const own = Object.getOwnPropertyDescriptor(nav, 'hardwareConcurrency');
   try {
@@ -160,10 +174,38 @@ export async function readAdapterInfo(adapter: GpuAdapterLike): Promise<GpuAdapt
   };
 }
 
+/**
+ * Words a software (CPU) WebGPU adapter has in its info, as Dawn and Chromium
+ * report them: SwiftShader (Chromium: vendor "google", architecture
+ * "swiftshader"; description "SwiftShader Device (Subzero)" with developer
+ * features), Mesa's llvmpipe through lavapipe (Dawn: vendor "mesa",
+ * architecture "software", description "llvmpipe: Mesa …"), softpipe, and
+ * Microsoft's Basic Render Driver (WARP).
+ */
+const SOFTWARE_WORDS = /swiftshader|llvmpipe|lavapipe|softpipe|software|basic render/i;
+
+/**
+ * Whether a WebGPU adapter is a software implementation running on the CPU
+ * (SwiftShader, llvmpipe/lavapipe, softpipe, WARP) rather than a GPU: its
+ * `isFallbackAdapter`, or its vendor, architecture, device or description
+ * naming one (architecture "warp" is Dawn's name for WARP). `auto` takes
+ * webgpu only when this is false.
+ */
+export function isSoftwareAdapter(info: Partial<GpuAdapterInfo>): boolean {
+  if (info.isFallbackAdapter) return true;
+  if ((info.architecture ?? '').trim().toLowerCase() === 'warp') return true;
+  return [info.vendor, info.architecture, info.device, info.description].some((s) => typeof s === 'string' && SOFTWARE_WORDS.test(s));
+}
+
+/** The adapter's name: its description, else vendor, architecture and device ("google swiftshader"). */
+function adapterName(a: GpuAdapterInfo): string {
+  return a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
 /** "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6), software" from an adapter's info. */
 export function describeAdapter(a: GpuAdapterInfo): string {
-  const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
-  return a.isFallbackAdapter ? `${name}, software` : name;
+  const name = adapterName(a);
+  return isSoftwareAdapter(a) ? `${name}, software` : name;
 }
 
 export const NO_DRIVER_HINT = "install your GPU's Vulkan driver (or a software one: apt-get install mesa-vulkan-drivers), or run with --backend wasm";
@@ -177,13 +219,53 @@ export interface GpuProvider {
   install(): Promise<{ ok: true } | { ok: false; reason: string }>;
   /** Why the installed navigator.gpu gave no adapter, in one line. */
   adapterFailure(): string;
+  /**
+   * For `auto`: the adapter's info without installing anything in this
+   * process (nothing left alive, nothing printed), or in a few words why
+   * there is none.
+   */
+  probe?(): Promise<GpuProbe>;
 }
+
+/** The adapter a WebGPU probe found, or in a few words why none. */
+export type GpuProbe = { ok: true; info: GpuAdapterInfo } | { ok: false; reason: string };
 
 let gpuProvider: GpuProvider | undefined;
 
 /** Register how navigator.gpu is made where there is none (Node adapters do this on import). */
 export function setGpuProvider(p: GpuProvider): void {
   gpuProvider = p;
+}
+
+let providerProbe: Promise<GpuProbe> | undefined;
+
+/**
+ * The adapter webgpu would run on, for `auto`: navigator.gpu's where there is
+ * one (a page), else the provider's probe (Node: Dawn in a child process,
+ * once per process), else why there is none.
+ */
+async function probeWebGpu(): Promise<GpuProbe> {
+  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (gpu) {
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+    return adapter ? { ok: true, info: await readAdapterInfo(adapter) } : { ok: false, reason: 'no webgpu adapter' };
+  }
+  if (gpuProvider?.probe) return (providerProbe ??= gpuProvider.probe().catch((e) => ({ ok: false, reason: `webgpu probe failed: ${String((e as Error)?.message ?? e).split('\n')[0]}` })));
+  return { ok: false, reason: isNode ? 'no webgpu: no navigator.gpu (import liveportrait-tfjs/node for Dawn\'s binding)' : 'no webgpu in this browser (no navigator.gpu)' };
+}
+
+/**
+ * `auto`'s WebGPU step: the webgpu backend when the probe finds a hardware
+ * adapter and the backend starts; else why not (a software adapter, none, or
+ * a failed start), and the others are tried.
+ */
+async function tryAutoWebGpu(): Promise<{ ok: true } | { ok: false; reason: string; software?: GpuAdapterInfo }> {
+  const p = await probeWebGpu();
+  if (!p.ok) return p;
+  if (isSoftwareAdapter(p.info)) return { ok: false, reason: `webgpu adapter ${adapterName(p.info)} is software`, software: p.info };
+  const r = await tryWebGpu();
+  if (r.ok) return r;
+  return { ok: false, reason: `webgpu: ${r.reason.replace(/(;|,? or) run with --backend wasm$/, '')}` };
 }
 
 /** The webgpu backend, or a one-line reason why it cannot start. */
@@ -217,7 +299,9 @@ async function tryWebGpu(): Promise<{ ok: true } | { ok: false; reason: string }
   const warn = console.warn;
   // tfjs reports a failing backend factory through console.warn and resolves false.
   console.warn = (...a: unknown[]) => {
-    failure ||= a.map(String).join(' ').split('\n')[0];
+    // "Initialization of backend webgpu failed", then the error itself: keep the error.
+    const line = a.map((x) => String((x as Error)?.message ?? x)).join(' ').split('\n')[0];
+    if (!failure || /^Initialization of backend/.test(failure)) failure = line;
   };
   try {
     if (await tf.setBackend('webgpu')) return { ok: true };
@@ -242,6 +326,8 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
     throw new BackendError(`Unknown backend '${asked}' in ${where}: use one of ${KNOWN.join(', ')}.`);
   }
   let provider: string | undefined;
+  let webgpuSkipped: string | undefined;
+  let softwareAdapter: GpuAdapterInfo | undefined;
   if (asked === 'tensorflow') {
     provider = await tryNative();
     if (!provider)
@@ -260,7 +346,15 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
     await tf.setBackend('cpu');
     provider = '@tensorflow/tfjs-backend-cpu';
   } else {
-    provider = await tryNative();
+    provider = isNode ? await tryNative() : undefined;
+    if (!provider) {
+      const gpu = await tryAutoWebGpu();
+      if (gpu.ok) provider = '@tensorflow/tfjs-backend-webgpu';
+      else {
+        webgpuSkipped = gpu.reason;
+        softwareAdapter = gpu.software;
+      }
+    }
     if (!provider && (await tryWasm(opts.wasmThreads))) provider = '@tensorflow/tfjs-backend-wasm';
     if (!provider) {
       await tf.setBackend('cpu');
@@ -270,9 +364,12 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendInf
   await tf.ready();
   current = { name: tf.getBackend(), provider, reason };
   if (current.name === 'webgpu' && adapterInfo) current.device = describeAdapter(adapterInfo);
+  if (webgpuSkipped) current.webgpuSkipped = webgpuSkipped;
+  if (softwareAdapter) current.softwareAdapter = softwareAdapter;
   const log = opts.log ?? true;
   if (log) {
-    const line = `liveportrait: backend ${current.name} (${current.provider}${current.device ? `, ${current.device}` : ''}, ${current.reason})`;
+    const skipped = webgpuSkipped ? `; ${webgpuSkipped}${softwareAdapter ? ': ask for --backend webgpu to use it' : ''}` : '';
+    const line = `liveportrait: backend ${current.name} (${current.provider}${current.device ? `, ${current.device}` : ''}, ${current.reason}${skipped})`;
     if (typeof log === 'function') log(line);
     else console.error(line);
   }

@@ -21,7 +21,7 @@
  * portrait.dispose();
  * await lp.dispose();
  */
-export { initBackend, backendInfo, backendMemory, gpuAdapterInfo, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
+export { initBackend, backendInfo, backendMemory, gpuAdapterInfo, isSoftwareAdapter, BACKEND_ENV, type BackendInfo, type BackendOptions, type BackendName, type GpuAdapterInfo } from './backend.js';
 export { LivePortraitError, InputError, WeightsError, BackendError, LipArrayMissingError, NoFaceError, FaceIndexError } from './errors.js';
 
 // The animation pipeline

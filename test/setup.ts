@@ -1,6 +1,6 @@
 // Every test process starts on the backend chosen the library's way
-// (LIVEPORTRAIT_BACKEND, else auto: native, wasm, cpu), quietly. The webgpu
-// test project sets LIVEPORTRAIT_BACKEND=webgpu; where no adapter exists
+// (LIVEPORTRAIT_BACKEND, else auto), quietly. The wasm test project sets
+// LIVEPORTRAIT_BACKEND=wasm and the webgpu one LIVEPORTRAIT_BACKEND=webgpu; where no adapter exists
 // (no Vulkan driver), its suites are skipped with the reason printed, and
 // with CI=true they fail instead (see describeParity / describeBackend).
 import '../src/node/dawn.js'; // registers Dawn's navigator.gpu for the webgpu backend

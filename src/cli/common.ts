@@ -35,7 +35,7 @@ export function withModelOptions<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('backend', {
       type: 'string',
       choices: ['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu'],
-      describe: 'TensorFlow.js backend: auto picks tfjs-node(-gpu) if installed, else wasm, else cpu. [default: $LIVEPORTRAIT_BACKEND, else auto]',
+      describe: 'TensorFlow.js backend: auto picks tfjs-node(-gpu) if installed, else webgpu on a hardware GPU (a software adapter such as lavapipe or SwiftShader only by name), else wasm, else cpu. [default: $LIVEPORTRAIT_BACKEND, else auto]',
       group: MODEL_GROUP,
     })
     .option('workers', {

@@ -17,7 +17,7 @@
  * reading the same tensor (and by the depth taps of a 3-D convolution).
  */
 import * as tf from '@tensorflow/tfjs';
-import { gpuAdapterInfo } from '../backend.js';
+import { gpuAdapterInfo, isSoftwareAdapter } from '../backend.js';
 import type { Disposable } from './core.js';
 
 /** Bᵀ of F(2×2, 3×3): row i of the input transform. */
@@ -262,7 +262,7 @@ const WINOGRAD_BACKENDS = new Set(['wasm', 'cpu']);
 function winogradBackend(): boolean {
   const backend = tf.getBackend();
   if (WINOGRAD_BACKENDS.has(backend)) return true;
-  return backend === 'webgpu' && gpuAdapterInfo()?.isFallbackAdapter === true;
+  return backend === 'webgpu' && isSoftwareAdapter(gpuAdapterInfo() ?? {});
 }
 
 /**

@@ -55,6 +55,7 @@ export async function launch(flags: string[]): Promise<Browser> {
 /** web/src/ui.ts's `state`, as the tests read it. */
 export type PageState = {
   backend: string;
+  backendNote: string;
   threads?: number;
   weights: string;
   weightsFiles: Record<string, { loaded: number; total: number; updates: number }>;

@@ -13,6 +13,7 @@ import {
   LivePortraitError,
   WeightsError,
   downloadOfficialWeights,
+  gpuAdapterInfo,
   initBackend,
   prepareImage,
   useFaceDetector,
@@ -39,20 +40,13 @@ async function init(backend: string): Promise<void> {
   useFaceDetector(() => FaceDetector.load({ detector: `${base}models/blazeface.json`, mesh: `${base}models/facemesh.json` }));
   // tfjs-backend-wasm's default is half the logical cores (1 on a 2-core machine): ask for all of them,
   // which it uses when the page is cross-origin isolated (the threaded SIMD build), else 1.
+  // 'auto' is the library's: webgpu on a hardware adapter only, else wasm (its reason comes back in webgpuSkipped).
   const info = await initBackend({ backend, log: false, wasmThreads: wasmThreads ?? navigator.hardwareConcurrency });
   const threads = info.name === 'wasm' ? getThreadsCount() : undefined;
-  let adapter: string | undefined;
-  if (info.name === 'webgpu') {
-    const a = (await (navigator as unknown as { gpu: GPU }).gpu.requestAdapter()) as { info?: { vendor?: string; architecture?: string } } | null;
-    adapter = a ? `${a.info?.vendor ?? ''} ${a.info?.architecture ?? ''}`.trim() : undefined;
-  }
-  post({ type: 'ready', backend: info.name, provider: info.provider, threads, adapter });
-}
-
-async function chooseAuto(): Promise<string> {
-  const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
-  if (gpu && (await gpu.requestAdapter().catch(() => null))) return 'webgpu';
-  return 'wasm';
+  const a = info.name === 'webgpu' ? gpuAdapterInfo() : undefined;
+  const adapter = a ? `${a.vendor} ${a.architecture}`.trim() || a.description || undefined : undefined;
+  const note = info.webgpuSkipped ? `${info.webgpuSkipped}${info.softwareAdapter ? ': choose WebGPU above to use it' : ''}` : undefined;
+  post({ type: 'ready', backend: info.name, provider: info.provider, threads, adapter, note });
 }
 
 function replaceModel(next: LivePortrait): void {
@@ -133,14 +127,7 @@ async function handle(msg: ToEngine): Promise<void> {
       case 'init': {
         base = msg.base;
         wasmThreads = msg.threads;
-        const want = msg.backend === 'auto' ? await chooseAuto() : msg.backend;
-        try {
-          await init(want);
-        } catch (e) {
-          if (msg.backend !== 'auto' || want === 'wasm') throw e;
-          post({ type: 'log', line: `webgpu failed (${describe(e)}); using wasm` });
-          await init('wasm');
-        }
+        await init(msg.backend);
         // networks live on the backend they were built on: the page reloads the weights
         if (lp) {
           forgetPrepared();

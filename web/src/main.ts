@@ -64,7 +64,8 @@ function onMessage(m: FromEngine): void {
     case 'ready':
       state.backend = m.backend;
       state.threads = m.threads;
-      $('backend-status').textContent = `running on ${m.backend}${m.threads !== undefined ? ` (${m.threads} thread${m.threads === 1 ? '' : 's'}${crossOriginIsolated ? ', cross-origin isolated' : ', not cross-origin isolated: 1 thread'})` : ''}${m.adapter ? ` — adapter ${m.adapter}` : ''}`;
+      state.backendNote = m.note ?? '';
+      $('backend-status').textContent = `running on ${m.backend}${m.threads !== undefined ? ` (${m.threads} thread${m.threads === 1 ? '' : 's'}${crossOriginIsolated ? ', cross-origin isolated' : ', not cross-origin isolated: 1 thread'})` : ''}${m.adapter ? ` — adapter ${m.adapter}` : ''}${m.note ? ` — ${m.note}` : ''}`;
       if (state.weights === '') $('weights-status').textContent = 'no weights loaded';
       else {
         state.weights = '';

@@ -96,7 +96,8 @@ export interface VideoResult {
 }
 
 export type FromEngine =
-  | { type: 'ready'; backend: string; provider: string; threads?: number; adapter?: string }
+  /** `note`: with auto on another backend, why webgpu was not taken (e.g. its adapter is software). */
+  | { type: 'ready'; backend: string; provider: string; threads?: number; adapter?: string; note?: string }
   | { type: 'weights-ready'; label: string; seconds: number }
   | { type: 'weights-progress'; file: string; loaded: number; total?: number }
   | { type: 'progress'; progress: Progress }

@@ -7,6 +7,8 @@ export const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.g
 export const state = {
   backend: '',
   threads: undefined as number | undefined,
+  /** With auto on another backend: why webgpu was not taken ('' otherwise). */
+  backendNote: '',
   weights: '',
   /** The files of the weights being loaded: bytes so far, of total, and how many progress reports. */
   weightsFiles: {} as Record<string, { loaded: number; total: number; updates: number }>,
