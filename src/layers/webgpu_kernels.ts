@@ -161,18 +161,8 @@ export function gridSample3dGpu(input: tf.Tensor5D, grid: tf.Tensor5D): tf.Tenso
   return run<tf.Tensor5D>(GRID_SAMPLE, { x: input, grid });
 }
 
-// ---------------------------------------------------------------------------
-// Instance-norm statistics: per image and channel of x [N, H, W, C], the mean
-// and the biased variance over H·W (mean first, then the mean of the squared
-// differences from it, as tf.moments), into [N, 2, C]. One workgroup a
-// (n, c): its threads take every WORKGROUP-th pixel, then a tree sum.
-
-const STATS = 'LivePortraitInstanceNormStats';
-register(STATS, ['x'], (ins) => {
-  const [n, , , c] = ins[0].shape;
-  const program = flatProgram(STATS, ['x'], [n, 2, c], '', 'pixels : i32,');
-  program.dispatch = [n * c, 1, 1];
-  program.getUserCode = () => `var<workgroup> partial : array<f32, ${WORKGROUP}>;
+/** WGSL: the sum of one value from each thread of a workgroup (every thread must call it). */
+const WORKGROUP_SUM = `var<workgroup> partial : array<f32, ${WORKGROUP}>;
 fn workgroupSum(v : f32) -> f32 {
   partial[localId.x] = v;
   workgroupBarrier();
@@ -183,14 +173,42 @@ fn workgroupSum(v : f32) -> f32 {
   let total = partial[0];
   workgroupBarrier();
   return total;
-}
+}`;
+
+/**
+ * A program with one workgroup per image and channel of x [N, H, W, C]: the
+ * body sees n, c, `base` (the index of x[n, 0, 0, c]) and uniforms.pixels
+ * (H·W), and its threads step through the pixels WORKGROUP apart.
+ */
+function perChannel(key: string, x: tf.TensorInfo, outputShape: number[], body: string): ReturnType<Build> {
+  const [n, h, w, c] = x.shape;
+  const program = flatProgram(key, ['x'], outputShape, '', 'pixels : i32,');
+  program.dispatch = [n * c, 1, 1];
+  program.getUserCode = () => `${WORKGROUP_SUM}
 fn main(index : i32) {
   let item = index / ${WORKGROUP};
   let channels = uniforms.xShape[3];
   let n = item / channels;
   let c = item - n * channels;
   let base = n * uniforms.pixels * channels + c;
-  var s = 0.0;
+${body}
+}`;
+  return { program, uniforms: [{ type: 'int32', data: [h * w] }] };
+}
+
+// ---------------------------------------------------------------------------
+// Instance-norm statistics: per image and channel of x [N, H, W, C], the mean
+// and the biased variance over H·W (mean first, then the mean of the squared
+// differences from it, as tf.moments), into [N, 2, C]. One workgroup a
+// (n, c): its threads take every WORKGROUP-th pixel, then a tree sum.
+
+const STATS = 'LivePortraitInstanceNormStats';
+register(STATS, ['x'], (ins) =>
+  perChannel(
+    STATS,
+    ins[0],
+    [ins[0].shape[0], 2, ins[0].shape[3]],
+    `  var s = 0.0;
   for (var p = i32(localId.x); p < uniforms.pixels; p = p + ${WORKGROUP}) { s = s + x[base + p * channels]; }
   let mean = workgroupSum(s) / f32(uniforms.pixels);
   var q = 0.0;
@@ -202,11 +220,9 @@ fn main(index : i32) {
   if (localId.x == 0u) {
     setOutputAtCoords(n, 0, c, mean);
     setOutputAtCoords(n, 1, c, variance);
-  }
-}`;
-  const [, h, w] = ins[0].shape;
-  return { program, uniforms: [{ type: 'int32', data: [h * w] }] };
-});
+  }`,
+  ),
+);
 
 /** Per image and channel of x [N, H, W, C], the mean and biased variance over H·W: [N, 2, C]. One dispatch. */
 export function instanceNormStats(x: tf.Tensor4D): tf.Tensor3D {
@@ -300,32 +316,20 @@ export function geluErf<T extends tf.Tensor>(u: T): T {
 // then the scales (a thread each).
 
 const SUM_SQUARES = 'LivePortraitSpatialSumOfSquares';
-register(SUM_SQUARES, ['x'], (ins) => {
-  const [n, h, w, c] = ins[0].shape;
-  const program = flatProgram(SUM_SQUARES, ['x'], [n, c], '', 'pixels : i32,');
-  program.dispatch = [n * c, 1, 1];
-  program.getUserCode = () => `var<workgroup> partial : array<f32, ${WORKGROUP}>;
-fn main(index : i32) {
-  let item = index / ${WORKGROUP};
-  let channels = uniforms.xShape[3];
-  let n = item / channels;
-  let c = item - n * channels;
-  let base = n * uniforms.pixels * channels + c;
-  var s = 0.0;
+register(SUM_SQUARES, ['x'], (ins) =>
+  perChannel(
+    SUM_SQUARES,
+    ins[0],
+    [ins[0].shape[0], ins[0].shape[3]],
+    `  var s = 0.0;
   for (var p = i32(localId.x); p < uniforms.pixels; p = p + ${WORKGROUP}) {
     let v = x[base + p * channels];
     s = s + v * v;
   }
-  partial[localId.x] = s;
-  workgroupBarrier();
-  for (var half = ${WORKGROUP / 2}u; half > 0u; half = half / 2u) {
-    if (localId.x < half) { partial[localId.x] = partial[localId.x] + partial[localId.x + half]; }
-    workgroupBarrier();
-  }
-  if (localId.x == 0u) { setOutputAtCoords(n, c, partial[0]); }
-}`;
-  return { program, uniforms: [{ type: 'int32', data: [h * w] }] };
-});
+  let total = workgroupSum(s);
+  if (localId.x == 0u) { setOutputAtCoords(n, c, total); }`,
+  ),
+);
 
 const GRN_SCALE = 'LivePortraitGrnScale';
 register(GRN_SCALE, ['sums', 'gamma'], (ins, a) => {
