@@ -230,7 +230,7 @@ async function main(): Promise<number> {
         report.frame = {
           frames: p.frames,
           ms: after ? round(p.secondsPerFrame * 1000) : null,
-          fps: after ? round(p.fps, 4) : null,
+          fps: after ? sig(p.fps) : null,
           firstFrameS: round(p.firstFrameS, 2),
           seconds: round(p.seconds, 2),
           ...(after ? {} : { note: 'one frame only: ms and fps are taken after the first frame (--frames 2 or more)' }),
@@ -261,7 +261,7 @@ async function main(): Promise<number> {
     });
     if (r.result) {
       const { fp32, autocastFp16, ...rest } = r.result;
-      report.reference = { ...rest, wgMs: round(fp32.msPerFrame)!, wgMsMin: round(fp32.msMin)!, wgFps: round(fp32.fps, 4)!, frames: fp32.frames, autocastFp16WgMs: round(autocastFp16?.msPerFrame) };
+      report.reference = { ...rest, wgMs: round(fp32.msPerFrame)!, wgMsMin: round(fp32.msMin)!, wgFps: sig(fp32.fps)!, frames: fp32.frames, autocastFp16WgMs: round(autocastFp16?.msPerFrame) };
       log(`reference W + G: ${fp32.msPerFrame.toFixed(2)} ms/frame on ${rest.deviceName} (torch ${rest.torch})`);
       const wg = report.networks.W?.ms != null && report.networks.G?.ms != null ? report.networks.W.ms + report.networks.G.ms : null;
       const frameOver = report.frame?.ms != null ? sig(report.frame.ms / fp32.msPerFrame) : null;

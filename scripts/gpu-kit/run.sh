@@ -72,7 +72,7 @@ while [ $# -gt 0 ]; do
     --backend) [[ $val == webgpu || $val == cpu ]] || bad "--backend $val: the kit has webgpu and cpu only" ;;
     --frames | --seed | --reference-warmup) is_int "$val" || bad "$flag needs an integer ≥ 0, not '$val'" ;;
     --runs | --warmup | --reference-frames) is_int "$val" && [ "$val" -ge 1 ] || bad "$flag needs an integer ≥ 1, not '$val'" ;;
-    --timeout) is_int "$val" && [ "$val" -ge 10 ] || bad "--timeout needs whole seconds ≥ 10, not '$val'"; timeout_s=$val ;;
+    --timeout) is_int "$val" && [ "$val" -ge 10 ] || bad "--timeout needs whole seconds ≥ 10, not '$val'"; timeout_s=$val; continue ;;
     --only) [[ ${val^^} =~ ^(NONE|[FMWGS](,[FMWGS])*)$ ]] || bad "--only $val: use a list of F, M, W, G, S, or none" ;;
     --reference-device) [[ $val == auto || $val == cuda || $val == cpu ]] || bad "--reference-device $val: use auto, cuda or cpu" ;;
   esac
