@@ -38,6 +38,7 @@ import { gpuAdapterInfo, initBackend } from '../src/backend.js';
 import '../src/node/dawn.js';
 import { type Bench, type NetId, ORDER, type Result, build, measure, sync } from './bench/networks.js';
 import { type PipelineResult, pipeline } from './bench/pipeline.js';
+import { parseOnly, walkFlags } from './bench/flags.js';
 import { type CostReport, costOf, formatCost, frameCost } from './bench/profile.js';
 
 interface Args {
@@ -59,18 +60,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const args: Args = { runs: 3, warmup: 1, only: ORDER, batch: 1, seed: 1, json: false, layers: false, pipeline: 0, profile: false, dryRun: false };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number): number => {
-      const v = Number(value());
-      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer ≥ ${min}`);
-      return v;
-    };
+  walkFlags(argv, (flag, { value, int }) => {
     if (flag === '--backend') args.backend = value();
     else if (flag === '--runs') args.runs = int(1);
     else if (flag === '--warmup') args.warmup = int(1);
@@ -82,15 +72,13 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--dry-run') args.dryRun = true;
     else if (flag === '--pipeline') args.pipeline = int(1);
     else if (flag === '--workers') args.workers = int(0);
-    else if (flag === '--only') {
-      const ids = value().toUpperCase().split(',').map((s) => s.trim()).filter((id) => id !== 'NONE');
-      for (const id of ids) if (!ORDER.includes(id as NetId)) throw new Error(`--only: unknown network '${id}' (use F, M, W, G, S)`);
-      args.only = ORDER.filter((id) => ids.includes(id));
-    } else if (flag === '--help' || flag === '-h') {
+    else if (flag === '--only') args.only = parseOnly(value());
+    else if (flag === '--help' || flag === '-h') {
       console.log('npm run bench -- [--backend NAME|all] [--runs N] [--warmup N] [--only F,M,W,G,S|none] [--batch N] [--seed N] [--layers] [--profile [--dry-run]] [--pipeline FRAMES] [--workers N] [--json]');
       process.exit(0);
-    } else throw new Error(`unknown option '${argv[i]}'`);
-  }
+    } else return false;
+    return true;
+  });
   return args;
 }
 /** 3 significant digits below 100, whole numbers above. */

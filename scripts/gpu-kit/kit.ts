@@ -20,6 +20,7 @@ import { gpuAdapterInfo, initBackend, type GpuAdapterInfo } from '../../src/back
 import '../../src/node/dawn.js';
 import { type NetId, ORDER, type Result, build, measure } from '../bench/networks.js';
 import { type PipelineResult, pipeline } from '../bench/pipeline.js';
+import { parseOnly, walkFlags } from '../bench/flags.js';
 import { type ReferenceReport, referenceWG } from './reference.js';
 
 /** Filled in by build.sh (esbuild --define); absent when run from the checkout with tsx. */
@@ -49,43 +50,32 @@ interface Args {
 
 export function parseArgs(argv: string[]): Args {
   const a: Args = { backend: 'webgpu', frames: 10, runs: 3, warmup: 2, only: ORDER, seed: 1, timeoutS: 480, referenceDevice: 'auto', noReference: false };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    const int = (min: number): number => {
-      const v = Number(value());
-      if (!Number.isInteger(v) || v < min) throw new Error(`${flag} needs an integer ≥ ${min}`);
-      return v;
-    };
-    if (flag === '--backend') {
-      const b = value();
-      if (b !== 'webgpu' && b !== 'cpu') throw new Error(`--backend ${b}: the kit has webgpu and cpu only`);
-      a.backend = b;
-    } else if (flag === '--frames') a.frames = int(0);
-    else if (flag === '--runs') a.runs = int(1);
-    else if (flag === '--warmup') a.warmup = int(1);
-    else if (flag === '--seed') a.seed = int(0);
-    else if (flag === '--timeout') a.timeoutS = int(10);
-    else if (flag === '--reference') a.reference = value();
-    else if (flag === '--bench-wg') a.benchWg = value();
-    else if (flag === '--python') a.python = value();
-    else if (flag === '--reference-frames') a.referenceFrames = int(1);
-    else if (flag === '--reference-warmup') a.referenceWarmup = int(0);
-    else if (flag === '--reference-device') {
-      const d = value();
-      if (d !== 'auto' && d !== 'cuda' && d !== 'cpu') throw new Error(`--reference-device ${d}: use auto, cuda or cpu`);
-      a.referenceDevice = d;
-    } else if (flag === '--no-reference') a.noReference = true;
-    else if (flag === '--only') {
-      const ids = value().toUpperCase().split(',').map((s) => s.trim()).filter((id) => id !== 'NONE' && id !== '');
-      for (const id of ids) if (!ORDER.includes(id as NetId)) throw new Error(`--only: unknown network '${id}' (use F, M, W, G, S)`);
-      a.only = ORDER.filter((id) => ids.includes(id));
-    } else throw new Error(`unknown option '${argv[i]}' (${USAGE})`);
-  }
+  const oneOf = <T extends string>(flag: string, v: string, allowed: readonly T[], why: string): T => {
+    if (!(allowed as readonly string[]).includes(v)) throw new Error(`${flag} ${v}: ${why}`);
+    return v as T;
+  };
+  walkFlags(
+    argv,
+    (flag, { value, int }) => {
+      if (flag === '--backend') a.backend = oneOf(flag, value(), ['webgpu', 'cpu'] as const, 'the kit has webgpu and cpu only');
+      else if (flag === '--frames') a.frames = int(0);
+      else if (flag === '--runs') a.runs = int(1);
+      else if (flag === '--warmup') a.warmup = int(1);
+      else if (flag === '--seed') a.seed = int(0);
+      else if (flag === '--timeout') a.timeoutS = int(10);
+      else if (flag === '--reference') a.reference = value();
+      else if (flag === '--bench-wg') a.benchWg = value();
+      else if (flag === '--python') a.python = value();
+      else if (flag === '--reference-frames') a.referenceFrames = int(1);
+      else if (flag === '--reference-warmup') a.referenceWarmup = int(0);
+      else if (flag === '--reference-device') a.referenceDevice = oneOf(flag, value(), ['auto', 'cuda', 'cpu'] as const, 'use auto, cuda or cpu');
+      else if (flag === '--no-reference') a.noReference = true;
+      else if (flag === '--only') a.only = parseOnly(value());
+      else return false;
+      return true;
+    },
+    USAGE,
+  );
   return a;
 }
 
