@@ -14,6 +14,7 @@ import { SPADE } from '../src/layers/spade.js';
 import { ConvNeXtV2Block, LayerNorm, convNeXtV2BlockSpecs } from '../src/layers/convnext.js';
 import { syntheticTensor } from '../src/models/synthetic.js';
 import { gpuKernels } from '../src/layers/webgpu_kernels.js';
+import { TapRecorder } from '../src/layers/taps.js';
 import { describeBackend } from './helpers/parity.js';
 
 const ENV = 'LIVEPORTRAIT_GPU_KERNELS';
@@ -128,6 +129,17 @@ describeBackend('fused webgpu kernels against the tfjs-op paths', () => {
       console.log(`SPADE (LeakyReLU ${slope ?? 'none'}): fused vs op chain max abs ${diff.toExponential(2)}`);
       expect(diff).toBeLessThan(2e-6);
     }
+    // With a tap, the fused path still offers the reference's intermediate tensors (made only when asked for).
+    const tapped = (on: boolean) =>
+      withKernels(on, () => {
+        const rec = new TapRecorder(['param_free_norm', '']);
+        tf.dispose(spade.apply(x, seg, rec.tap, 0.2));
+        return rec;
+      });
+    const [fusedTaps, opTaps] = [tapped(true), tapped(false)];
+    for (const path of ['param_free_norm', '']) expect(await maxAbs(fusedTaps.calls(path)[0], opTaps.calls(path)[0])).toBeLessThan(2e-6);
+    fusedTaps.dispose();
+    opTaps.dispose();
     tf.dispose([x, seg]);
     spade.dispose();
   });

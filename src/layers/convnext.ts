@@ -11,6 +11,7 @@ import { geluErf, gpuKernels, grnScaleGpu, normalizeLastAxisGpu } from './webgpu
 
 /** (x - mean) / sqrt(var + eps) over the last axis, biased variance, without affine. */
 export function normalizeLastAxis<T extends tf.Tensor>(x: T, eps: number): T {
+  if (gpuKernels()) return normalizeLastAxisGpu(x, eps); // one dispatch on webgpu
   return tf.tidy(() => {
     const d = tf.sub(x, tf.mean(x, -1, true));
     return tf.mul(d, tf.rsqrt(tf.add(tf.mean(tf.square(d), -1, true), eps)));
@@ -34,7 +35,7 @@ export class LayerNorm implements Disposable {
   }
 
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => tf.add(tf.mul(gpuKernels() ? normalizeLastAxisGpu(x, this.eps) : normalizeLastAxis(x, this.eps), this.weight), this.bias)) as T;
+    return tf.tidy(() => tf.add(tf.mul(normalizeLastAxis(x, this.eps), this.weight), this.bias)) as T;
   }
 
   dispose(): void {
@@ -72,12 +73,17 @@ export class GRN implements Disposable {
   }
 }
 
-/** GRN's per-sample, per-channel factor γ·N + 1 [N, 1, 1, C], so that GRN(x) = x · factor + β. */
-export function grnScale(x: tf.Tensor4D, gamma: tf.Tensor1D, eps: number): tf.Tensor4D {
+/**
+ * GRN's per-sample, per-channel factor γ·N + 1 [N, 1, 1, C], so that
+ * GRN(x) = x · factor + β; times `post` where given. Two dispatches on webgpu.
+ */
+export function grnScale(x: tf.Tensor4D, gamma: tf.Tensor1D, eps: number, post?: number): tf.Tensor4D {
+  if (gpuKernels()) return grnScaleGpu(x, gamma, eps, post);
   return tf.tidy(() => {
     const gx = tf.sqrt(tf.sum(tf.square(x), [1, 2], true)); // [N, 1, 1, C]
     const nx = tf.div(gx, tf.add(tf.mean(gx, -1, true), eps));
-    return tf.add(tf.mul(nx, gamma), 1);
+    const factor = tf.add(tf.mul(nx, gamma), 1);
+    return (post === undefined ? factor : tf.mul(factor, post)) as tf.Tensor4D;
   });
 }
 
@@ -148,11 +154,10 @@ export class ConvNeXtV2Block implements Disposable {
       // 7x7 'same' padding at stride 1 is the symmetric padding 3 of the reference.
       const y = tf.fused.depthwiseConv2d({ x, filter: this.dwFilter, strides: 1, pad: 'same', bias: this.dwBias });
       // On webgpu, fused kernels: one each for the norm and the GELU, two for GRN's scale (some 25 dispatches a block become 9).
-      const gpu = gpuKernels();
-      const yn = (gpu ? normalizeLastAxisGpu(y, this.lnEps) : normalizeLastAxis(y, this.lnEps)).reshape([n * hh * ww, c]) as tf.Tensor2D;
+      const yn = normalizeLastAxis(y, this.lnEps).reshape([n * hh * ww, c]) as tf.Tensor2D;
       const u = tf.fused.matMul({ a: yn, b: this.w1, bias: this.b1 });
-      const z = (gpu ? geluErf(u) : tf.mul(u, tf.add(tf.erf(u), 1))).reshape([n, hh, ww, -1]) as tf.Tensor4D;
-      const s = gpu ? grnScaleGpu(z, this.gamma, 1e-6 * Math.SQRT2, Math.SQRT1_2) : tf.mul(grnScale(z, this.gamma, 1e-6 * Math.SQRT2), Math.SQRT1_2);
+      const z = (gpuKernels() ? geluErf(u) : tf.mul(u, tf.add(tf.erf(u), 1))).reshape([n, hh, ww, -1]) as tf.Tensor4D;
+      const s = grnScale(z, this.gamma, 1e-6 * Math.SQRT2, Math.SQRT1_2);
       const g = tf.mul(z, s).reshape([n * hh * ww, -1]) as tf.Tensor2D;
       const out = tf.fused.matMul({ a: g, b: this.w2, bias: this.b2 });
       return tf.add(x, out.reshape([n, hh, ww, c]));

@@ -110,10 +110,7 @@ export class SPADE implements Disposable {
         // Two dispatches for the norm, the modulation and the activation (eleven, with transposes, apart).
         const stats = instanceNormStats(x);
         // Taps get their tensors only when asked for them.
-        tap?.('param_free_norm', () => {
-          const [mean, variance] = tf.split(stats.reshape([x.shape[0], 2, 1, x.shape[3]]), 2, 1).map((t) => t.reshape([x.shape[0], 1, 1, x.shape[3]]));
-          return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.norm.eps)));
-        });
+        tap?.('param_free_norm', () => this.norm.apply(x));
         tap?.('', () => instanceNormModulate(x, stats, gamma, beta, this.norm.eps));
         return instanceNormModulate(x, stats, gamma, beta, this.norm.eps, leakySlope);
       }
